@@ -1,0 +1,185 @@
+"""The training loop: one discriminator step, one generator step, epochs, fit.
+
+Plain functions with explicit arguments (points 7, 8 and 9 of LAB_SPEC.md).
+
+Which network is in which mode: both networks stay in train mode for the
+whole of training, as in the original exercise and in pytorch/examples'
+DCGAN. In the discriminator step the generator only produces fakes (under
+``no_grad``), so none of its parameters can change; its batch-norm running
+statistics (buffers, not weights) are updated by that forward pass, exactly
+as in the generator step, and are used only when sampling in eval mode. In
+the generator step the discriminator judges with batch statistics and
+dropout active, the same function it is being trained as; its parameters
+receive no gradient and its optimizer is not stepped, so they cannot change,
+while its batch-norm running statistics move as in any train-mode forward.
+Each step computes gradients with ``torch.autograd.grad`` with respect to the
+trained network's parameters only, so the other network never even holds a
+``.grad``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+METRICS = ("loss_D", "loss_G", "D_x", "D_G_z")
+
+
+def jitter_labels(labels: torch.Tensor, amount: float) -> torch.Tensor:
+    """Add uniform noise in [-amount, amount] and fold the result back into [0, 1].
+
+    Binary cross entropy needs targets in [0, 1]. Clamping would pile half of
+    the noise onto exactly 0 and 1; reflecting at the bounds instead keeps
+    the jitter uniform: a real label becomes 1 - |u| and a fake one |u|.
+    """
+    noisy = labels + (torch.rand_like(labels) * 2 - 1) * amount
+    noisy = noisy.abs()  # reflect below 0
+    return 1 - (1 - noisy).abs()  # reflect above 1
+
+
+def _apply_gradients(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Gradients of `loss` with respect to `model`'s parameters only, then one optimizer step."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params)
+    for param, grad in zip(params, grads):
+        param.grad = grad
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def d_step(
+    D: nn.Module,
+    G: nn.Module,
+    opt_D: torch.optim.Optimizer,
+    real: torch.Tensor,
+    label_noise: float = 0.05,
+) -> dict[str, torch.Tensor]:
+    """Point 7: one discriminator update on B real images and B fresh fakes.
+
+    Real images are labelled 1 and fakes 0, the labels jittered by
+    ``label_noise``; only D's weights are updated. Returns ``loss_D`` and
+    the mean probabilities ``D_x`` (reals) and ``D_G_z`` (fakes), as
+    0-dimensional tensors on the device (no host synchronisation).
+    """
+    batch = real.shape[0]
+    with torch.no_grad():
+        fake = G(torch.randn(batch, G.latent_dim, device=real.device))
+    images = torch.cat([real, fake])
+    labels = torch.cat([torch.ones(batch, device=real.device), torch.zeros(batch, device=real.device)])
+    labels = jitter_labels(labels, label_noise)
+    logits = D.logits(images)
+    loss_D = F.binary_cross_entropy_with_logits(logits, labels)
+    _apply_gradients(loss_D, D, opt_D)
+    probs = logits.detach().sigmoid()
+    return {"loss_D": loss_D.detach(), "D_x": probs[:batch].mean(), "D_G_z": probs[batch:].mean()}
+
+
+def g_step(D: nn.Module, G: nn.Module, opt_G: torch.optim.Optimizer, batch: int) -> dict[str, torch.Tensor]:
+    """Point 8: one generator update on B fresh fakes labelled 1 (no label noise, no reals).
+
+    Only G's weights are updated. Returns ``loss_G`` as a 0-dimensional tensor.
+    """
+    device = next(G.parameters()).device
+    logits = D.logits(G(torch.randn(batch, G.latent_dim, device=device)))
+    loss_G = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+    _apply_gradients(loss_G, G, opt_G)
+    return {"loss_G": loss_G.detach()}
+
+
+def train_epoch(
+    D: nn.Module,
+    G: nn.Module,
+    opt_D: torch.optim.Optimizer,
+    opt_G: torch.optim.Optimizer,
+    images: torch.Tensor,
+    batch_size: int,
+    *,
+    label_noise: float = 0.05,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Points 7 and 8 over the whole training set once, in a fresh random order.
+
+    `images` is the whole data set as one tensor on the training device; the
+    last batch may be smaller. Losses are summed on the device and read once
+    at the end, so the loop never waits for the GPU. Returns the epoch means
+    of :data:`METRICS`.
+    """
+    order = torch.randperm(images.shape[0], device=images.device)
+    totals = torch.zeros(len(METRICS), device=images.device)
+    batches = order.split(batch_size)
+    for index in tqdm(batches, desc="batches", leave=False, disable=not progress):
+        real = images[index]
+        if augment is not None:
+            real = augment(real)
+        d = d_step(D, G, opt_D, real, label_noise)
+        g = g_step(D, G, opt_G, real.shape[0])
+        totals += torch.stack([d["loss_D"], g["loss_G"], d["D_x"], d["D_G_z"]])
+    means = (totals / len(batches)).tolist()
+    return dict(zip(METRICS, means))
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; `epoch` is the first bad epoch."""
+
+    def __init__(self, epoch: int, stats: dict[str, float]) -> None:
+        self.epoch = epoch
+        self.stats = stats
+        bad = ", ".join(f"{k}={v}" for k, v in stats.items() if not math.isfinite(v))
+        super().__init__(f"training diverged at epoch {epoch} ({bad})")
+
+
+EpochHook = Callable[[int, dict], None]
+
+
+def fit(
+    D: nn.Module,
+    G: nn.Module,
+    opt_D: torch.optim.Optimizer,
+    opt_G: torch.optim.Optimizer,
+    images: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    start_epoch: int = 0,
+    label_noise: float = 0.05,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    hooks: Sequence[EpochHook] = (),
+    progress: bool = True,
+) -> list[dict]:
+    """Train from epoch ``start_epoch + 1`` to ``epochs``; call every hook after every epoch.
+
+    A hook receives ``(epoch, stats)`` where stats holds the epoch's mean
+    losses and probabilities and its wall time in seconds; saving, sampling
+    and logging are hooks (see gan_helpers.train). Raises
+    :class:`TrainingDiverged` before any hook runs if a loss is not finite,
+    so nothing from a broken epoch is saved. Returns every epoch's stats.
+    """
+    D.train()
+    G.train()
+    history = []
+    bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", unit="epoch", disable=not progress)
+    try:
+        for epoch in range(start_epoch + 1, epochs + 1):
+            started = time.perf_counter()
+            stats = train_epoch(
+                D, G, opt_D, opt_G, images, batch_size,
+                label_noise=label_noise, augment=augment, progress=progress,
+            )
+            stats = {"epoch": epoch, **stats, "seconds": round(time.perf_counter() - started, 3)}
+            if not all(math.isfinite(stats[name]) for name in METRICS):
+                raise TrainingDiverged(epoch, {name: stats[name] for name in METRICS})
+            for hook in hooks:
+                hook(epoch, stats)
+            history.append(stats)
+            bar.update(1)
+            bar.set_postfix(loss_D=f"{stats['loss_D']:.3f}", loss_G=f"{stats['loss_G']:.3f}")
+    finally:
+        bar.close()
+    return history

@@ -1,0 +1,42 @@
+"""Seeding and device choice: explicit calls, never import-time side effects."""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from gan_helpers.errors import UserError
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every random number generator the lab draws from (torch on all devices, Python)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' gives CUDA when available and the CPU otherwise; 'cuda' without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was asked for but no CUDA GPU is available; use --device auto or cpu.")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"device must be auto, cpu or cuda, not {name!r}.")
+    return torch.device(name)
+
+
+def rng_state() -> dict:
+    """Every RNG state a training run depends on, as plain tensors and tuples."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` captured (CUDA states only where a GPU is present)."""
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
