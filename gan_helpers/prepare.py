@@ -345,10 +345,14 @@ def cache_key(src: Path, **options: object) -> str:
     return sha.hexdigest()[:16]
 
 
-def prepare_cached(src: str | Path, *, cache_root: Path = CACHE_ROOT, progress: bool = True,
+def prepare_cached(src: str | Path, *, cache_root: Path | None = None, progress: bool = True,
                    **options: object) -> Path:
-    """A prepared copy of `src` in ``cache_root/<key>/``, built once and reused while `src` is unchanged."""
+    """A prepared copy of `src` in ``cache_root/<key>/``, built once and reused while `src` is unchanged.
+
+    `cache_root` defaults to ``data/.cache/prepared``; `options` are those of :func:`prepare_folder`.
+    """
     src = Path(src).expanduser().resolve()
+    cache_root = CACHE_ROOT if cache_root is None else Path(cache_root)
     if not src.is_dir():
         raise UserError(f"Image folder {src} does not exist; pass a folder that holds your pictures.")
     target = cache_root / cache_key(src, **options)

@@ -160,16 +160,18 @@ def build_from_folder(nebulae: Path, dst: Path, *, progress: bool = True) -> Pre
 
 
 def build_default_dataset(dst: Path = DEFAULT_DATA, *, cache: Path = CACHE, deb: Path | None = None,
-                          force: bool = False, progress: bool = True) -> Path:
+                          force: bool = False, progress: bool = True, verbose: bool = True) -> Path:
     """Build the default set in `dst` (idempotent: a complete set is left alone) and return `dst`.
 
     `deb` names an already downloaded ``stellarium-data`` package; by
     default it is fetched with apt into `cache`, which keeps the download
-    and the unpacked photos for later rebuilds.
+    and the unpacked photos for later rebuilds. `verbose` False silences the
+    "nothing to do" message (loading the set on every run).
     """
     dst = Path(dst).expanduser().resolve()
     if not force and is_complete(dst):
-        print(f"{dst} is already complete ({len(list(dst.glob('*.png')))} images); nothing to do.")
+        if verbose:
+            print(f"{dst} is already complete ({len(list(dst.glob('*.png')))} images); nothing to do.")
         return dst
     if dst.exists() and any(dst.iterdir()) and not (dst / MANIFEST).is_file():
         raise UserError(f"{dst} holds files that are not a default data set; move them away or choose another folder.")

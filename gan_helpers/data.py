@@ -1,0 +1,118 @@
+"""Loading a data set for training (point 4): one tensor of 64×64 RGB images in [0, 1].
+
+The whole set fits in memory (a few hundred images are a few MB), so it is
+loaded once as a single tensor on the training device; batches are slices of
+it. Any folder works: a prepared one is read as it is, anything else is
+cleaned first (:func:`gan_helpers.prepare.prepare_cached`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gan_helpers.errors import UserError
+from gan_helpers.paths import DEFAULT_DATA
+from gan_helpers.prepare import IMAGE_SIZE, MANIFEST, prepare_cached, read_manifest
+
+# Files that may sit beside prepared images without making the folder "raw".
+_SIDECARS = {".csv", ".txt", ".md", ".json"}
+
+
+def is_prepared(folder: Path) -> bool:
+    """Whether `folder` is a prepared set: written by prepare, or flat 64×64 RGB PNGs only."""
+    if (folder / MANIFEST).is_file():
+        return True
+    images = []
+    for path in folder.rglob("*"):
+        if path.is_dir() or path.name.startswith(".") or path.suffix.lower() in _SIDECARS:
+            continue
+        if path.parent != folder or path.suffix.lower() != ".png":
+            return False
+        images.append(path)
+    if not images:
+        return False
+    for path in images:  # reads headers only
+        try:
+            with Image.open(path) as image:
+                if image.size != (IMAGE_SIZE, IMAGE_SIZE) or image.mode != "RGB":
+                    return False
+        except OSError:
+            return False
+    return True
+
+
+def image_paths(path: str | Path) -> list[Path]:
+    """The images of a prepared folder in sorted file-name order (the training order)."""
+    folder = Path(path).expanduser()
+    rows = read_manifest(folder)
+    if rows:
+        names = sorted(row.output for row in rows if row.status == "kept")
+        missing = [name for name in names if not (folder / name).is_file()]
+        if missing:
+            raise UserError(f"Prepared folder {folder} lacks {len(missing)} of its images (e.g. {missing[0]}); "
+                            f"prepare it again.")
+        return [folder / name for name in names]
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")),
+                  key=lambda p: p.name)
+
+
+def _is_default(folder: Path) -> bool:
+    return folder.resolve() == DEFAULT_DATA.resolve()
+
+
+def resolve_dataset(path: str | Path | None = None) -> Path:
+    """The prepared folder behind `path`: the default set (built if missing), the folder
+    itself if prepared, or a cached prepared copy of it."""
+    folder = DEFAULT_DATA if path is None else Path(path).expanduser()
+    if _is_default(folder):
+        from gan_helpers.stellarium import build_default_dataset  # needs apt only when the set is missing
+
+        return build_default_dataset(folder, verbose=False)
+    if not folder.exists():
+        raise UserError(f"Image folder {folder} does not exist; pass an existing folder of pictures with --data.")
+    if not folder.is_dir():
+        raise UserError(f"Data path {folder} is a file, not a folder; pass the folder that holds the pictures.")
+    return folder if is_prepared(folder) else prepare_cached(folder)
+
+
+def load_images(paths: list[Path]) -> torch.Tensor:
+    """Prepared PNGs as a float32 tensor (N, 3, 64, 64) in [0, 1] on the CPU."""
+    arrays = []
+    for path in paths:
+        with Image.open(path) as image:
+            if image.size != (IMAGE_SIZE, IMAGE_SIZE):
+                raise UserError(f"Image {path} is {image.size[0]}x{image.size[1]}, not {IMAGE_SIZE}x{IMAGE_SIZE}; "
+                                f"prepare the folder again.")
+            arrays.append(np.asarray(image.convert("RGB")))
+    stacked = torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros(0, IMAGE_SIZE, IMAGE_SIZE, 3, dtype=torch.uint8)
+    return stacked.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def load_dataset(path: str | Path | None = None, *, max_images: int | None = None, min_images: int = 1,
+                 device: str | torch.device = "cpu") -> torch.Tensor:
+    """The data set as one float32 tensor (N, 3, 64, 64) in [0, 1] on `device`.
+
+    `path` None (or the default folder) means the default set, built on
+    first use. Images come in sorted file-name order, so a run is
+    reproducible; `max_images` keeps the first N of that order.
+    """
+    if max_images is not None and max_images < 1:
+        raise UserError(f"max_images is {max_images}; use a positive number, or None for all images.")
+    folder = resolve_dataset(path)
+    paths = image_paths(folder)
+    total = len(paths)
+    paths = paths[:max_images] if max_images is not None else paths
+    if len(paths) < min_images:
+        limit = f" (limited by max_images={max_images} of {total})" if len(paths) < total else ""
+        named = DEFAULT_DATA if path is None else path
+        raise UserError(f"Data set {named} has {len(paths)} usable images{limit} but a batch needs {min_images}; "
+                        f"add images or lower --batch-size.")
+    images = load_images(paths)
+    try:
+        return images.to(device)
+    except (RuntimeError, AssertionError) as error:  # e.g. "cuda" on a machine without a GPU
+        raise UserError(f"Device {device!r} cannot be used here ({error}); choose another device, e.g. 'cpu'.") from None
