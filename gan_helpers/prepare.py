@@ -41,10 +41,12 @@ RECIPE_VERSION = 1
 # within this many levels (of 255) of each other: the percentile ignores a
 # few coloured stars or compression artefacts on an otherwise grey plate.
 GREY_TOLERANCE = 12
-# Perceptual hashes of dark-sky photos (a bright blob on black) collide
-# often, so a hash match only nominates a pair; it is a near duplicate when
-# the two 64×64 images also differ by at most this relative RMS (re-encoded
-# or rescaled copies measure below 0.1, different objects above 0.4).
+# Near duplicates: perceptual hashes (64 bits) at most this many bits apart
+# nominate a pair. Hashes of smooth or dark-sky pictures (a bright blob on
+# black) collide often, so a pair only counts when the two 64×64 images also
+# differ by at most NEAR_DUPLICATE_DIFFERENCE relative RMS: re-encoded or
+# rescaled copies measure below 0.1, different objects above 0.4.
+NEAR_DUPLICATE_BITS = 10
 NEAR_DUPLICATE_DIFFERENCE = 0.25
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
@@ -268,7 +270,7 @@ def write_manifest(folder: Path, rows: Iterable[ManifestRow]) -> None:
 def prepare_files(src: Path, files: list[str], dst: Path, *, size: int = IMAGE_SIZE, min_size: int = IMAGE_SIZE,
                   background: tuple[int, int, int] = (0, 0, 0), drop_greyscale: bool = True,
                   grey_tolerance: int = GREY_TOLERANCE, max_aspect: float | None = 2.0,
-                  near_duplicate_distance: int | None = 4, progress: bool = True) -> PrepareSummary:
+                  near_duplicate_distance: int | None = NEAR_DUPLICATE_BITS, progress: bool = True) -> PrepareSummary:
     """Convert the listed files (relative to `src`) into `dst`; see :func:`prepare_folder`."""
     dst.mkdir(parents=True, exist_ok=True)
     previous = {row.output for row in read_manifest(dst) if row.output}
@@ -310,7 +312,7 @@ def prepare_files(src: Path, files: list[str], dst: Path, *, size: int = IMAGE_S
 def prepare_folder(src: str | Path, dst: str | Path, *, size: int = IMAGE_SIZE, min_size: int = IMAGE_SIZE,
                    background: tuple[int, int, int] = (0, 0, 0), drop_greyscale: bool = True,
                    grey_tolerance: int = GREY_TOLERANCE, max_aspect: float | None = 2.0,
-                   near_duplicate_distance: int | None = 4, progress: bool = True) -> PrepareSummary:
+                   near_duplicate_distance: int | None = NEAR_DUPLICATE_BITS, progress: bool = True) -> PrepareSummary:
     """Clean every file under `src` into size×size RGB PNGs in `dst`, never touching `src`.
 
     Dropped (each with a reason in ``dst/manifest.csv``): empty, non-image,
@@ -396,7 +398,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--background", default="black", help="colour behind transparent pixels (default black)")
     parser.add_argument("--keep-greyscale", action="store_true", help="keep greyscale images (dropped by default)")
     parser.add_argument("--max-aspect", type=float, default=2.0, help="drop images more elongated than this (default 2)")
-    parser.add_argument("--near-duplicate-distance", type=int, default=4,
+    parser.add_argument("--near-duplicate-distance", type=int, default=NEAR_DUPLICATE_BITS,
                         help="perceptual-hash bits within which two images count as duplicates; -1 turns it off")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
