@@ -1,0 +1,155 @@
+"""What a training run did, in numbers (point 18): read from its folder, never remembered.
+
+:func:`run_summary` condenses a run folder (config.json, metrics.jsonl,
+checkpoints) into one flat dict; :func:`summary_table` lays several side
+by side as Markdown. The reflections notebook builds its sentences from
+these values, so its prose stays true for whichever runs the report shows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from gan_helpers import runs
+from gan_helpers.paths import from_root
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
+
+
+def count_images(folder: str | Path) -> int | None:
+    """Image files in `folder` (recursively); None when the folder is not there."""
+    folder = from_root(folder)
+    if not folder.is_dir():
+        return None
+    return sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _finite(values: Sequence[float]) -> list[float]:
+    return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
+def _mean(values: Sequence[float]) -> float:
+    values = _finite(values)
+    return sum(values) / len(values) if values else math.nan
+
+
+def run_summary(run_dir: str | Path, tail: float = 0.1) -> dict:
+    """One run in numbers: settings, time, losses, balance and anything that went wrong.
+
+    "End" values are means over the last `tail` fraction of the epochs (at
+    least one epoch), so one noisy epoch does not decide them. Balance is
+    the mean of |loss_D - loss_G| and of loss_G / loss_D over the same epochs.
+    """
+    run_dir = Path(run_dir)
+    config = runs.read_config(run_dir)
+    metrics = runs.read_metrics(run_dir)
+    problems = []
+    epochs = [m.get("epoch") for m in metrics]
+    if not metrics:
+        problems.append("no finished epoch recorded")
+    elif epochs != list(range(epochs[0], epochs[0] + len(epochs))) or epochs[0] != 1:
+        problems.append("epochs missing or repeated in metrics.jsonl")
+    bad = [m["epoch"] for m in metrics if not all(math.isfinite(m.get(k, math.nan)) for k in ("loss_D", "loss_G"))]
+    if bad:
+        problems.append(f"non-finite losses in {len(bad)} epoch(s), first at epoch {bad[0]}")
+    last_epoch = max(_finite(epochs), default=0)
+    if last_epoch < config.get("epochs", 0):
+        problems.append(f"stopped at epoch {last_epoch} of {config['epochs']}")
+    if (run_dir / "FORKED_FROM").is_file():
+        source = Path((run_dir / "FORKED_FROM").read_text().strip())
+        problems.append(f"continued from an earlier run's checkpoint ({source.parent.parent.name}, {source.stem})")
+    saved = runs.checkpoints(run_dir)
+    if metrics and not saved:
+        problems.append("no checkpoint saved")
+
+    tail_n = max(1, math.ceil(len(metrics) * tail)) if metrics else 0
+    end = metrics[-tail_n:] if metrics else []
+    loss_D = [m.get("loss_D", math.nan) for m in metrics]
+    loss_G = [m.get("loss_G", math.nan) for m in metrics]
+
+    def best(values: list[float]) -> tuple[float, int | None]:
+        pairs = [(v, e) for v, e in zip(values, epochs) if math.isfinite(v)]
+        return min(pairs) if pairs else (math.nan, None)
+
+    best_D, best_D_epoch = best(loss_D)
+    best_G, best_G_epoch = best(loss_G)
+    end_D = [m.get("loss_D", math.nan) for m in end]
+    end_G = [m.get("loss_G", math.nan) for m in end]
+    data = config.get("data", "")
+    images = count_images(data) if data else None
+    if images is not None and config.get("max_images"):
+        images = min(images, config["max_images"])
+    return {
+        "run": run_dir.name,
+        "generator": config.get("generator", "?"),
+        "epochs": last_epoch,
+        "planned_epochs": config.get("epochs"),
+        "seconds": sum(_finite([m.get("seconds", math.nan) for m in metrics])),
+        "seconds_per_epoch": _mean([m.get("seconds", math.nan) for m in metrics]),
+        "device": config.get("device", "?"),
+        "data": data,
+        "images": images,
+        "batch_size": config.get("batch_size"),
+        "lr_d": config.get("lr_d"),
+        "lr_g": config.get("lr_g"),
+        "checkpoints": len(saved),
+        "final_loss_D": loss_D[-1] if metrics else math.nan,
+        "final_loss_G": loss_G[-1] if metrics else math.nan,
+        "best_loss_D": best_D,
+        "best_loss_D_epoch": best_D_epoch,
+        "best_loss_G": best_G,
+        "best_loss_G_epoch": best_G_epoch,
+        "tail_epochs": tail_n,
+        "end_gap": _mean([abs(d - g) for d, g in zip(end_D, end_G)]),
+        "end_ratio": _mean([g / d for d, g in zip(end_D, end_G) if d]),
+        "end_D_x": _mean([m.get("D_x", math.nan) for m in end]),
+        "end_D_G_z": _mean([m.get("D_G_z", math.nan) for m in end]),
+        "problems": problems,
+    }
+
+
+def fmt(value, digits: int = 3) -> str:
+    """A number for prose and tables: '–' when missing or not finite."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def duration(seconds: float) -> str:
+    """Seconds as '42 s', '3.5 min' or '2.1 h'."""
+    if not math.isfinite(seconds):
+        return "–"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def summary_table(summaries: Sequence[dict]) -> str:
+    """A Markdown table with one column per run."""
+    rows = [
+        ("run folder", lambda s: f"`{s['run']}`"),
+        ("generator", lambda s: s["generator"]),
+        ("epochs trained (planned)", lambda s: f"{s['epochs']} ({fmt(s['planned_epochs'])})"),
+        ("training time", lambda s: f"{duration(s['seconds'])} ({fmt(s['seconds_per_epoch'])} s/epoch)"),
+        ("device setting", lambda s: s["device"]),
+        ("data (images)", lambda s: f"`{s['data']}` ({fmt(s['images'])})"),
+        ("batch size; lr_d, lr_g", lambda s: f"{fmt(s['batch_size'])}; {fmt(s['lr_d'])}, {fmt(s['lr_g'])}"),
+        ("final loss_D / loss_G", lambda s: f"{fmt(s['final_loss_D'])} / {fmt(s['final_loss_G'])}"),
+        ("best loss_D (epoch)", lambda s: f"{fmt(s['best_loss_D'])} ({fmt(s['best_loss_D_epoch'])})"),
+        ("best loss_G (epoch)", lambda s: f"{fmt(s['best_loss_G'])} ({fmt(s['best_loss_G_epoch'])})"),
+        ("last 10 %: mean abs(loss_D - loss_G)", lambda s: fmt(s["end_gap"])),
+        ("last 10 %: mean loss_G / loss_D", lambda s: fmt(s["end_ratio"])),
+        ("last 10 %: mean D(x), D(G(z))", lambda s: f"{fmt(s['end_D_x'])}, {fmt(s['end_D_G_z'])}"),
+        ("checkpoints kept", lambda s: fmt(s["checkpoints"])),
+        ("what went wrong", lambda s: "; ".join(s["problems"]) or "nothing recorded"),
+    ]
+    header = "| | " + " | ".join(s["generator"] for s in summaries) + " |"
+    lines = [header, "|---|" + "---|" * len(summaries)]
+    lines += [f"| {name} | " + " | ".join(str(get(s)) for s in summaries) + " |" for name, get in rows]
+    return "\n".join(lines)
