@@ -35,7 +35,7 @@ CREDITS = "credits.csv"
 BUILD_INFO = "build.json"  # written last: its presence means the set is complete
 RECIPE_VERSION = 1  # bump when the recipe changes, so old sets are rebuilt
 NO_APT = ("Building the default data set needs apt-get and dpkg-deb (Debian or Ubuntu), which this machine lacks; "
-          "train on any folder of images instead with --data path/to/folder (make ... DATA=path/to/folder).")
+          "train on any folder of images instead with --data path/to/folder (or make <target> DATA=path/to/folder).")
 
 
 @dataclass(frozen=True)
