@@ -318,6 +318,27 @@ def typical_pair(images: torch.Tensor) -> tuple[int, int]:
     return a, b
 
 
+def load_target_image(path: str | Path) -> torch.Tensor:
+    """Any picture file as a (3, 64, 64) target in [0, 1], cropped and resized like the training set.
+
+    Uses the data preparation's own conversion (largest centred square,
+    Lanczos resize, transparency flattened), so an outside picture (point 15)
+    is framed the same way as the training images.
+    """
+    import numpy as np
+
+    from gan_helpers.prepare import Dropped, convert_file
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"image file {path} does not exist; pass the path of a picture (PNG, JPEG, ...).")
+    try:
+        image = convert_file(path, min_size=1, max_aspect=None)
+    except Dropped as error:
+        raise UserError(f"{path} could not be used as an image ({error}); pass another picture file.") from None
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float().div(255)
+
+
 def save_latent(result: Inversion, run_dir: str | Path, epoch: int, name: str) -> Path:
     """Store a found vector as ``run_dir/latents/epoch-NNNNNN-<name>.pt`` and return the path.
 

@@ -21,6 +21,7 @@ from gan_helpers.latent import (
     generate,
     interpolate,
     invert,
+    load_target_image,
     save_latent,
     show_edits,
     show_inversion,
@@ -313,3 +314,20 @@ def test_figures_draw():
     show_edits(result.image, generate(G, rows), [0, 1], [-1.0, 1.0])
     show_rows({"a": generate(G, interpolate(latent(1), latent(2), 4))})
     plt.close("all")
+
+
+def test_load_target_image_crops_the_centre_square(tmp_path):
+    from PIL import Image
+
+    picture = Image.new("RGB", (300, 100), (255, 0, 0))  # red sides, green centre square
+    picture.paste((0, 255, 0), (100, 0, 200, 100))
+    picture.save(tmp_path / "wide.png")
+    image = load_target_image(tmp_path / "wide.png")
+    assert image.shape == (3, 64, 64)
+    assert 0 <= image.min() and image.max() <= 1
+    assert image[1].mean() > 0.95 and image[0].mean() < 0.05  # only the green centre survives
+    with pytest.raises(UserError):
+        load_target_image(tmp_path / "missing.jpg")
+    (tmp_path / "not-an-image.png").write_text("hello")
+    with pytest.raises(UserError):
+        load_target_image(tmp_path / "not-an-image.png")
