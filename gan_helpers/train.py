@@ -97,13 +97,15 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
 def train_or_resume(config: TrainConfig) -> Path:
     """The run for `config` in ``config.runs_dir``: reused, continued or started.
 
-    A run counts as the same when every setting that shapes training
-    matches (all but those a resume may change). If its newest checkpoint
+    A run counts as the same when every setting matches except the number
+    of epochs and settings that do not shape training (save_every, device,
+    progress). If its newest checkpoint
     has reached ``config.epochs`` it is returned untouched; otherwise it is
     resumed up to ``config.epochs``; with no such run a new one starts. This
     makes an interrupted notebook or report build pick up where it stopped.
     """
-    wanted = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES}
+    free = ("epochs", "save_every", "device", "progress")
+    wanted = {k: v for k, v in config.to_dict().items() if k not in free}
     for run_dir in reversed(runs.find_runs(from_root(config.runs_dir), config.generator)):
         saved = runs.read_config(run_dir)
         if {k: saved.get(k) for k in wanted} != wanted or not runs.checkpoints(run_dir):
@@ -112,7 +114,7 @@ def train_or_resume(config: TrainConfig) -> Path:
         if last >= config.epochs:
             print(f"Reusing {run_dir} (trained to epoch {last})")
             return run_dir
-        changes = {k: getattr(config, k) for k in RESUMABLE_CHANGES}
+        changes = {k: getattr(config, k) for k in free}
         return train(resume=run_dir, **changes)
     return train(config)
 

@@ -1,0 +1,140 @@
+"""Point 9: run folders, checkpoints that round-trip, exact resume, divergence stop, CLI errors."""
+
+import json
+
+import pytest
+import torch
+
+from gan_helpers import runs
+from gan_helpers.cli import main
+from gan_helpers.config import TrainConfig
+from gan_helpers.errors import UserError
+from gan_helpers.train import train, train_or_resume
+
+
+def tiny_config(data, tmp_path, **changes):
+    values = dict(data=str(data), runs_dir=str(tmp_path / "runs"), epochs=2, batch_size=2, save_every=1,
+                  max_images=4, fixed_noise=4, progress=False)
+    return TrainConfig(**{**values, **changes})
+
+
+def test_run_folder_is_complete(tiny_data, tmp_path):
+    run_dir = train(tiny_config(tiny_data, tmp_path, augment=False))
+    assert run_dir.name == "00000-tiny-transposed"
+    assert json.loads((run_dir / "config.json").read_text())["epochs"] == 2
+    metrics = runs.read_metrics(run_dir)
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert set(metrics[0]) == {"epoch", "loss_D", "loss_G", "D_x", "D_G_z", "seconds"}
+    assert list(runs.checkpoints(run_dir)) == [1, 2]
+    assert list(runs.samples(run_dir)) == [0, 1, 2]
+    assert torch.load(run_dir / "fixed_noise.pt", weights_only=True).shape == (4, 128)
+    assert (run_dir / "reals.png").stat().st_size > 0
+    # a second run gets a new folder
+    assert train(tiny_config(tiny_data, tmp_path, epochs=1, augment=False)).name == "00001-tiny-transposed"
+
+
+def test_checkpoint_round_trip_holds_full_state(tiny_data, tmp_path):
+    run_dir = train(tiny_config(tiny_data, tmp_path, epochs=1, generator="upsampling", augment=False))
+    state = torch.load(runs.checkpoints(run_dir)[1], weights_only=True)
+    assert {"epoch", "config", "G", "D", "opt_G", "opt_D", "rng"} <= set(state)
+    assert state["epoch"] == 1 and state["config"]["generator"] == "upsampling"
+    assert state["opt_D"]["state"], "the optimizer state (Adam moments) is saved"
+    G, loaded = runs.load_generator(run_dir)
+    assert not G.training
+    assert all(torch.equal(G.state_dict()[k], state["G"][k]) for k in state["G"])
+
+
+def test_checkpoints_are_never_overwritten(tiny_data, tmp_path):
+    run_dir = train(tiny_config(tiny_data, tmp_path, epochs=1, augment=False))
+    before = runs.checkpoints(run_dir)[1].read_bytes()
+    with pytest.raises(UserError, match="never overwritten"):
+        runs.save_checkpoint(run_dir, 1, {"epoch": 1})
+    assert runs.checkpoints(run_dir)[1].read_bytes() == before
+
+
+@pytest.mark.parametrize("generator", ["upsampling"])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_data, tmp_path, generator):
+    whole = train(tiny_config(tiny_data, tmp_path / "a", generator=generator))
+    part = train(tiny_config(tiny_data, tmp_path / "b", generator=generator, epochs=1))
+    resumed = train(resume=part, epochs=2)
+    assert resumed == part
+    a = torch.load(runs.checkpoints(whole)[2], weights_only=True)
+    b = torch.load(runs.checkpoints(resumed)[2], weights_only=True)
+    for net in ("G", "D"):
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
+    assert runs.read_metrics(whole) == [
+        {**m, "seconds": w["seconds"]} for m, w in zip(runs.read_metrics(resumed), runs.read_metrics(whole))
+    ]
+
+
+def test_resume_from_an_older_checkpoint_forks_a_new_run(tiny_data, tmp_path):
+    run_dir = train(tiny_config(tiny_data, tmp_path, augment=False))
+    forked = train(resume=runs.checkpoints(run_dir)[1], epochs=2)
+    assert forked != run_dir
+    assert list(runs.checkpoints(forked)) == [1, 2]
+    assert (forked / "FORKED_FROM").read_text().strip().endswith("epoch-000001.pt")
+    assert [m["epoch"] for m in runs.read_metrics(forked)] == [1, 2]
+
+
+def test_resume_refuses_changes_that_would_make_another_run(tiny_data, tmp_path):
+    run_dir = train(tiny_config(tiny_data, tmp_path, epochs=1, augment=False))
+    with pytest.raises(UserError, match="generator cannot change"):
+        train(resume=run_dir, epochs=2, generator="upsampling")
+    with pytest.raises(UserError, match="already at epoch 1"):
+        train(resume=run_dir, epochs=1)
+
+
+def test_train_or_resume_reuses_and_continues(tiny_data, tmp_path):
+    config = tiny_config(tiny_data, tmp_path, epochs=1, augment=False)
+    first = train_or_resume(config)
+    assert train_or_resume(config) == first  # already trained: reused, nothing added
+    assert list(runs.checkpoints(first)) == [1]
+    assert train_or_resume(config.replace(epochs=2)) == first
+    assert list(runs.checkpoints(first)) == [1, 2]
+    assert train_or_resume(config.replace(lr_g=2e-4, epochs=1)) != first  # training would differ: new run
+
+
+def test_divergence_names_the_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
+    run_dir = train(tiny_config(tiny_data, tmp_path, epochs=1, augment=False))
+    import gan_helpers.training as training
+
+    real_epoch = training.train_epoch
+    monkeypatch.setattr(training, "train_epoch", lambda *a, **k: {**real_epoch(*a, **k), "loss_G": float("nan")})
+    with pytest.raises(UserError, match=r"diverged at epoch 2 \(loss_G=nan\).*epoch-000001\.pt.*--resume"):
+        train(resume=run_dir, epochs=3)
+    assert list(runs.checkpoints(run_dir)) == [1]
+    assert [m["epoch"] for m in runs.read_metrics(run_dir)] == [1]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--generator", "gan"], "invalid choice"),
+        (["--epochs", "ten"], "invalid int value"),
+        (["--epochs", "0"], "epochs must be a whole number"),
+        (["--data", "/no/such/folder"], "/no/such/folder"),
+        (["--resume", "/no/such/run"], "does not exist"),
+        (["--lr-d", "-1"], "lr_d must be a positive"),
+        (["--colour", "red"], "unrecognized arguments"),
+    ],
+)
+def test_cli_errors_are_one_sentence(argv, message, capsys, tmp_path):
+    try:
+        code = main(["train", "--runs-dir", str(tmp_path), *argv])
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(("error:", "python -m gan_helpers train: error:", "usage:")) or "error:" in last
+
+
+def test_cli_two_epoch_run(tiny_data, tmp_path, capsys):
+    code = main(["train", "--data", str(tiny_data), "--epochs", "2", "--batch-size", "2", "--max-images", "4", "--save-every", "1",
+                 "--runs-dir", str(tmp_path / "runs"), "--fixed-noise", "4", "--no-progress", "--no-augment"])
+    assert code == 0
+    (run_dir,) = runs.find_runs(tmp_path / "runs")
+    assert list(runs.checkpoints(run_dir)) == [1, 2]
+    assert f"Done: {run_dir}" in capsys.readouterr().out
