@@ -214,19 +214,22 @@ def execute(
 
 
 def ensure_default_data(profile: str, data: str | Path | None = None) -> None:
-    """Build the default data set when the parameter set uses it and it is missing (no-op for --data)."""
+    """Build the default data set first when the parameter set uses it and it is incomplete (not for --data)."""
     if data is not None:
         return
     from gan_helpers.paths import DEFAULT_DATA, from_root
 
-    used = {from_root(v["data"]) for v in load_profile(profile).values() if isinstance(v.get("data"), str)}
-    defaults = {from_root(p) for stem in NOTEBOOKS if notebook_path(stem).is_file()
-                for p in [notebook_parameters(notebook_path(stem)).get("data")] if isinstance(p, str)}
-    if any(p == DEFAULT_DATA for p in used | defaults) and not _has_images(DEFAULT_DATA):
-        print(f"Building the default data set in {_show(DEFAULT_DATA)} (first time only) …", flush=True)
-        from gan_helpers.stellarium import build_default_dataset
+    used = set()
+    for stem, values in load_profile(profile).items():
+        default = notebook_parameters(notebook_path(stem)).get("data") if notebook_path(stem).is_file() else None
+        if isinstance(values.get("data", default), str):
+            used.add(from_root(values.get("data", default)).resolve())
+    if DEFAULT_DATA.resolve() in used:
+        from gan_helpers.stellarium import build_default_dataset, is_complete
 
-        build_default_dataset()
+        if not is_complete(DEFAULT_DATA):
+            print(f"Building the default data set in {_show(DEFAULT_DATA)} (first time only) …", flush=True)
+            build_default_dataset(DEFAULT_DATA)
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -260,11 +263,6 @@ def _inline_figures() -> Iterator[None]:
     finally:
         if saved is not None:
             os.environ["MPLBACKEND"] = saved
-
-
-def _has_images(folder: Path) -> bool:
-    suffixes = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
-    return folder.is_dir() and any(p.suffix.lower() in suffixes for p in folder.rglob("*"))
 
 
 def _did_you_mean(word: str, choices) -> str:

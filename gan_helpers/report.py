@@ -44,7 +44,7 @@ CAPTION = re.compile(r"^\s*\*\*Figure \(Points? [^)]*\)\.?\*\*")
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
 _POINTS = re.compile(r"\bPoints?\s+(\d+(?:\s*(?:[-–—]|to|,|and|&)\s*\d+)*)")
-_NUMBER_PREFIX = re.compile(r"^\s*0*(\d+)\s*[—–:.\-]\s*")
+_NUMBER_PREFIX = re.compile(r"^\s*0*(\d+)\s*[—–:.·\-]\s*")
 _REPR_JUNK = re.compile(r"^\[?<(?:matplotlib|Figure|Axes)[^>]*>(?:,\s*<[^>]*>)*\]?$|^Text\(.*\)$", re.S)
 LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}

@@ -19,11 +19,43 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 
 
 def count_images(folder: str | Path) -> int | None:
-    """Image files in `folder` (recursively); None when the folder is not there."""
+    """Images training reads from `folder`: those of the prepared set (or its cached prepared copy),
+    else the image files in it; None when the folder is not there."""
     folder = from_root(folder)
     if not folder.is_dir():
         return None
+    try:
+        from gan_helpers import data, prepare
+
+        if data.is_prepared(folder):
+            return len(data.image_paths(folder))
+        cached = prepare.CACHE_ROOT / prepare.cache_key(folder.resolve())
+        if (cached / prepare.MANIFEST).is_file():
+            return len(data.image_paths(cached))
+    except Exception:  # an odd folder: fall back to counting files
+        pass
     return sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def device_used(run_dir: Path, config: dict) -> str:
+    """The device a run trained on: its setting, resolved for 'auto' from its newest checkpoint.
+
+    A checkpoint carries CUDA random-number states exactly when CUDA was
+    available, and 'auto' picks CUDA exactly then.
+    """
+    setting = config.get("device", "?")
+    if setting != "auto":
+        return setting
+    saved = runs.checkpoints(run_dir)
+    if not saved:
+        return "auto"
+    try:
+        import torch
+
+        state = torch.load(saved[max(saved)], map_location="cpu", weights_only=True)
+        return "cuda (auto)" if "cuda" in state.get("rng", {}) else "cpu (auto)"
+    except Exception:  # unreadable checkpoint: say what is known
+        return "auto"
 
 
 def _finite(values: Sequence[float]) -> list[float]:
@@ -88,7 +120,7 @@ def run_summary(run_dir: str | Path, tail: float = 0.1) -> dict:
         "planned_epochs": config.get("epochs"),
         "seconds": sum(_finite([m.get("seconds", math.nan) for m in metrics])),
         "seconds_per_epoch": _mean([m.get("seconds", math.nan) for m in metrics]),
-        "device": config.get("device", "?"),
+        "device": device_used(run_dir, config),
         "data": data,
         "images": images,
         "batch_size": config.get("batch_size"),
@@ -137,7 +169,7 @@ def summary_table(summaries: Sequence[dict]) -> str:
         ("generator", lambda s: s["generator"]),
         ("epochs trained (planned)", lambda s: f"{s['epochs']} ({fmt(s['planned_epochs'])})"),
         ("training time", lambda s: f"{duration(s['seconds'])} ({fmt(s['seconds_per_epoch'])} s/epoch)"),
-        ("device setting", lambda s: s["device"]),
+        ("device", lambda s: s["device"]),
         ("data (images)", lambda s: f"`{s['data']}` ({fmt(s['images'])})"),
         ("batch size; lr_d, lr_g", lambda s: f"{fmt(s['batch_size'])}; {fmt(s['lr_d'])}, {fmt(s['lr_g'])}"),
         ("final loss_D / loss_G", lambda s: f"{fmt(s['final_loss_D'])} / {fmt(s['final_loss_G'])}"),
@@ -153,3 +185,88 @@ def summary_table(summaries: Sequence[dict]) -> str:
     lines = [header, "|---|" + "---|" * len(summaries)]
     lines += [f"| {name} | " + " | ".join(str(get(s)) for s in summaries) + " |" for name, get in rows]
     return "\n".join(lines)
+
+
+def balance_sentence(s: dict) -> str:
+    """How the two losses of one run related at the end, with the numbers."""
+    ratio, n = s["end_ratio"], s["tail_epochs"]
+    probs = f"D(x) = {fmt(s['end_D_x'], 2)} for real images and D(G(z)) = {fmt(s['end_D_G_z'], 2)} for fakes"
+    where = f"over its last {n} epoch{'s' if n != 1 else ''}"
+    if not math.isfinite(ratio):
+        return f"The {s['generator']} run has no finite losses to compare {where}."
+    if 0.5 <= ratio <= 2:
+        verdict = f"the losses stayed in balance (loss_G / loss_D = {fmt(ratio)}, mean gap {fmt(s['end_gap'], 2)})"
+    elif ratio > 2:
+        verdict = f"the discriminator was winning (loss_G was {fmt(ratio)} times loss_D)"
+    else:
+        verdict = f"the generator was fooling the discriminator (loss_G was only {fmt(ratio)} times loss_D)"
+    gap = s["end_D_x"] - s["end_D_G_z"] if math.isfinite(s["end_D_x"]) and math.isfinite(s["end_D_G_z"]) else math.nan
+    if not math.isfinite(gap):
+        told = ""
+    elif gap < 0.1:
+        told = ", so it barely told them apart"
+    elif gap > 0.5:
+        told = ", so it separated them clearly"
+    else:
+        told = ", so it told them apart only partly"
+    return f"In the {s['generator']} run, {where}, {verdict}; the discriminator gave {probs}{told}."
+
+
+def reflections(summaries: Sequence[dict], converge_epochs: int = 3000) -> dict[str, str]:
+    """Paragraphs for point 18 built from run summaries, so every number in them is true of these runs.
+
+    Keys: 'runs' (what each run did), 'balance', 'problems', 'time', 'length'.
+    """
+    out = {}
+    out["runs"] = " ".join(
+        f"The {s['generator']} run (`{s['run']}`) trained {s['epochs']} epoch{'s' if s['epochs'] != 1 else ''} "
+        f"on {fmt(s['images'])} images in {duration(s['seconds'])} of training time "
+        f"({fmt(s['seconds_per_epoch'])} s per epoch on {s['device'].split()[0]}), "
+        f"ending at loss_D = {fmt(s['final_loss_D'])} and loss_G = {fmt(s['final_loss_G'])}."
+        for s in summaries
+    )
+    out["balance"] = " ".join(balance_sentence(s) for s in summaries)
+    troubled = [s for s in summaries if s["problems"]]
+    if troubled:
+        out["problems"] = " ".join(f"The {s['generator']} run: {'; '.join(s['problems'])}." for s in troubled)
+    else:
+        out["problems"] = ("Nothing went wrong that the run folders record: every loss is finite, no epoch is "
+                           "missing or repeated, every run reached its planned epochs and none was continued "
+                           "from an older run's checkpoint.")
+    total = sum(s["seconds"] for s in summaries)
+    parts = [f"Training is what takes time: together the runs took {duration(total)} of training time."]
+    by_name = {s["generator"]: s for s in summaries}
+    if {"transposed", "upsampling"} <= set(by_name):
+        a, b = by_name["transposed"]["seconds_per_epoch"], by_name["upsampling"]["seconds_per_epoch"]
+        if math.isfinite(a) and math.isfinite(b) and a > 0:
+            ratio = b / a
+            if ratio > 1.15:
+                parts.append(f"An epoch of the upsampling generator took {ratio:.1f} times as long as one of the "
+                             f"transposed-convolution generator ({fmt(b)} s against {fmt(a)} s): it runs two 3×3 "
+                             f"convolutions with batch normalisation in every block, the last two at full 64×64 resolution.")
+            elif ratio < 1 / 1.15:
+                parts.append(f"An epoch of the upsampling generator took only {ratio:.2f} times as long as one of the "
+                             f"transposed-convolution generator ({fmt(b)} s against {fmt(a)} s).")
+            else:
+                parts.append(f"Both generators cost about the same per epoch ({fmt(b)} s and {fmt(a)} s).")
+    slowest = max(summaries, key=lambda s: s["seconds_per_epoch"] if math.isfinite(s["seconds_per_epoch"]) else -1)
+    if math.isfinite(slowest["seconds_per_epoch"]):
+        parts.append(f"At {fmt(slowest['seconds_per_epoch'])} s per epoch, the roughly {converge_epochs} epochs after which "
+                     f"the original run of this lab converged would take the {slowest['generator']} generator about "
+                     f"{duration(slowest['seconds_per_epoch'] * converge_epochs)} on the same data and device.")
+    out["time"] = " ".join(parts)
+    shortest = min(s["epochs"] for s in summaries)
+    if shortest < 100:
+        out["length"] = (f"With {shortest} epochs the shorter run is far from the hundreds to thousands of epochs after "
+                         "which the lab expects samples to resemble the data; runs this short test that the machinery "
+                         "works end to end (steps, checkpoints, sample grids, resumption, inversion), not what the GAN "
+                         "can learn. The full parameter set on a GPU gives the runs to judge the images by.")
+    elif shortest < 1000:
+        out["length"] = (f"With {shortest} epochs the shorter run is in the range where, in the original run of this lab, "
+                         "samples had started to look like the data but had not converged (that took about "
+                         f"{converge_epochs} epochs); its samples show the direction, not the end point.")
+    else:
+        out["length"] = (f"With {shortest} epochs or more both runs come near the roughly {converge_epochs} epochs "
+                         "after which the original run of this lab converged, so their last samples are a fair "
+                         "picture of what this architecture can do on this data.")
+    return out
