@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import torch
 from torchvision.utils import make_grid, save_image
 
@@ -59,6 +60,7 @@ def plot_losses(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[st
         epochs = [m["epoch"] for m in metrics]
         ax.plot(epochs, [m["loss_D"] for m in metrics], color=color, linestyle="-", marker="." if len(epochs) < 30 else None, label=f"{label}: loss_D")
         ax.plot(epochs, [m["loss_G"] for m in metrics], color=color, linestyle="--", marker="." if len(epochs) < 30 else None, label=f"{label}: loss_G")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean binary cross entropy")
     ax.grid(alpha=0.3)
