@@ -15,6 +15,7 @@ import argparse
 import ast
 import contextlib
 import difflib
+import logging
 import os
 import re
 import sys
@@ -157,9 +158,10 @@ def inject(profile: str, out_dir: str | Path, data: str | Path | None = None, no
     written = []
     for stem in stems:
         output = out_dir / f"{stem}.ipynb"
-        papermill.execute_notebook(
-            notebook_path(stem), output, parameters=values[stem], prepare_only=True, kernel_name=KERNEL, progress_bar=False
-        )
+        with _quiet_papermill():
+            papermill.execute_notebook(
+                notebook_path(stem), output, parameters=values[stem], prepare_only=True, kernel_name=KERNEL, progress_bar=False
+            )
         nb = nbformat.read(output, as_version=4)
         nb.metadata["kernelspec"] = KERNELSPEC  # nbval starts the kernel the copy names
         nbformat.write(nb, output)
@@ -194,7 +196,7 @@ def execute(
         print(f"[{number}/{len(stems)}] {stem} ({profile}) …", flush=True)
         started = time.perf_counter()
         try:
-            with _inline_figures():
+            with _inline_figures(), _quiet_papermill():
                 papermill.execute_notebook(
                     notebook_path(stem), output, parameters=values[stem], kernel_name=KERNEL,
                     cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=log_output,
@@ -263,6 +265,19 @@ def _inline_figures() -> Iterator[None]:
     finally:
         if saved is not None:
             os.environ["MPLBACKEND"] = saved
+
+
+@contextlib.contextmanager
+def _quiet_papermill() -> Iterator[None]:
+    """Silence papermill's own parameter warnings: its parser trips over quotes in comments
+    ("Unable to parse line", then a false "unknown parameter"), and load_profile checks keys properly."""
+    logger = logging.getLogger("papermill")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _did_you_mean(word: str, choices) -> str:
