@@ -8,6 +8,8 @@ cleaned first (:func:`gan_helpers.prepare.prepare_cached`).
 
 from __future__ import annotations
 
+import io
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from PIL import Image
 
 from gan_helpers.errors import UserError
 from gan_helpers.paths import DEFAULT_DATA
-from gan_helpers.prepare import IMAGE_SIZE, MANIFEST, prepare_cached, read_manifest
+from gan_helpers.prepare import IMAGE_SIZE, MANIFEST, Dropped, convert_file, prepare_cached, read_manifest
 
 # Files that may sit beside prepared images without making the folder "raw".
 _SIDECARS = {".csv", ".txt", ".md", ".json"}
@@ -116,3 +118,50 @@ def load_dataset(path: str | Path | None = None, *, max_images: int | None = Non
         return images.to(device)
     except (RuntimeError, AssertionError) as error:  # e.g. "cuda" on a machine without a GPU
         raise UserError(f"Device {device!r} cannot be used here ({error}); choose another device, e.g. 'cpu'.") from None
+
+
+# ------------------------------------------------ showing what cleaning does
+def _to_pil(image: torch.Tensor, size: int) -> Image.Image:
+    pixels = (image.detach().cpu().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return Image.fromarray(pixels, "RGB").resize((size, size), Image.Resampling.LANCZOS)
+
+
+def make_cleaning_demo(images: torch.Tensor, folder: str | Path) -> Path:
+    """A fresh folder of a few pictures made from `images` (at least 4) plus one of each defect prepare drops.
+
+    For the notebook: whatever data set is used, cleaning it again shows
+    little, so this folder shows every kind of decision on a small scale.
+    """
+    if images.shape[0] < 4:
+        raise UserError(f"The cleaning demo needs at least 4 images, not {images.shape[0]}; load more images.")
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)  # only ever a demo folder this function made
+    folder.mkdir(parents=True)
+    photos = [_to_pil(image, 2 * IMAGE_SIZE) for image in images[:4]]
+    for i, photo in enumerate(photos, start=1):
+        photo.save(folder / (f"photo_{i}.png" if i % 2 else f"photo_{i}.jpg"), quality=92)
+    shutil.copy(folder / "photo_1.png", folder / "photo_1_duplicate.png")  # sorts after the original
+    photos[1].resize((100, 100), Image.Resampling.BILINEAR).save(folder / "photo_2_small.jpg", quality=70)
+    photos[2].convert("L").save(folder / "grey_plate.png")
+    photos[3].resize((32, 32)).save(folder / "thumbnail.png")
+    strip = Image.new("RGB", (10 * IMAGE_SIZE, IMAGE_SIZE))
+    for i in range(10):
+        strip.paste(photos[i % 4].resize((IMAGE_SIZE, IMAGE_SIZE)), (i * IMAGE_SIZE, 0))
+    strip.save(folder / "strip.png")
+    transparent = photos[3].convert("RGBA")
+    transparent.putalpha(Image.linear_gradient("L").resize(transparent.size))
+    transparent.save(folder / "transparent.png")
+    buffer = io.BytesIO()
+    photos[0].save(buffer, format="JPEG", quality=95)
+    (folder / "broken.jpg").write_bytes(buffer.getvalue()[: buffer.tell() // 2])
+    (folder / "notes.jpg").write_text("not a picture, despite the name\n")
+    (folder / "empty.png").write_bytes(b"")
+    return folder
+
+
+def source_preview(path: str | Path, size: int = IMAGE_SIZE) -> np.ndarray | None:
+    """A size×size RGB preview of any source file for display, or None when it cannot be decoded."""
+    try:
+        return np.asarray(convert_file(Path(path), size=size, min_size=1, max_aspect=None))
+    except (Dropped, OSError):
+        return None

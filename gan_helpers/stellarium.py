@@ -144,6 +144,16 @@ def is_complete(dst: Path) -> bool:
     return info.get("recipe") == RECIPE_VERSION and bool(outputs) and all((dst / name).is_file() for name in outputs)
 
 
+def source_folder(dst: Path = DEFAULT_DATA, cache: Path = CACHE) -> Path | None:
+    """The unpacked photos a built set came from (to show what was dropped), if still cached."""
+    try:
+        package = json.loads((Path(dst) / BUILD_INFO).read_text())["package"]
+    except (OSError, ValueError, KeyError):
+        return None
+    folder = cache / "nebulae" / package
+    return folder if folder.is_dir() else None
+
+
 def build_from_folder(nebulae: Path, dst: Path, *, progress: bool = True) -> PrepareSummary:
     """Clean Stellarium's photo folder into `dst` and write the credits of the kept ones."""
     credits = parse_textures((nebulae / "textures.json").read_text(encoding="utf-8"))

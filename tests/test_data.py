@@ -134,3 +134,25 @@ def test_bad_device_is_a_user_error(tmp_path):
 def test_loads_onto_the_gpu(tmp_path):
     folder = flat_set(tmp_path / "set", 2)
     assert load_dataset(folder, device="cuda").device.type == "cuda"
+
+
+def test_cleaning_demo_shows_every_kind_of_decision(tmp_path):
+    images = torch.stack([torch.from_numpy(np.array(colour_image(200 + i, 64, 64))).permute(2, 0, 1)
+                          for i in range(4)]).float() / 255
+    src = data.make_cleaning_demo(images, tmp_path / "demo")
+    summary = prepare_folder(src, tmp_path / "prepared", progress=False)
+    assert summary.kept == 5  # four photos and the transparent one
+    assert set(summary.dropped_by_reason) == {"duplicate", "near-duplicate", "greyscale", "too-small", "aspect",
+                                              "undecodable", "not-an-image", "empty"}
+    assert data.make_cleaning_demo(images, tmp_path / "demo") == src  # rebuilt from scratch, same files
+    assert len(list(src.iterdir())) == len(summary.rows)
+    with pytest.raises(UserError, match="at least 4 images"):
+        data.make_cleaning_demo(images[:3], tmp_path / "small")
+
+
+def test_source_preview_shows_what_can_be_decoded(tmp_path):
+    colour_image(1, 300, 30).save(tmp_path / "strip.png")
+    (tmp_path / "notes.jpg").write_text("no picture")
+    preview = data.source_preview(tmp_path / "strip.png")
+    assert preview.shape == (64, 64, 3) and preview.dtype == np.uint8
+    assert data.source_preview(tmp_path / "notes.jpg") is None

@@ -124,6 +124,8 @@ def test_build_from_package_is_idempotent(tmp_path, capsys):
     assert json.loads((dst / "build.json").read_text())["dropped"] == {"greyscale": 1}
     unpacked = {p.name for p in (cache / "nebulae" / deb.stem).iterdir()}
     assert "milkyway.png" not in unpacked and "colour_a.png" in unpacked  # only the nebula photos
+    assert stellarium.source_folder(dst, cache) == cache / "nebulae" / deb.stem
+    assert stellarium.source_folder(tmp_path, cache) is None  # not a built set
     before = {p.name: p.stat().st_mtime_ns for p in dst.iterdir()}
     capsys.readouterr()
     build_default_dataset(dst, cache=cache, deb=deb, progress=False)
