@@ -323,6 +323,10 @@ def prepare_folder(src: str | Path, dst: str | Path, *, size: int = IMAGE_SIZE, 
     NEAR_DUPLICATE_DIFFERENCE; None: off) and, with
     `drop_greyscale`, greyscale images. Re-running rewrites the same names.
     """
+    if size < 1 or min_size < 0:
+        raise UserError(f"Sizes must be positive (size {size}, min_size {min_size}); use e.g. size 64, min_size 64.")
+    if max_aspect is not None and max_aspect < 1:
+        raise UserError(f"max_aspect {max_aspect} is below 1, which no image satisfies; use e.g. 2 or None.")
     src, dst = Path(src).expanduser().resolve(), Path(dst).expanduser().resolve()
     _check_folders(src, dst)
     files = list_files(src)

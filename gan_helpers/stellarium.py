@@ -76,7 +76,7 @@ def download_package(cache: Path = CACHE) -> Path:
     if cached:
         return cached[-1]
     apt = _tool("apt-get")
-    partial = cache / "download.partial"
+    partial = cache / f"download.partial-{os.getpid()}"  # per process: two builds never share one
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
 
@@ -107,7 +107,7 @@ def extract_nebulae(deb: Path, cache: Path = CACHE) -> Path:
     if (target / "textures.json").is_file():
         return target
     dpkg_deb = _tool("dpkg-deb")
-    partial = target.with_name(f"{target.name}.partial")
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     prefix = f"./{NEBULAE}/"
@@ -130,7 +130,10 @@ def extract_nebulae(deb: Path, cache: Path = CACHE) -> Path:
         deb.unlink(missing_ok=True)
         raise UserError(f"The downloaded package {deb.name} could not be unpacked ({error or 'no photos inside'}) "
                         f"and was removed; run the command again to download it afresh.")
-    partial.rename(target)
+    try:
+        partial.rename(target)
+    except OSError:  # another process unpacked it first
+        shutil.rmtree(partial, ignore_errors=True)
     return target
 
 
@@ -187,13 +190,16 @@ def build_default_dataset(dst: Path = DEFAULT_DATA, *, cache: Path = CACHE, deb:
         raise UserError(f"{dst} holds files that are not a default data set; move them away or choose another folder.")
     cache.mkdir(parents=True, exist_ok=True)
     nebulae = extract_nebulae(Path(deb) if deb else download_package(cache), cache)
-    building = dst.with_name(f"{dst.name}.partial")
+    building = dst.with_name(f"{dst.name}.partial-{os.getpid()}")
     shutil.rmtree(building, ignore_errors=True)
     summary = build_from_folder(nebulae, building, progress=progress)
+    if not force and is_complete(dst):  # another process finished the same build meanwhile
+        shutil.rmtree(building)
+        return dst
     info = {"recipe": RECIPE_VERSION, "package": nebulae.name, "kept": summary.kept,
             "dropped": summary.dropped_by_reason}
     (building / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")
-    old = dst.with_name(f"{dst.name}.old")
+    old = dst.with_name(f"{dst.name}.old-{os.getpid()}")
     shutil.rmtree(old, ignore_errors=True)
     if dst.exists():
         dst.rename(old)
