@@ -189,20 +189,32 @@ def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def _anchor(point: int, fmt: str) -> str:
-    return f"\\label{{point-{point}}}" if fmt == "latex" else f'<a id="point-{point}"></a>'
+def anchor_name(point: int, occurrence: int) -> str:
+    """The label of the n-th heading (1-based) that names `point`."""
+    return f"point-{point}" if occurrence == 1 else f"point-{point}-{occurrence}"
 
 
-def _prepare_markdown(source: str, fmt: str, demote: bool, drop_title: bool) -> str:
-    """Demote headings by one level if asked, drop the level-1 title if asked, anchor every point heading."""
+def _prepare_markdown(source: str, fmt: str, demote: bool, drop_title: bool, seen: dict[int, int]) -> str:
+    """Demote headings by one level if asked, drop the level-1 title if asked, anchor every point heading.
+
+    `seen` counts the headings per point so far, so a point answered in two
+    places gets two distinct anchors, in the order :func:`point_locations` lists them.
+    """
     lines = source.splitlines()
-    for number, level, text in reversed(markdown_headings(source)):
+    planned = []
+    for number, level, text in markdown_headings(source):
+        names = []
+        for point in points_in(text):
+            seen[point] = seen.get(point, 0) + 1
+            names.append(anchor_name(point, seen[point]))
+        planned.append((number, level, text, names))
+    for number, level, text, names in reversed(planned):
+        anchors = [f"\\label{{{n}}}" if fmt == "latex" else f'<a id="{n}"></a>' for n in names]
         if drop_title and level == 1:
-            del lines[number]
+            lines[number:number + 1] = anchors
             continue
         if demote:
             lines[number] = "#" * min(level + 1, 6) + " " + text
-        anchors = [_anchor(p, fmt) for p in points_in(text)]
         if anchors:
             lines[number + 1:number + 1] = ["", *anchors, ""]
     return "\n".join(lines).strip()
@@ -225,7 +237,7 @@ def front_matter(info: dict, locations: dict[int, list[Location]], fmt: str) -> 
                  r"\toprule Point & Notebook & Section & Page\\\midrule\endhead"]
         for point, where in locations.items():
             for i, loc in enumerate(where):
-                target = f"point-{point}"
+                target = anchor_name(point, i + 1)
                 lines.append(
                     f"{point if i == 0 else ''} & \\texttt{{{latex_escape(loc.stem)}}} & "
                     f"\\hyperref[{target}]{{{latex_escape(loc.section)}}} & \\pageref{{{target}}}\\\\"
@@ -236,7 +248,7 @@ def front_matter(info: dict, locations: dict[int, list[Location]], fmt: str) -> 
         table = ["## Where each lab point is answered", "", "| Point | Notebook | Section |", "|--:|:--|:--|"]
         for point, where in locations.items():
             for i, loc in enumerate(where):
-                table.append(f"| {point if i == 0 else ''} | `{loc.stem}` | [{loc.section}](#point-{point}) |")
+                table.append(f"| {point if i == 0 else ''} | `{loc.stem}` | [{loc.section}](#{anchor_name(point, i + 1)}) |")
         cells.append(new_markdown_cell("\n".join(table)))
     return cells
 
@@ -247,10 +259,11 @@ def merge(notebooks: dict[str, nbformat.NotebookNode], info: dict, fmt: str = "l
     Each notebook's level-1 heading becomes its chapter; a notebook without
     exactly one gets a chapter heading and its headings move one level down.
     """
-    locations = point_locations(notebooks)
+    cleaned = {stem: clean_notebook(nb) for stem, nb in notebooks.items()}
+    locations = point_locations(cleaned)  # a point whose heading is hidden is not answered
     cells = front_matter(info, locations, fmt)
-    for number, (stem, nb) in enumerate(notebooks.items(), 1):
-        nb = clean_notebook(nb)
+    seen: dict[int, int] = {}
+    for number, (stem, nb) in enumerate(cleaned.items(), 1):
         level_ones = sum(1 for c in nb.cells if c.cell_type == "markdown" for _, lvl, _ in markdown_headings(c.source) if lvl == 1)
         demote = level_ones != 1
         title = notebook_title(nb, stem)
@@ -258,7 +271,7 @@ def merge(notebooks: dict[str, nbformat.NotebookNode], info: dict, fmt: str = "l
         cells.append(new_markdown_cell(f"# {heading}\n\n*From `notebooks/{stem}.ipynb`.*"))
         for cell in nb.cells:
             if cell.cell_type == "markdown":
-                cell.source = _prepare_markdown(cell.source, fmt, demote, drop_title=not demote)
+                cell.source = _prepare_markdown(cell.source, fmt, demote, not demote, seen)
                 if not cell.source:
                     continue
             cells.append(cell)

@@ -253,7 +253,7 @@ def reflections(summaries: Sequence[dict], converge_epochs: int = 3000) -> dict[
     if math.isfinite(slowest["seconds_per_epoch"]):
         parts.append(f"At {fmt(slowest['seconds_per_epoch'])} s per epoch, the roughly {converge_epochs} epochs after which "
                      f"the original run of this lab converged would take the {slowest['generator']} generator about "
-                     f"{duration(slowest['seconds_per_epoch'] * converge_epochs)} on the same data and device.")
+                     f"{duration(slowest['seconds_per_epoch'] * converge_epochs)} with the same {fmt(slowest['images'])} images on the same device.")
     out["time"] = " ".join(parts)
     shortest = min(s["epochs"] for s in summaries)
     if shortest < 100:

@@ -117,6 +117,8 @@ def test_merge_makes_one_chapter_per_notebook_with_anchored_points():
     notebooks = lab_notebooks()
     notebooks["03_dcgan"] = plumbing_notebook()
     notebooks["03_dcgan"].cells += [new_markdown_cell(f"## Point {p} — x") for p in (1, 2, 3, 8, 9, 10)]
+    notebooks["05_latent"].cells.append(new_markdown_cell("### Point 17 again"))
+    notebooks["01_warmup"].cells.append(new_markdown_cell("## Point 18 draft", metadata={"tags": ["remove-cell"]}))
     info = {"title": "T", "author": "A", "course": "C", "date": "today", "profile": "smoke",
             "intro": "Intro text.", "facts": [("Parameter set", "smoke")]}
     merged = report.merge(notebooks, info, fmt="latex")
@@ -126,6 +128,9 @@ def test_merge_makes_one_chapter_per_notebook_with_anchored_points():
     assert chapters == ["# About this report {.unnumbered}", "# Title of 01_warmup", "# Title of 02_data", "# DCGAN",
                         "# Title of 04_upsampling", "# Title of 05_latent", "# Title of 06_reflections"]
     assert text.count("\\label{point-7}") == 1 and "\\pageref{point-18}" in text
+    # a point answered twice gets two anchors, both in the table; a hidden heading answers nothing
+    assert text.count("\\label{point-17}") == 1 and text.count("\\label{point-17-2}") == 1
+    assert "\\pageref{point-17-2}" in text and "point-18-2" not in text and "Point 18 draft" not in text
     assert merged.metadata.lab_report["title"] == "T" and "facts" not in merged.metadata.lab_report
     assert len({c.id for c in merged.cells}) == len(merged.cells)
 
