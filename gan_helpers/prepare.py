@@ -146,25 +146,28 @@ def open_image(path: Path, *, min_size: int, max_aspect: float | None, draft_siz
         # A decompression-bomb warning means "suspiciously large": drop it like the error.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(path)  # opens the file read-only
+            opened = Image.open(path)  # opens the file read-only
         except UnidentifiedImageError:
             raise Dropped("not-an-image", "no image format recognised") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             raise Dropped("too-large", f"decompression bomb guard: {error}") from None
         except OSError as error:
             raise Dropped("undecodable", str(error)) from None
-        width, height = image.size
-        if min(width, height) < min_size:
-            raise Dropped("too-small", f"{width}x{height} is below {min_size} px")
-        if max_aspect is not None and max(width, height) > max_aspect * min(width, height):
-            raise Dropped("aspect", f"{width}x{height} is more elongated than {max_aspect:g}:1")
-        try:
-            image.seek(0)  # the first frame of an animation
-            image.draft(None, (draft_size, draft_size))  # JPEG only: decode at reduced scale, much faster
-            image.load()
-            return ImageOps.exif_transpose(image) or image
-        except Exception as error:  # noqa: BLE001 - any decoder failure means a defective file
-            raise Dropped("undecodable", f"{type(error).__name__}: {error}") from None
+        with opened as image:  # closes the file even for animations, which Pillow keeps open
+            width, height = image.size
+            if min(width, height) < min_size:
+                raise Dropped("too-small", f"{width}x{height} is below {min_size} px")
+            if max_aspect is not None and max(width, height) > max_aspect * min(width, height):
+                raise Dropped("aspect", f"{width}x{height} is more elongated than {max_aspect:g}:1")
+            try:
+                image.seek(0)  # the first frame of an animation
+                image.draft(None, (draft_size, draft_size))  # JPEG only: decode at reduced scale, much faster
+                image.load()
+                return ImageOps.exif_transpose(image) or image.copy()
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+                raise Dropped("too-large", f"decompression bomb guard: {error}") from None
+            except Exception as error:  # noqa: BLE001 - any decoder failure means a defective file
+                raise Dropped("undecodable", f"{type(error).__name__}: {error}") from None
 
 
 def convert_file(path: Path, *, size: int = IMAGE_SIZE, min_size: int = IMAGE_SIZE,
