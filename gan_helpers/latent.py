@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import torch
 from torch import nn
 
@@ -365,12 +366,11 @@ def save_latent(result: Inversion, run_dir: str | Path, epoch: int, name: str) -
 # ---- figures ------------------------------------------------------------------------------------
 
 
-def show_inversion(result: Inversion, title: str | None = None, size: float = 1.6):
+def show_inversion(result: Inversion, title: str | None = None, size: float = 1.5):
     """Target, then the image at each recorded step (random -> imitation), then the loss curve."""
-    columns = 1 + len(result.frame_steps)
-    fig = plt.figure(figsize=(size * (columns + 2.5), size * 1.35))
-    grid = fig.add_gridspec(1, columns + 1, width_ratios=[1] * columns + [2.5])
     pictures = [(result.target[0], "target")] + [(f, f"step {s}") for f, s in zip(result.frames, result.frame_steps)]
+    fig = plt.figure(figsize=(size * (len(pictures) + 3), size * 1.5), layout="constrained")
+    grid = fig.add_gridspec(1, len(pictures) + 1, width_ratios=[1] * len(pictures) + [3])
     for i, (image, label) in enumerate(pictures):
         ax = fig.add_subplot(grid[0, i])
         ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
@@ -379,18 +379,23 @@ def show_inversion(result: Inversion, title: str | None = None, size: float = 1.
     plot_inversion_losses({"": result}, ax=fig.add_subplot(grid[0, -1]), legend=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
 def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool = True):
-    """Loss curves (MSE per step, log scale) of several inversions on one axes."""
+    """Loss curves (MSE per step) of several inversions on one axes; log scale when they span a factor of 3."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
+    values = []
     for label, result in results.items():
         curve = [*result.losses, result.final_mse]
+        values += [v for v in curve if math.isfinite(v) and v > 0]
         ax.plot(range(len(curve)), curve, marker="." if len(curve) < 30 else None, label=label or None)
-    ax.set_yscale("log")
+    if values and max(values) > 3 * min(values):
+        ax.set_yscale("log")
+    else:  # a flat curve: plain numbers read better than log ticks 1e-1 apart
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("SGD step")
     ax.set_ylabel("MSE")
     ax.grid(alpha=0.3, which="both")
