@@ -18,7 +18,7 @@ COMMANDS = {
     "data": "gan_helpers.stellarium",
     "prepare": "gan_helpers.prepare",
     "crawl": "gan_helpers.crawl",
-    "train": "gan_helpers.train_cli",
+    "train": "gan_helpers.train",
     "report": "gan_helpers.report",
 }
 
