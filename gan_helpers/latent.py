@@ -22,7 +22,7 @@ from torch import nn
 
 from gan_helpers import runs
 from gan_helpers.errors import UserError
-from gan_helpers.plots import image_grid
+from gan_helpers.plots import image_grid, save_grid
 
 REDUCTIONS = ("mean", "sum")
 METHODS = ("lerp", "slerp")
@@ -184,6 +184,22 @@ def steps_to_settle(losses: Sequence[float], final: float, tolerance: float = 0.
     return len(curve) - 1
 
 
+def describe_convergence(result: Inversion) -> str:
+    """One phrase saying how far an inversion got: diverged, barely moved, settled, or still falling."""
+    steps, start, final = result.settings.get("steps", len(result.losses)), result.losses[0], result.final_mse
+    if not math.isfinite(final):
+        return "diverged (the error became NaN or infinite)"
+    fall = 1 - final / start if start > 0 else 0.0
+    if fall < 0:
+        return f"ended {-fall:.1%} above its starting error after {steps} steps"
+    if fall < 0.01:
+        return f"barely moved the error ({fall:.2%} lower after {steps} steps)"
+    settled = steps_to_settle(result.losses, final)
+    if settled is not None and settled <= 0.8 * steps:
+        return f"lowered the error by {fall:.0%} and settled after about {settled} steps"
+    return f"lowered the error by {fall:.0%} in {steps} steps and was still falling at the end"
+
+
 # ---- generating, interpolating and editing ------------------------------------------------------
 
 
@@ -343,23 +359,37 @@ def load_target_image(path: str | Path) -> torch.Tensor:
 def save_latent(result: Inversion, run_dir: str | Path, epoch: int, name: str) -> Path:
     """Store a found vector as ``run_dir/latents/epoch-NNNNNN-<name>.pt`` and return the path.
 
-    The file holds the vector, its final error, the loss curve and the
-    settings. An existing file is never overwritten: the same vector again
-    returns the existing file, a different one gets the next free ``-vN`` name.
+    The file holds the vector, its final error, the loss curve, the
+    settings and the evolution frames (as 8-bit images); a PNG of the same
+    name shows the target and the evolution in one row (point 13: save the
+    evolution and the final vector). Nothing is ever overwritten: the same
+    vector again returns the existing file, a different one gets the next
+    free ``-vN`` name.
     """
     folder = Path(run_dir) / "latents"
     folder.mkdir(exist_ok=True)
     stem = f"epoch-{epoch:06d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('_') or 'latent'}"
-    record = {"z": result.z, "final_mse": result.final_mse, "losses": result.losses, "epoch": epoch, "settings": result.settings}
+    record = {
+        "z": result.z, "final_mse": result.final_mse, "losses": result.losses, "epoch": epoch,
+        "settings": result.settings, "frame_steps": result.frame_steps,
+        "frames": (result.frames.clamp(0, 1) * 255).round().to(torch.uint8),
+    }
     for version in range(1, 1000):
         path = folder / (f"{stem}.pt" if version == 1 else f"{stem}-v{version}.pt")
         try:
             with open(path, "xb") as f:  # exclusive: fails rather than overwrite
                 torch.save(record, f)
-            return path
         except FileExistsError:
-            if torch.equal(torch.load(path, weights_only=True)["z"], result.z):
+            try:
+                same = torch.equal(torch.load(path, weights_only=True)["z"], result.z)
+            except Exception:  # unreadable or foreign: certainly not this vector
+                same = False
+            if same:
                 return path
+            continue
+        if not path.with_suffix(".png").exists():
+            save_grid(torch.cat([result.target, result.frames]), path.with_suffix(".png"), nrow=len(result.frames) + 1)
+        return path
     raise UserError(f"{folder} already holds 999 versions of {stem}; delete old ones you no longer need.")
 
 

@@ -16,7 +16,9 @@ from torch import nn
 from gan_helpers.errors import UserError
 from gan_helpers.latent import (
     checkpoint_for_epoch,
+    Inversion,
     coordinate_influence,
+    describe_convergence,
     edit_coordinates,
     generate,
     interpolate,
@@ -302,8 +304,13 @@ def test_save_latent_never_overwrites(tmp_path):
     other = invert(G, generate(G, latent(1))[0], steps=1, seed=1)
     second = save_latent(other, tmp_path, 5, "galaxy A")
     assert second.name == "epoch-000005-galaxy_A-v2.pt"
-    assert torch.equal(torch.load(first, weights_only=True)["z"], result.z)
+    record = torch.load(first, weights_only=True)
+    assert torch.equal(record["z"], result.z)
+    assert record["frames"].dtype == torch.uint8 and record["frames"].shape == result.frames.shape
     assert torch.equal(torch.load(second, weights_only=True)["z"], other.z)
+    assert first.with_suffix(".png").is_file() and second.with_suffix(".png").is_file()
+    (tmp_path / "latents" / "epoch-000005-galaxy_A-v3.pt").write_text("not a checkpoint")
+    assert save_latent(invert(G, generate(G, latent(1))[0], steps=1, seed=2), tmp_path, 5, "galaxy A").name.endswith("-v4.pt")
 
 
 def test_figures_draw():
@@ -331,3 +338,16 @@ def test_load_target_image_crops_the_centre_square(tmp_path):
     (tmp_path / "not-an-image.png").write_text("hello")
     with pytest.raises(UserError):
         load_target_image(tmp_path / "not-an-image.png")
+
+
+def _curve(losses: list[float], final: float) -> Inversion:
+    empty = torch.zeros(1, 3, 64, 64)
+    return Inversion(torch.zeros(1, 128), empty, empty, losses, final, empty, [0], [final], {"steps": len(losses)})
+
+
+def test_describe_convergence():
+    assert "settled after about 3" in describe_convergence(_curve([1.0, 0.5, 0.2, 0.11, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1], 0.1))
+    assert "still falling" in describe_convergence(_curve([1.0, 0.9, 0.8, 0.7], 0.6))
+    assert "barely moved" in describe_convergence(_curve([1.0, 0.999], 0.999))
+    assert "above its starting error" in describe_convergence(_curve([1.0, 1.5], 2.0))
+    assert "diverged" in describe_convergence(_curve([1.0, 1e9], float("nan")))
