@@ -220,6 +220,17 @@ def _prepare_markdown(source: str, fmt: str, demote: bool, drop_title: bool, see
     return "\n".join(lines).strip()
 
 
+def _attach_caption(cell, caption: str) -> bool:
+    """Put a caption into the last figure of the code cell before it (one float in LaTeX); False if it has none."""
+    if cell.cell_type != "code":
+        return False
+    figures = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    if not figures or figures[-1].get("metadata", {}).get("lab_caption"):
+        return False
+    figures[-1].setdefault("metadata", {})["lab_caption"] = caption
+    return True
+
+
 def latex_escape(text: str) -> str:
     return "".join(LATEX_SPECIALS.get(ch, ch) for ch in text)
 
@@ -227,6 +238,10 @@ def latex_escape(text: str) -> str:
 def front_matter(info: dict, locations: dict[int, list[Location]], fmt: str) -> list:
     """The opening chapter: what was run on what, and where every lab point is answered."""
     rows = "\n".join(f"| {k} | {v} |" for k, v in info["facts"])
+    settings = "\n".join(f"| {k} | {v} |" for k, v in info.get("settings", []))
+    settings = (f"## The parameter set{' {.unnumbered}' if fmt == 'latex' else ''}\n\n"
+                "The parameters it sets, by notebook; all others keep the notebooks' defaults.\n\n"
+                f"| Notebook | Parameters |\n|:--|:------|\n{settings}\n") if settings else ""
     cells = [new_markdown_cell(
         f"# About this report{' {.unnumbered}' if fmt == 'latex' else ''}\n\n"
         f"{info['intro']}\n\n| | |\n|:--|:--|\n{rows}\n"
@@ -250,6 +265,8 @@ def front_matter(info: dict, locations: dict[int, list[Location]], fmt: str) -> 
             for i, loc in enumerate(where):
                 table.append(f"| {point if i == 0 else ''} | `{loc.stem}` | [{loc.section}](#{anchor_name(point, i + 1)}) |")
         cells.append(new_markdown_cell("\n".join(table)))
+    if settings:
+        cells.append(new_markdown_cell(settings))
     return cells
 
 
@@ -274,8 +291,10 @@ def merge(notebooks: dict[str, nbformat.NotebookNode], info: dict, fmt: str = "l
                 cell.source = _prepare_markdown(cell.source, fmt, demote, not demote, seen)
                 if not cell.source:
                     continue
+                if fmt == "latex" and "figure-caption" in cell.metadata.get("tags", []) and _attach_caption(cells[-1], cell.source):
+                    continue
             cells.append(cell)
-    merged = nbformat.v4.new_notebook(cells=cells, metadata={"lab_report": {k: v for k, v in info.items() if k != "facts"}})
+    merged = nbformat.v4.new_notebook(cells=cells, metadata={"lab_report": {k: v for k, v in info.items() if k not in ("facts", "settings")}})
     if fmt == "html":
         html_front(merged, info)
     merged.metadata["kernelspec"] = nbrun.KERNELSPEC
@@ -365,21 +384,40 @@ def _render_latex(merged: nbformat.NotebookNode, build_dir: Path) -> Path:
     tex = build_dir / "lab_report.tex"
     tex.write_text(body)
     log = build_dir / "lab_report.log"
-    for _ in range(3):  # contents, page references, then settle
-        result = subprocess.run(
-            ["xelatex", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", tex.name],
-            cwd=build_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-        )
-        if result.returncode != 0:
-            errors = [line for line in result.stdout.splitlines() if line.startswith("!") or ".tex:" in line]
-            first = errors[0].strip() if errors else f"exit status {result.returncode}"
-            raise UserError(f"xelatex could not typeset {_show(tex)} ({first}); the full log is {_show(log)}.")
-        if "Rerun to get" not in log.read_text(errors="replace") and "may have changed" not in log.read_text(errors="replace"):
+    _xelatex(tex)
+    missing = _missing_characters(log)
+    if missing and FALLBACK_MARK in body:  # set them in the fallback font and start again
+        lines = "".join(f'\\newunicodechar{{{c}}}{{\\labchar{{"{ord(c):04X}}}}}\n' for c in missing)
+        tex.write_text(body.replace(FALLBACK_MARK, FALLBACK_MARK + "\n" + lines, 1))
+        _xelatex(tex)
+    for _ in range(2):  # contents and page references need the previous pass's .aux
+        _xelatex(tex)
+        text = log.read_text(errors="replace")
+        if "Rerun to get" not in text and "may have changed" not in text:
             break
-    missing = sorted(set(re.findall(r"Missing character: There is no (.) ", log.read_text(errors="replace"))))
+    missing = _missing_characters(log)
     if missing:
-        print(f"warning: the fonts lack {' '.join(missing)}; those characters are missing from the PDF (see {_show(log)}).")
+        print(f"warning: no font has {' '.join(missing)}; those characters are missing from the PDF (see {_show(log)}).")
     return build_dir / "lab_report.pdf"
+
+
+FALLBACK_MARK = "% lab-report: fallback characters"
+
+
+def _xelatex(tex: Path) -> None:
+    result = subprocess.run(
+        ["xelatex", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", tex.name],
+        cwd=tex.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+    )
+    if result.returncode != 0:
+        errors = [line for line in result.stdout.splitlines() if line.startswith("!") or ".tex:" in line]
+        first = errors[0].strip() if errors else f"exit status {result.returncode}"
+        raise UserError(f"xelatex could not typeset {_show(tex)} ({first}); the full log is {_show(tex.with_suffix('.log'))}.")
+
+
+def _missing_characters(log: Path) -> list[str]:
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    return sorted(set(re.findall(r"Missing character: There is no (.) ", text)))
 
 
 def _render_html(merged: nbformat.NotebookNode, build_dir: Path) -> Path:
@@ -439,23 +477,24 @@ def report_info(profile: str, executed: dict[str, nbformat.NotebookNode], config
     device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
     now = _dt.datetime.now()
     data_text = "; ".join(f"`{d}` ({_count(count_images(d))})" for d in data) or "none"
-    settings = "; ".join(
-        f"{stem}: " + ", ".join(f"`{k}={v!r}`" for k, v in values.items()) for stem, values in used.items() if values
-    ) or "every notebook's defaults"
+    settings = [(f"`{stem}`", ", ".join(f"{k} = {_literal(v)}" for k, v in values.items())) for stem, values in used.items() if values]
     facts = [
         ("Parameter set", f"**{profile}** (`notebooks/params/{profile}.yaml`)"),
         ("Data set", data_text),
         ("Training runs", ", ".join(f"`{r}`" for r in runs_dirs) or "none"),
         ("Device", f"{device}, torch {torch.__version__}"),
         ("Built", f"{now:%Y-%m-%d %H:%M}{_commit()}"),
-        ("Settings", settings),
     ]
     intro = (
         f"This report is the six lab notebooks, executed in order with the **{profile}** parameter set and merged: "
         "one chapter per notebook, code and output as they ran. Every lab point is answered under a heading that "
         "names it (\"Point N\"); the table below lists where."
     )
-    return {**config, "date": f"{now:%d %B %Y}", "profile": profile, "facts": facts, "intro": intro}
+    return {**config, "date": f"{now:%d %B %Y}", "profile": profile, "facts": facts, "settings": settings, "intro": intro}
+
+
+def _literal(value) -> str:
+    return f"`{value!r}`".replace("|", "\\|")
 
 
 def build(profile: str, data: str | None = None, *, render_only: bool = False, renderer: str = "auto", pdf: Path = PDF) -> Path:
