@@ -57,6 +57,14 @@ class Discriminator(nn.Module):
         return self.sigmoid(self.logits(images))
 
 
+def latent_projection() -> nn.Sequential:
+    """The generators' common start (points 2 and 11): a purely linear layer, reshaped to 8x8 maps."""
+    return nn.Sequential(
+        nn.Linear(LATENT_DIM, 128 * 8 * 8),  # (B, 128) -> (B, 8192), no activation
+        nn.Unflatten(1, (128, 8, 8)),  # -> (B, 128, 8, 8)
+    )
+
+
 class TransposedConvGenerator(nn.Module):
     """Point 2: linear projection, three transposed convolutions, 5x5 conv, sigmoid.
 
@@ -67,10 +75,7 @@ class TransposedConvGenerator(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.project = nn.Sequential(
-            nn.Linear(LATENT_DIM, 128 * 8 * 8),  # (B, 128) -> (B, 8192), no activation
-            nn.Unflatten(1, (128, 8, 8)),  # -> (B, 128, 8, 8)
-        )
+        self.project = latent_projection()
         self.upsample = nn.Sequential(
             # (B, 128, 8, 8) -> (B, 128, 16, 16)
             nn.ConvTranspose2d(128, 128, kernel_size=4, stride=2, padding=1),
@@ -117,10 +122,7 @@ class UpsamplingGenerator(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.project = nn.Sequential(
-            nn.Linear(LATENT_DIM, 128 * 8 * 8),  # (B, 128) -> (B, 8192), no activation
-            nn.Unflatten(1, (128, 8, 8)),  # -> (B, 128, 8, 8)
-        )
+        self.project = latent_projection()
         self.upsample = nn.Sequential(
             _upsampling_block(128, 64),  # (B, 128, 8, 8) -> (B, 64, 16, 16)
             _upsampling_block(64, 128),  # (B, 64, 16, 16) -> (B, 128, 32, 32)
