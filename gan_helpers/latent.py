@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import torch
+from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from gan_helpers import runs
@@ -62,6 +63,27 @@ def _as_target(target: torch.Tensor) -> torch.Tensor:
     return target
 
 
+@contextmanager
+def _frozen(G: nn.Module) -> Iterator[None]:
+    """G in eval mode with its parameters out of autograd; mode and flags restored on exit.
+
+    Eval mode is the sampling mode (batch norm uses its running statistics,
+    which therefore cannot move); without ``requires_grad`` no gradient is
+    ever computed for a weight, so no optimizer step could change one.
+    """
+    was_training = G.training
+    flags = [p.requires_grad for p in G.parameters()]
+    try:
+        G.eval()
+        for p in G.parameters():
+            p.requires_grad_(False)
+        yield
+    finally:
+        G.train(was_training)
+        for p, flag in zip(G.parameters(), flags):
+            p.requires_grad_(flag)
+
+
 def _frame_steps(steps: int, count: int) -> list[int]:
     """`count` update counts spread evenly over 0..steps, always including both ends."""
     count = max(2, min(count, steps + 1))
@@ -84,12 +106,13 @@ def invert(
     """Point 13: a latent vector whose image matches `target`, found by SGD on the vector alone.
 
     Starts from standard normal noise (drawn on the CPU from `seed`, so the
-    same on every device) or from the vector `start` (with ``restarts=1``), and takes `steps` SGD updates
-    (learning rate `lr`, `momentum`) of the squared error between G(z) and
-    `target`. ``reduction='mean'`` averages it over the 12,288 pixel values
-    (the spec's loss); ``'sum'`` adds them up: the same minimum, but a
-    gradient 12,288 times larger, so the spec's small learning rate takes
-    steps big enough to settle in tens of updates. ``restarts`` > 1 runs that
+    same on every device) or from the vector `start` (with ``restarts=1``),
+    and takes `steps` SGD updates (learning rate `lr`, `momentum`) of the
+    squared error between G(z) and `target`. ``reduction='mean'`` averages
+    it over the 12,288 pixel values (the spec's loss); ``'sum'`` adds them
+    up: the same minimum, but a gradient 12,288 times larger, so the spec's
+    small learning rate takes steps big enough to settle in tens of updates
+    where the mean can need thousands. ``restarts`` > 1 runs that
     many independent starts side by side in one batch and keeps the one with
     the lowest final error, which guards against a start in a poor valley.
 
@@ -126,12 +149,7 @@ def invert(
     losses = torch.empty(steps, restarts, device=device)
     kept_frames: list[torch.Tensor] = []
 
-    was_training = G.training
-    flags = [p.requires_grad for p in G.parameters()]
-    try:
-        G.eval()
-        for p in G.parameters():
-            p.requires_grad_(False)
+    with _frozen(G):
         for step in range(steps):
             images = G(z)
             per_restart = (images - target).pow(2).flatten(1).mean(1)  # (restarts,)
@@ -147,10 +165,6 @@ def invert(
             images = G(z)
         kept_frames.append(images)
         final = (images - target).pow(2).flatten(1).mean(1)
-    finally:
-        G.train(was_training)
-        for p, flag in zip(G.parameters(), flags):
-            p.requires_grad_(flag)
 
     final = final.cpu()
     best = int(torch.nan_to_num(final, nan=math.inf).argmin())
@@ -287,19 +301,10 @@ def coordinate_influence(G: nn.Module, z: torch.Tensor, probes: int = 8, seed: i
     """
     device = next(G.parameters()).device
     zs = _as_vector(z, "z").to(device).repeat(probes, 1).requires_grad_(True)
-    was_training = G.training
-    flags = [p.requires_grad for p in G.parameters()]
-    try:
-        G.eval()
-        for p in G.parameters():
-            p.requires_grad_(False)
+    with _frozen(G):
         images = G(zs)
         v = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed)).to(device)
         (grads,) = torch.autograd.grad((images * v).sum(), zs)
-    finally:
-        G.train(was_training)
-        for p, flag in zip(G.parameters(), flags):
-            p.requires_grad_(flag)
     return (grads.pow(2).mean(0) / images[0].numel()).sqrt().cpu()
 
 

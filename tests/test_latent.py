@@ -96,6 +96,15 @@ def test_invert_leaves_generator_bit_identical_and_restores_mode_and_flags():
     assert all(p.grad is None for p in G.parameters())
 
 
+def test_invert_computes_no_weight_gradients():
+    G = toy()
+    seen = []
+    G.register_forward_pre_hook(lambda module, args: seen.append(any(p.requires_grad for p in module.parameters())))
+    invert(G, generate(G, latent(1))[0], steps=3, seed=0)
+    assert seen and not any(seen)  # parameters were out of autograd in every forward pass
+    assert all(p.requires_grad for p in G.parameters())
+
+
 def test_invert_real_generator_shapes_and_no_change():
     torch.manual_seed(0)
     G = UpsamplingGenerator()  # has batch norm, whose running statistics a train-mode pass would move
@@ -213,6 +222,7 @@ def test_slerp_keeps_norms_between_the_ends_and_follows_the_arc():
     norms = path.norm(dim=1)
     low, high = min(a.norm(), b.norm()), max(a.norm(), b.norm())
     assert ((norms >= low - 1e-4) & (norms <= high + 1e-4)).all()
+    assert torch.allclose(norms, torch.linspace(float(a.norm()), float(b.norm()), 9), rtol=1e-5)  # length moves linearly
     c, d = latent(1), latent(2)  # two typical Gaussian vectors, nearly orthogonal
     low = min(c.norm(), d.norm())
     assert interpolate(c, d, 9, "lerp")[4].norm() < 0.8 * low  # the straight line sags through the middle ...
