@@ -506,7 +506,7 @@ def build(profile: str, data: str | None = None, *, render_only: bool = False, r
     if not render_only:
         sources = {stem: nbformat.read(nbrun.notebook_path(stem), as_version=4) for stem in nbrun.NOTEBOOKS if nbrun.notebook_path(stem).is_file()}
         if len(sources) == len(nbrun.NOTEBOOKS):
-            point_locations(sources)  # a missing "Point N" heading fails now rather than after the run
+            point_locations({s: clean_notebook(nb) for s, nb in sources.items()})  # fail now, not after the run
         nbrun.ensure_default_data(profile, data)
         nbrun.execute(profile, out, data=data)
     executed = read_executed(out)
