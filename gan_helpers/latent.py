@@ -214,6 +214,16 @@ def describe_convergence(result: Inversion) -> str:
     return f"lowered the error by {fall:.0%} in {steps} steps and was still falling at the end"
 
 
+def flat_baseline(target: torch.Tensor) -> float:
+    """MSE of the best single-colour image (the target's mean colour) against `target`.
+
+    A yardstick for a final error: an imitation no better than this has
+    matched at most the overall colour of the picture, not its structure.
+    """
+    target = _as_target(target)
+    return float((target - target.mean(dim=(2, 3), keepdim=True)).pow(2).mean())
+
+
 # ---- generating, interpolating and editing ------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from gan_helpers.latent import (
     coordinate_influence,
     describe_convergence,
     edit_coordinates,
+    flat_baseline,
     generate,
     interpolate,
     invert,
@@ -362,3 +363,12 @@ def test_describe_convergence():
     assert "barely moved" in describe_convergence(_curve([1.0, 0.999], 0.999))
     assert "above its starting error" in describe_convergence(_curve([1.0, 1.5], 2.0))
     assert "diverged" in describe_convergence(_curve([1.0, 1e9], float("nan")))
+
+
+def test_flat_baseline_is_the_error_of_the_mean_colour():
+    assert flat_baseline(torch.full((3, 64, 64), 0.3)) == pytest.approx(0.0)
+    halves = torch.zeros(3, 64, 64)
+    halves[:, :, 32:] = 1.0
+    assert flat_baseline(halves) == pytest.approx(0.25)
+    halves[0] = 0.7  # a flat red channel adds nothing
+    assert flat_baseline(halves) == pytest.approx(0.25 * 2 / 3)
