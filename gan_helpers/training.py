@@ -2,19 +2,27 @@
 
 Plain functions with explicit arguments (points 7, 8 and 9 of LAB_SPEC.md).
 
-Which network is in which mode: both networks stay in train mode for the
-whole of training, as in the original exercise and in pytorch/examples'
-DCGAN. In the discriminator step the generator only produces fakes (under
+Which network is in which mode. The generator stays in train mode for the
+whole of training: in the discriminator step it only produces fakes (under
 ``no_grad``), so none of its parameters can change; its batch-norm running
-statistics (buffers, not weights) are updated by that forward pass, exactly
-as in the generator step, and are used only when sampling in eval mode. In
-the generator step the discriminator judges with batch statistics and
-dropout active, the same function it is being trained as; its parameters
-receive no gradient and its optimizer is not stepped, so they cannot change,
-while its batch-norm running statistics move as in any train-mode forward.
-Each step computes gradients with ``torch.autograd.grad`` with respect to the
-trained network's parameters only, so the other network never even holds a
-``.grad``.
+statistics (buffers, not weights) follow its output there as in its own
+step, and are used only when sampling in eval mode.
+
+The discriminator is in train mode for its own step and in eval mode for the
+generator's step. Its step sees a joined batch of reals and fakes, so its
+batch norm learns to separate the two within such a batch. Judging a batch
+of fakes only with that batch's own statistics would re-centre the fakes as
+if they were a typical mixed batch, and the discriminator would call them
+real no matter what they look like (seen in practice: loss_G near 0.07
+while the discriminator step gave fakes D(G(z)) = 0.04), which leaves the
+generator without a useful gradient. In eval mode the batch norm uses the
+running statistics gathered in the discriminator's own steps and dropout is
+off, so the generator is graded by the function the discriminator actually
+learned, and the discriminator's state, buffers included, is untouched.
+
+Each step computes gradients with ``torch.autograd.grad`` with respect to
+the trained network's parameters only, so the other network never even
+holds a ``.grad``.
 """
 
 from __future__ import annotations
@@ -83,10 +91,17 @@ def d_step(
 def g_step(D: nn.Module, G: nn.Module, opt_G: torch.optim.Optimizer, batch: int) -> dict[str, torch.Tensor]:
     """Point 8: one generator update on B fresh fakes labelled 1 (no label noise, no reals).
 
-    Only G's weights are updated. Returns ``loss_G`` as a 0-dimensional tensor.
+    Only G's weights are updated. D judges in eval mode (see the module
+    docstring) and is returned to the mode it was in. Returns ``loss_G`` as
+    a 0-dimensional tensor.
     """
     device = next(G.parameters()).device
-    logits = D.logits(G(torch.randn(batch, G.latent_dim, device=device)))
+    was_training = D.training
+    D.eval()
+    try:
+        logits = D.logits(G(torch.randn(batch, G.latent_dim, device=device)))
+    finally:
+        D.train(was_training)
     loss_G = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
     _apply_gradients(loss_G, G, opt_G)
     return {"loss_G": loss_G.detach()}

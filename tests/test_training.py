@@ -52,13 +52,23 @@ def test_discriminator_step_changes_only_the_discriminator(generator_cls):
 @pytest.mark.parametrize("generator_cls", [TransposedConvGenerator, UpsamplingGenerator])
 def test_generator_step_changes_only_the_generator(generator_cls):
     G, D, opt_G, opt_D = make(generator_cls)
-    G_before, D_before = params(G), params(D)
+    G_before, D_before, D_buffers = params(G), params(D), buffers(D)
     out = g_step(D, G, opt_G, 2)
     assert same(D_before, params(D)), "the generator step must not touch the discriminator's weights"
+    # documented decision: D judges in eval mode, so even its batch-norm statistics stay put
+    assert same(D_buffers, buffers(D)) and D.training
     assert set(changed(G_before, params(G))) == set(G_before)
     assert all(p.grad is None for p in D.parameters())
     assert set(out) == {"loss_G"}
     assert not any(state for state in opt_D.state.values()), "D's optimizer must not have stepped"
+
+
+def test_generator_step_grades_fakes_with_the_discriminators_running_statistics():
+    G, D, opt_G, _ = make(TransposedConvGenerator)
+    seen = []
+    D.features[1].register_forward_hook(lambda module, i, o: seen.append(module.training))
+    g_step(D, G, opt_G, 2)
+    assert seen == [False]
 
 
 def test_jittered_labels_stay_valid_and_spread():
