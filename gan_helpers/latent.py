@@ -46,7 +46,7 @@ class Inversion:
     frames: torch.Tensor  # (F, 3, 64, 64) images of the kept restart at frame_steps
     frame_steps: list[int]  # update counts of the frames: 0 is the random start, the last is `steps`
     restart_mses: list[float]  # final MSE of every restart (the lowest is kept)
-    settings: dict = field(default_factory=dict)  # steps, lr, momentum, reduction, restarts, seed
+    settings: dict = field(default_factory=dict)  # steps, lr (the number used), momentum, reduction, restarts, seed, lr_auto
 
 
 def _as_target(target: torch.Tensor) -> torch.Tensor:
@@ -77,7 +77,8 @@ def _frozen(G: nn.Module) -> Iterator[None]:
         G.eval()
         for p in G.parameters():
             p.requires_grad_(False)
-        yield
+        with torch.enable_grad():  # z needs its gradient even if the caller is inside no_grad
+            yield
     finally:
         G.train(was_training)
         for p, flag in zip(G.parameters(), flags):
@@ -95,7 +96,7 @@ def invert(
     target: torch.Tensor,
     *,
     steps: int,
-    lr: float = 0.01,
+    lr: float | str = 0.01,
     momentum: float = 0.9,
     reduction: str = "mean",
     restarts: int = 1,
@@ -115,6 +116,8 @@ def invert(
     where the mean can need thousands. ``restarts`` > 1 runs that
     many independent starts side by side in one batch and keeps the one with
     the lowest final error, which guards against a start in a poor valley.
+    ``lr='auto'`` sets the step from the generator's slope at the start
+    (:func:`auto_lr`), for generators whose sensitivity no fixed rate suits.
 
     G runs in eval mode (batch norm uses its running statistics, as when
     sampling, so each restart depends on its own vector only). Its
@@ -128,8 +131,8 @@ def invert(
     for name, value in (("steps", steps), ("restarts", restarts)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UserError(f"{name} must be a whole number of at least 1, not {value!r}.")
-    if not lr > 0 or not 0 <= momentum < 1:
-        raise UserError(f"lr must be positive and momentum in [0, 1) (got lr={lr!r}, momentum={momentum!r}).")
+    if not (lr == "auto" or (isinstance(lr, (int, float)) and lr > 0)) or not 0 <= momentum < 1:
+        raise UserError(f"lr must be positive or 'auto' and momentum in [0, 1) (got lr={lr!r}, momentum={momentum!r}).")
     device = next(G.parameters()).device
     target = _as_target(target).to(device)
 
@@ -144,6 +147,10 @@ def invert(
     else:
         z0 = torch.randn(restarts, G.latent_dim)
     z = z0.clone().to(device).requires_grad_(True)
+    scale = target.numel() if reduction == "sum" else 1
+    lr_auto = lr == "auto"
+    if lr_auto:
+        lr = auto_lr(G, z0[0], reduction)
     optimizer = torch.optim.SGD([z], lr=lr, momentum=momentum)
     recorded = _frame_steps(steps, frames)
     losses = torch.empty(steps, restarts, device=device)
@@ -157,7 +164,7 @@ def invert(
             if step in recorded:
                 kept_frames.append(images.detach())
             # Summing over restarts gives each vector exactly the gradient it would get alone.
-            objective = per_restart.sum() * (target.numel() if reduction == "sum" else 1)
+            objective = per_restart.sum() * scale
             (grad,) = torch.autograd.grad(objective, z)
             z.grad = grad
             optimizer.step()
@@ -177,8 +184,27 @@ def invert(
         frames=torch.stack([f[best] for f in kept_frames]).cpu(),
         frame_steps=recorded,
         restart_mses=final.tolist(),
-        settings={"steps": steps, "lr": lr, "momentum": momentum, "reduction": reduction, "restarts": restarts, "seed": seed},
+        settings={"steps": steps, "lr": lr, "momentum": momentum, "reduction": reduction, "restarts": restarts, "seed": seed, "lr_auto": lr_auto},
     )
+
+
+def auto_lr(G: nn.Module, z: torch.Tensor, reduction: str = "mean", probes: int = 8) -> float:
+    """A learning rate matched to how strongly G's image reacts to z near `z`.
+
+    How fast a fixed learning rate moves z depends on the generator: a
+    barely trained one changes its pixels by about 0.001 per unit of a
+    coordinate, a trained one by about 0.01 or more, and the curvature of
+    the squared error grows with the square of that. This returns one over
+    the trace of the Gauss-Newton curvature (2 * sum of squared Jacobian
+    columns, times 12,288 for ``reduction='sum'``), estimated with
+    :func:`coordinate_influence`; the trace bounds the largest curvature,
+    so SGD with momentum 0.9 stays stable (it needs lr * curvature < 3.8).
+    """
+    influence = coordinate_influence(G, z, probes=probes)
+    trace = 2 * float(influence.pow(2).sum()) * (3 * 64 * 64 if reduction == "sum" else 1)
+    if not trace > 0:
+        raise UserError("the generator's image does not react to the latent vector at all, so no learning rate helps; load a trained checkpoint.")
+    return 1 / trace
 
 
 def steps_to_settle(losses: Sequence[float], final: float, tolerance: float = 0.05) -> int | None:

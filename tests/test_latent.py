@@ -15,6 +15,7 @@ from torch import nn
 
 from gan_helpers.errors import UserError
 from gan_helpers.latent import (
+    auto_lr,
     checkpoint_for_epoch,
     Inversion,
     coordinate_influence,
@@ -154,6 +155,27 @@ def test_sum_reduction_is_mean_with_a_proportionally_larger_step():
     spec = invert(G, target, steps=5, reduction="mean", lr=0.01, seed=0)
     assert torch.allclose(summed.z, averaged.z, atol=1e-4)
     assert not torch.allclose(summed.z, spec.z, atol=1e-4)
+
+
+def test_auto_lr_converges_whatever_the_reduction_and_refuses_a_dead_generator():
+    G = toy()
+    target = generate(G, latent(1))[0]
+    auto = invert(G, target, steps=15, lr="auto", seed=0)
+    assert auto.settings["lr_auto"] and auto.settings["lr"] == pytest.approx(auto_lr(G, latent(0)), rel=1e-5)
+    assert auto.final_mse < 0.1 * auto.losses[0]
+    summed = invert(G, target, steps=15, lr="auto", reduction="sum", seed=0)
+    assert torch.allclose(summed.z, auto.z, atol=1e-4)  # the step adapts to the scale of the objective
+    assert invert(G, target, steps=15, seed=0).final_mse > 0.9 * auto.losses[0]  # the spec's rate barely moves here
+    with pytest.raises(UserError):
+        auto_lr(toy(active=0), latent(1))
+
+
+def test_invert_works_inside_no_grad():
+    G = toy()
+    target = generate(G, latent(1))[0]
+    with torch.no_grad():
+        result = invert(G, target, steps=5, reduction="sum", seed=0)
+    assert result.final_mse < result.losses[0]
 
 
 def test_restarts_keep_the_best_and_seed_reproduces():
