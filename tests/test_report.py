@@ -144,7 +144,7 @@ def tiny_merged(fmt: str) -> nbformat.NotebookNode:
     notebooks = lab_notebooks({"01_warmup": list(range(1, 19))})
     nb = notebooks["01_warmup"]
     nb.cells[1:1] = [
-        new_markdown_cell("## A section with maths $x^2$\n\nGlyphs the text font lacks: √2 ≈ 1.41, 10⁻⁵ → done."),
+        new_markdown_cell("## A section with maths $x^2$\n\nGlyphs the text font lacks: √2 ≈ 1.41, 10⁻⁵ → done, x ∈ ℝ."),
         new_code_cell(LONG_LINE, outputs=[
             new_output("stream", name="stdout", text="printed " + "x" * 200 + " END_OF_OUTPUT\n"),
             new_output("display_data", data={"image/png": png_bytes(), "text/plain": "<Figure>"}),
@@ -173,7 +173,7 @@ def check_pdf(pdf: Path) -> None:
     text = pdf_text(pdf)
     for expected in ("Tiny report title", "Ada Author", "Course Name", "Where each lab point is answered",
                      "A section with maths", "Point 18 — answer 18", "A caption under the figure", "END_OF_OUTPUT",
-                     "√2 ≈ 1.41, 10⁻⁵ → done"):
+                     "√2 ≈ 1.41, 10⁻⁵ → done, x ∈ ℝ"):
         assert expected in text, expected
     # the long code line wraps instead of running off the page: its end is on the page
     assert "END_OF_LONG_LINE" in text and "term_039" in text
