@@ -19,3 +19,12 @@ def from_root(path: str | Path) -> Path:
     """An absolute path: `path` itself if absolute, else relative to the project root."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def shown(path: str | Path) -> str:
+    """`path` as printed to users: relative to the project root when inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)

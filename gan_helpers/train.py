@@ -20,7 +20,7 @@ from gan_helpers import runs
 from gan_helpers.config import RESUMABLE_CHANGES, TrainConfig, field_help
 from gan_helpers.errors import UserError
 from gan_helpers.models import Discriminator, build_generator
-from gan_helpers.paths import from_root
+from gan_helpers.paths import from_root, shown
 from gan_helpers.plots import save_grid
 from gan_helpers.training import TrainingDiverged, fit
 from gan_helpers.utils import pick_device, rng_state, seed_everything, set_rng_state
@@ -89,7 +89,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     torch.save(fixed_z, run_dir / "fixed_noise.pt")
     save_grid(images[: config.fixed_noise], run_dir / "reals.png")
     save_grid(_sample(G, fixed_z.to(device)), run_dir / "samples" / runs.epoch_name(0, "png"))
-    print(f"Run folder: {run_dir}")
+    print(f"Run folder: {shown(run_dir)}")
     _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z.to(device), start_epoch=0)
     return run_dir
 
@@ -112,7 +112,7 @@ def train_or_resume(config: TrainConfig) -> Path:
             continue
         last = max(runs.checkpoints(run_dir))
         if last >= config.epochs:
-            print(f"Reusing {run_dir} (trained to epoch {last})")
+            print(f"Reusing {shown(run_dir)} (trained to epoch {last})")
             return run_dir
         changes = {k: getattr(config, k) for k in free}
         return train(resume=run_dir, **changes)
@@ -135,7 +135,7 @@ def _resume(target: Path, overrides: dict) -> Path:
     run_dir = target if target.is_dir() else target.parent.parent
     if max(runs.checkpoints(run_dir)) > epoch:
         run_dir = _fork(run_dir, epoch, config)
-        print(f"Epoch {epoch} is not the newest checkpoint, so training continues in a new run folder: {run_dir}")
+        print(f"Epoch {epoch} is not the newest checkpoint, so training continues in a new run folder: {shown(run_dir)}")
     else:
         runs.truncate_metrics(run_dir, epoch)
 
@@ -152,7 +152,9 @@ def _resume(target: Path, overrides: dict) -> Path:
     set_rng_state(state["rng"])
     runs.write_config(run_dir, config.to_dict())
     fixed_z = torch.load(run_dir / "fixed_noise.pt", weights_only=True).to(device)
-    print(f"Resuming {run_dir} from epoch {epoch}")
+    print(f"Resuming {shown(run_dir)} from epoch {epoch}")
+    with open(run_dir / "resumes.txt", "a") as f:  # the run's history says where it was continued
+        f.write(f"resumed from epoch {epoch} on {device}\n")
     _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=epoch)
     return run_dir
 
@@ -184,8 +186,10 @@ def _load_images(config: TrainConfig, device: torch.device) -> torch.Tensor:
 
 
 def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: int) -> None:
+    device = str(images.device.type)
+
     def log_metrics(epoch: int, stats: dict) -> None:
-        runs.append_metrics(run_dir, stats)
+        runs.append_metrics(run_dir, {**stats, "device": device})
 
     def save(epoch: int, stats: dict) -> None:
         if epoch % config.save_every and epoch != config.epochs:
@@ -247,5 +251,5 @@ def run(args: argparse.Namespace) -> int:
         run_dir = train(resume=args.resume, **given)
     else:
         run_dir = train(TrainConfig(**given))
-    print(f"Done: {run_dir}")
+    print(f"Done: {shown(run_dir)}")
     return 0

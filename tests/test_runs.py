@@ -24,7 +24,8 @@ def test_run_folder_is_complete(tiny_data, tmp_path):
     assert json.loads((run_dir / "config.json").read_text())["epochs"] == 2
     metrics = runs.read_metrics(run_dir)
     assert [m["epoch"] for m in metrics] == [1, 2]
-    assert set(metrics[0]) == {"epoch", "loss_D", "loss_G", "D_x", "D_G_z", "seconds"}
+    assert set(metrics[0]) == {"epoch", "loss_D", "loss_G", "D_x", "D_G_z", "seconds", "device"}
+    assert metrics[0]["device"] == "cpu"
     assert list(runs.checkpoints(run_dir)) == [1, 2]
     assert list(runs.samples(run_dir)) == [0, 1, 2]
     assert torch.load(run_dir / "fixed_noise.pt", weights_only=True).shape == (4, 128)
@@ -58,6 +59,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_data, tmp_path, ge
     part = train(tiny_config(tiny_data, tmp_path / "b", generator=generator, epochs=1))
     resumed = train(resume=part, epochs=2)
     assert resumed == part
+    assert (part / "resumes.txt").read_text() == "resumed from epoch 1 on cpu\n"
     a = torch.load(runs.checkpoints(whole)[2], weights_only=True)
     b = torch.load(runs.checkpoints(resumed)[2], weights_only=True)
     for net in ("G", "D"):
@@ -137,4 +139,4 @@ def test_cli_two_epoch_run(tiny_data, tmp_path, capsys):
     assert code == 0
     (run_dir,) = runs.find_runs(tmp_path / "runs")
     assert list(runs.checkpoints(run_dir)) == [1, 2]
-    assert f"Done: {run_dir}" in capsys.readouterr().out
+    assert f"Done: {run_dir}" in capsys.readouterr().out  # outside the project: printed in full

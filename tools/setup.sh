@@ -37,8 +37,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   echo "Installing the project and its dependencies into $VENV (first time: a few minutes)"
-  "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -e .
+  # (the filter hides pip's notes about this machine's extra, empty package folders)
+  "$VENV/bin/pip" install -q --upgrade pip 2> >(grep -v "is ignored: it is neither" >&2)
+  "$VENV/bin/pip" install -q -e . 2> >(grep -v "is ignored: it is neither" >&2)
   touch "$STAMP"
 fi
 
