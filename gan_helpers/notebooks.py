@@ -18,7 +18,6 @@ import difflib
 import logging
 import os
 import re
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ import yaml
 
 from gan_helpers.errors import UserError
 from gan_helpers.paths import PROJECT_ROOT
+from gan_helpers.paths import shown as _show
 
 NOTEBOOKS = ["01_warmup", "02_data", "03_dcgan", "04_upsampling", "05_latent", "06_reflections"]
 PROFILES = ["smoke", "quick", "full"]
@@ -285,13 +285,6 @@ def _did_you_mean(word: str, choices) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _show(path: Path) -> str:
-    try:
-        return str(Path(path).relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(path)
-
-
 def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
@@ -314,23 +307,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        profile = resolve_profile(args.profile)
-        if args.action == "inject":
-            out = args.out or PROJECT_ROOT / "build" / f"{profile}-notebooks"
-            for path in inject(profile, out, data=args.data, notebooks=args.notebooks):
-                print(f"wrote {_show(path)}")
-        else:
-            out = args.out or PROJECT_ROOT / "build" / profile
-            ensure_default_data(profile, args.data)
-            execute(profile, out, data=args.data, notebooks=args.notebooks, log_output=args.log_output)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    from gan_helpers.cli import guarded
+
+    return guarded(_run, build_parser().parse_args(argv))
+
+
+def _run(args: argparse.Namespace) -> int:
+    profile = resolve_profile(args.profile)
+    if args.action == "inject":
+        out = args.out or PROJECT_ROOT / "build" / f"{profile}-notebooks"
+        for path in inject(profile, out, data=args.data, notebooks=args.notebooks):
+            print(f"wrote {_show(path)}")
+    else:
+        out = args.out or PROJECT_ROOT / "build" / profile
+        ensure_default_data(profile, args.data)
+        execute(profile, out, data=args.data, notebooks=args.notebooks, log_output=args.log_output)
     return 0
 
 

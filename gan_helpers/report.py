@@ -29,6 +29,7 @@ from nbformat.v4 import new_markdown_cell, new_raw_cell
 from gan_helpers import notebooks as nbrun
 from gan_helpers.errors import UserError
 from gan_helpers.paths import PROJECT_ROOT
+from gan_helpers.paths import shown as _show
 
 HELP = "Execute notebooks 01-06 with a parameter set and render the lab report (report/lab_report.pdf)."
 REPORT_DIR = PROJECT_ROOT / "report"
@@ -538,13 +539,6 @@ def _pages(pdf: Path) -> str:
     result = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True)
     m = re.search(r"^Pages:\s+(\d+)", result.stdout, re.M)
     return f"{m.group(1)} pages, " if m else ""
-
-
-def _show(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(path)
 
 
 # ---- command line (python -m gan_helpers report) ----------------------------------------------
