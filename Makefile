@@ -21,7 +21,7 @@ data: setup ## build the default data set in data/galaxies64 (from Debian's stel
 	$(PYTHON) -m gan_helpers data
 
 lab: setup ## start JupyterLab on the notebooks with the project's environment
-	.venv/bin/jupyter lab --notebook-dir=notebooks
+	.venv/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: setup ## run the unit tests and the notebook smoke tests
 	$(PYTHON) -m gan_helpers.notebooks inject --profile smoke --out $(SMOKE_NOTEBOOKS) $(DATA_FLAG)
