@@ -18,7 +18,7 @@ COMMANDS = {
     "data": "gan_helpers.stellarium",
     "prepare": "gan_helpers.prepare",
     "crawl": "gan_helpers.crawl",
-    "train": "gan_helpers.train",
+    "train": "gan_helpers.experiment",
     "report": "gan_helpers.report",
 }
 

@@ -9,7 +9,7 @@ from gan_helpers import runs
 from gan_helpers.cli import main
 from gan_helpers.config import TrainConfig
 from gan_helpers.errors import UserError
-from gan_helpers.train import train, train_or_resume
+from gan_helpers.experiment import train, train_or_resume
 
 
 def tiny_config(data, tmp_path, **changes):

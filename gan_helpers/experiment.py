@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from gan_helpers import runs
-from gan_helpers.config import RESUMABLE_CHANGES, TrainConfig, field_help
+from gan_helpers.config import TrainConfig, resumable
 from gan_helpers.errors import UserError
 from gan_helpers.models import Discriminator, build_generator
 from gan_helpers.paths import from_root, shown
@@ -123,11 +123,11 @@ def _resume(target: Path, overrides: dict) -> Path:
     target = from_root(target)
     state = runs.load_checkpoint(target)
     saved = TrainConfig.from_dict(state["config"])
-    fixed = {k: v for k, v in overrides.items() if k not in RESUMABLE_CHANGES and v != getattr(saved, k, v)}
+    fixed = {k: v for k, v in overrides.items() if not resumable(k) and v != getattr(saved, k, v)}
     if fixed:
         names = ", ".join(sorted(fixed))
-        raise UserError(f"{names} cannot change when resuming (only {', '.join(RESUMABLE_CHANGES)} can); start a new run instead.")
-    config = saved.replace(**{k: v for k, v in overrides.items() if k in RESUMABLE_CHANGES})
+        raise UserError(f"{names} cannot change when resuming; start a new run instead.")
+    config = saved.replace(**{k: v for k, v in overrides.items() if resumable(k)})
     epoch = state["epoch"]
     if config.epochs <= epoch:
         raise UserError(f"the checkpoint is already at epoch {epoch}; pass --epochs larger than {epoch} to continue.")
@@ -229,11 +229,10 @@ HELP = "Train a DCGAN (a new run, or --resume RUN_DIR|CHECKPOINT to continue one
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    helps = field_help()
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = {"bool": bool, "int": int, "float": float, "str": str, "int | None": int}[str(f.type)]
-        text = f"{helps.get(f.name, '')} (default: {f.default})"
+        text = f"{f.metadata['help']} (default: {f.default})".replace("%", "%%")
         if kind is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif f.name == "generator":
