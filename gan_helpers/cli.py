@@ -1,15 +1,18 @@
 """The command line: one subcommand per job, each living in its own module.
 
 Every command module exposes ``HELP`` (one line), ``add_arguments(parser)``
-and ``run(args) -> int``; this file only wires them together and turns a
+and ``run(args) -> int``; this file wires them together, builds flags from a
+settings dataclass's field metadata, and turns a
 :class:`~gan_helpers.errors.UserError` into one printed sentence.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import sys
+from pathlib import Path
 
 from gan_helpers.errors import UserError
 
@@ -19,8 +22,11 @@ COMMANDS = {
     "prepare": "gan_helpers.prepare",
     "crawl": "gan_helpers.crawl",
     "train": "gan_helpers.experiment",
+    "notebooks": "gan_helpers.notebooks",
     "report": "gan_helpers.report",
 }
+
+_FLAG_TYPES = {"int": int, "float": float, "str": str, "int | None": int}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +38,29 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
+    """One flag per field of the dataclass `cls`, typed, with its help text and choices from the field's metadata."""
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        text = f"{f.metadata['help']} (default: {f.default})".replace("%", "%%")  # argparse formats help with %
+        if str(f.type) == "bool":
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif f.metadata.get("choices"):
+            parser.add_argument(flag, dest=f.name, choices=f.metadata["choices"], default=None, help=text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=_FLAG_TYPES[str(f.type)], default=None, metavar=f.name.upper(), help=text)
+
+
+def given_config_values(args: argparse.Namespace, cls) -> dict:
+    """The fields of `cls` given on the command line; paths among them mean the current folder."""
+    given = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            given[f.name] = str(Path(value).expanduser().resolve()) if f.metadata.get("path") else value
+    return given
 
 
 def guarded(run, args: argparse.Namespace) -> int:

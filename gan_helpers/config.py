@@ -10,6 +10,8 @@ and its *role*, the one definition of which settings make two runs the same:
   lower a learning rate when one network wins too fast); still part of identity;
 - ``schedule``: how long, how often and where; never part of identity.
 
+Paths (``path`` in the metadata) given as defaults or in profiles are
+relative to the project; on the command line, to the current folder.
 Unknown, mistyped or invalid values are errors, never ignored.
 """
 
@@ -27,13 +29,13 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("bf16", "fp32")
 
 
-def _knob(default: Any, help: str, role: str = "identity", choices: tuple | None = None):
-    return field(default=default, metadata={"help": help, "role": role, "choices": choices})
+def _knob(default: Any, help: str, role: str = "identity", choices: tuple | None = None, path: bool = False):
+    return field(default=default, metadata={"help": help, "role": role, "choices": choices, "path": path})
 
 
 @dataclass
 class TrainConfig:
-    data: str = _knob("data/galaxies64", "folder of images: the prepared default set, or any folder (prepared on the fly)")
+    data: str = _knob("data/galaxies64", "folder of images: the prepared default set, or any folder (prepared on the fly)", path=True)
     generator: str = _knob("transposed", "transposed (point 2) or upsampling (point 11)", choices=GENERATOR_KINDS)
     epochs: int = _knob(100, "train until this many epochs in total (a resumed run continues up to it)", "schedule")
     batch_size: int = _knob(8, "real images per discriminator step; as many fakes join them (point 7)")
@@ -54,7 +56,7 @@ class TrainConfig:
     precision: str = _knob("bf16", "bf16: the fast path (bf16 autocast, channels_last); fp32: the plain reference path", choices=PRECISIONS)
     device: str = _knob("auto", "auto (CUDA when available), cpu or cuda", "schedule", choices=DEVICES)
     threads: int = _knob(0, "CPU threads for training; 0 keeps torch's default (1 can beat 2 on a busy machine)", "schedule")
-    runs_dir: str = _knob("runs", "where run folders are created", "schedule")
+    runs_dir: str = _knob("runs", "where run folders are created", "schedule", path=True)
     name: str = _knob("", "optional tag in the run folder's name; default: data set and generator", "schedule")
     progress: bool = _knob(True, "show progress bars", "schedule")
 

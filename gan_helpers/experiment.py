@@ -1,25 +1,27 @@
-"""Training runs: start one, resume one, and the ``train`` command line (points 9, 10).
+"""Training runs of the lab's experiment: start one, resume one, find the lab's two (points 9, 10).
 
 :func:`train` builds the networks and optimizers from a :class:`TrainConfig`,
 creates a run folder (or continues one) and calls
-:func:`gan_helpers.training.fit` with three end-of-epoch hooks: append the
-metrics, and every ``save_every`` epochs save a sample grid from the fixed
-noise and a full checkpoint.
+:func:`gan_helpers.training.fit` with end-of-epoch hooks: append the epoch's
+metrics; every ``sample_every`` epochs a sample grid from the fixed noise and
+the quality numbers; every ``save_every`` epochs a full checkpoint.
+
+:func:`lab_runs` is how notebooks 03–06 find their runs: by the settings
+that make runs the same (:meth:`TrainConfig.identity`), never by "the newest
+run", so every notebook of one profile sees the same two folders.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
-from dataclasses import fields
 from pathlib import Path
 
 import torch
 
 from gan_helpers import runs
-from gan_helpers.config import TrainConfig, resumable
+from gan_helpers.config import GENERATOR_KINDS, TrainConfig, resumable
 from gan_helpers.errors import UserError
-from gan_helpers.models import Discriminator, build_generator
+from gan_helpers.models import Discriminator, build_generator, generate
 from gan_helpers.paths import from_root, shown
 from gan_helpers.plots import save_grid
 from gan_helpers.training import TrainingDiverged, fit
@@ -29,10 +31,8 @@ from gan_helpers.utils import pick_device, rng_state, seed_everything, set_rng_s
 def build_models(config: TrainConfig, device: torch.device):
     """G, D and their Adam optimizers, initialised from ``config.seed`` (identically on any device)."""
     seed_everything(config.seed)
-    G = build_generator(config.generator)
-    D = Discriminator(dropout=config.dropout)
-    G.to(device)
-    D.to(device)
+    G = build_generator(config.generator).to(device)
+    D = Discriminator(dropout=config.dropout).to(device)
     opt_G = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, 0.999))
     opt_D = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=(config.beta1, 0.999))
     return G, D, opt_G, opt_D
@@ -50,16 +50,6 @@ def _make_augment(config: TrainConfig):
     from gan_helpers.augment import Augment
 
     return Augment(flip=config.flip, zoom=config.zoom, rotate_degrees=config.rotate_degrees)
-
-
-def _sample(G, fixed_z: torch.Tensor) -> torch.Tensor:
-    """Images from the fixed noise in eval mode, leaving G's mode and state as they were."""
-    was_training = G.training
-    G.eval()
-    with torch.no_grad():
-        images = G(fixed_z)
-    G.train(was_training)
-    return images
 
 
 def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, **overrides) -> Path:
@@ -86,37 +76,49 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     tag = config.name or f"{Path(config.data).name}-{config.generator}"
     run_dir = runs.create_run_dir(from_root(config.runs_dir), tag)
     runs.write_config(run_dir, config.to_dict())
-    torch.save(fixed_z, run_dir / "fixed_noise.pt")
+    runs.save_fixed_noise(run_dir, fixed_z)
     save_grid(images[: config.fixed_noise], run_dir / "reals.png")
-    save_grid(_sample(G, fixed_z.to(device)), run_dir / "samples" / runs.epoch_name(0, "png"))
+    save_grid(generate(G, fixed_z), run_dir / "samples" / runs.epoch_name(0, "png"))
     print(f"Run folder: {shown(run_dir)}")
-    _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z.to(device), start_epoch=0)
+    _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=0)
     return run_dir
 
 
-def train_or_resume(config: TrainConfig) -> Path:
-    """The run for `config` in ``config.runs_dir``: reused, continued or started.
-
-    A run counts as the same when every setting matches except the number
-    of epochs and settings that do not shape training (save_every, device,
-    progress). If its newest checkpoint
-    has reached ``config.epochs`` it is returned untouched; otherwise it is
-    resumed up to ``config.epochs``; with no such run a new one starts. This
-    makes an interrupted notebook or report build pick up where it stopped.
-    """
-    free = ("epochs", "save_every", "device", "progress")
-    wanted = {k: v for k, v in config.to_dict().items() if k not in free}
+def find_run(config: TrainConfig) -> Path | None:
+    """The newest run in ``config.runs_dir`` with the same identity as `config` and a checkpoint, if any."""
+    wanted = config.identity()
     for run_dir in reversed(runs.find_runs(from_root(config.runs_dir), config.generator)):
         saved = runs.read_config(run_dir)
-        if {k: saved.get(k) for k in wanted} != wanted or not runs.checkpoints(run_dir):
-            continue
-        last = max(runs.checkpoints(run_dir))
-        if last >= config.epochs:
-            print(f"Reusing {shown(run_dir)} (trained to epoch {last})")
+        if {k: saved.get(k) for k in wanted} == wanted and runs.checkpoints(run_dir):
             return run_dir
-        changes = {k: getattr(config, k) for k in free}
-        return train(resume=run_dir, **changes)
-    return train(config)
+    return None
+
+
+def lab_run(config: TrainConfig, generator: str) -> Path:
+    """The experiment's run of one generator: reused, continued or started.
+
+    A finished run with the same identity (every setting but the schedule:
+    epochs, sample/save intervals, device, …) is returned untouched; an
+    unfinished one is resumed up to ``config.epochs``; otherwise a new run
+    starts. An interrupted notebook or report build therefore picks up where
+    it stopped, and two runs differing in one training setting are never
+    confused.
+    """
+    config = config.replace(generator=generator)
+    run_dir = find_run(config)
+    if run_dir is None:
+        return train(config)
+    last = max(runs.checkpoints(run_dir))
+    if last >= config.epochs:
+        print(f"Reusing {shown(run_dir)} (trained to epoch {last})")
+        return run_dir
+    schedule = {k: v for k, v in config.to_dict().items() if k not in config.identity()}
+    return train(resume=run_dir, **schedule)
+
+
+def lab_runs(config: TrainConfig, generators=GENERATOR_KINDS) -> dict[str, Path]:
+    """The experiment's runs, one per generator kind: ``{"transposed": Path, "upsampling": Path}``."""
+    return {kind: lab_run(config, kind) for kind in generators}
 
 
 def _resume(target: Path, overrides: dict) -> Path:
@@ -134,7 +136,7 @@ def _resume(target: Path, overrides: dict) -> Path:
 
     run_dir = target if target.is_dir() else target.parent.parent
     if max(runs.checkpoints(run_dir)) > epoch:
-        run_dir = _fork(run_dir, epoch, config)
+        run_dir = runs.fork_run(run_dir, epoch)
         print(f"Epoch {epoch} is not the newest checkpoint, so training continues in a new run folder: {shown(run_dir)}")
     else:
         runs.truncate_metrics(run_dir, epoch)
@@ -151,32 +153,11 @@ def _resume(target: Path, overrides: dict) -> Path:
             group["lr"] = lr
     set_rng_state(state["rng"])
     runs.write_config(run_dir, config.to_dict())
-    fixed_z = torch.load(run_dir / "fixed_noise.pt", weights_only=True).to(device)
+    fixed_z = runs.load_fixed_noise(run_dir)
     print(f"Resuming {shown(run_dir)} from epoch {epoch}")
-    with open(run_dir / "resumes.txt", "a") as f:  # the run's history says where it was continued
-        f.write(f"resumed from epoch {epoch} on {device}\n")
+    runs.note_resume(run_dir, f"resumed from epoch {epoch} on {device}")
     _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=epoch)
     return run_dir
-
-
-def _fork(source: Path, epoch: int, config: TrainConfig) -> Path:
-    """A new run folder holding `source`'s history up to `epoch`."""
-    run_dir = runs.create_run_dir(source.parent, _run_tag(source))
-    for name in ("fixed_noise.pt", "reals.png"):
-        shutil.copy2(source / name, run_dir / name)
-    for kind, files in (("samples", runs.samples(source)), ("checkpoints", runs.checkpoints(source))):
-        for e, path in files.items():
-            if e <= epoch:
-                shutil.copy2(path, run_dir / kind / path.name)
-    (run_dir / "metrics.jsonl").write_text((source / "metrics.jsonl").read_text())
-    runs.truncate_metrics(run_dir, epoch)
-    runs.write_config(run_dir, {**config.to_dict()})
-    (run_dir / "FORKED_FROM").write_text(f"{source / 'checkpoints' / runs.epoch_name(epoch, 'pt')}\n")
-    return run_dir
-
-
-def _run_tag(run_dir: Path) -> str:
-    return run_dir.name.split("-", 1)[1]
 
 
 def _load_images(config: TrainConfig, device: torch.device) -> torch.Tensor:
@@ -191,26 +172,28 @@ def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: i
     def log_metrics(epoch: int, stats: dict) -> None:
         runs.append_metrics(run_dir, {**stats, "device": device})
 
+    def sample(epoch: int, stats: dict) -> None:
+        if epoch % config.sample_every == 0 or epoch == config.epochs:
+            save_grid(generate(G, fixed_z), run_dir / "samples" / runs.epoch_name(epoch, "png"))
+
     def save(epoch: int, stats: dict) -> None:
-        if epoch % config.save_every and epoch != config.epochs:
-            return
-        save_grid(_sample(G, fixed_z), run_dir / "samples" / runs.epoch_name(epoch, "png"))
-        runs.save_checkpoint(run_dir, epoch, {
-            "epoch": epoch,
-            "config": config.to_dict(),
-            "G": G.state_dict(),
-            "D": D.state_dict(),
-            "opt_G": opt_G.state_dict(),
-            "opt_D": opt_D.state_dict(),
-            "rng": rng_state(),
-        })
+        if epoch % config.save_every == 0 or epoch == config.epochs:
+            runs.save_checkpoint(run_dir, epoch, {
+                "epoch": epoch,
+                "config": config.to_dict(),
+                "G": G.state_dict(),
+                "D": D.state_dict(),
+                "opt_G": opt_G.state_dict(),
+                "opt_D": opt_D.state_dict(),
+                "rng": rng_state(),
+            })
 
     try:
         fit(
             D, G, opt_D, opt_G, images,
             epochs=config.epochs, batch_size=config.batch_size, start_epoch=start_epoch,
             label_noise=config.label_noise, augment=_make_augment(config),
-            hooks=[log_metrics, save], progress=config.progress,
+            hooks=[log_metrics, sample, save], progress=config.progress,
         )
     except TrainingDiverged as error:
         saved = runs.checkpoints(run_dir)
@@ -223,31 +206,31 @@ def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: i
         ) from None
 
 
-# ---- command line -------------------------------------------------------------------------
+# ---- command line (python -m gan_helpers train) ---------------------------------------------
 
-HELP = "Train a DCGAN (a new run, or --resume RUN_DIR|CHECKPOINT to continue one)."
+HELP = "Train a DCGAN: a new run (from a profile's experiment and flags), or --resume RUN_DIR|CHECKPOINT to continue one."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = {"bool": bool, "int": int, "float": float, "str": str, "int | None": int}[str(f.type)]
-        text = f"{f.metadata['help']} (default: {f.default})".replace("%", "%%")
-        if kind is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif f.name == "generator":
-            parser.add_argument(flag, dest=f.name, choices=["transposed", "upsampling"], default=None, help=text)
-        elif f.name == "device":
-            parser.add_argument(flag, dest=f.name, choices=["auto", "cpu", "cuda"], default=None, help=text)
-        else:
-            parser.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=text)
+    from gan_helpers.cli import add_config_arguments
+
+    parser.add_argument("--profile", default="", help="start from this parameter set's experiment (notebooks/params/PROFILE.yaml, block train); flags override it")
     parser.add_argument("--resume", metavar="RUN_DIR|CHECKPOINT", help="continue a run from its newest checkpoint, or from a given checkpoint file")
+    add_config_arguments(parser, TrainConfig)
 
 
 def run(args: argparse.Namespace) -> int:
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
+    from gan_helpers.cli import given_config_values
+
+    given = given_config_values(args, TrainConfig)
     if args.resume:
-        run_dir = train(resume=args.resume, **given)
+        if args.profile:
+            raise UserError("--profile starts a new run; a resumed run keeps its own settings (drop --profile).")
+        run_dir = train(resume=Path(args.resume).expanduser().resolve(), **given)
+    elif args.profile:
+        from gan_helpers.profiles import experiment_config
+
+        run_dir = train(experiment_config(args.profile).replace(**given))
     else:
         run_dir = train(TrainConfig(**given))
     print(f"Done: {shown(run_dir)}")

@@ -1,9 +1,11 @@
-"""What a training run did, in numbers (point 18): read from its folder, never remembered.
+"""What a training run did, in numbers: read from its folder, never remembered.
 
 :func:`run_summary` condenses a run folder (config.json, metrics.jsonl,
-checkpoints) into one flat dict; :func:`summary_table` lays several side
-by side as Markdown. The reflections notebook builds its sentences from
-these values, so its prose stays true for whichever runs the report shows.
+checkpoints) into one flat dict; :func:`summary_table` lays several side by
+side as Markdown; :func:`tail` is the one definition of "the end of a run";
+:func:`samples_at` regenerates a saved epoch's fixed-noise samples. The
+judgement of what the numbers mean is written by a person, in the
+notebooks' observation cells.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gan_helpers import runs
+from gan_helpers.errors import UserError
 from gan_helpers.paths import from_root
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
@@ -67,7 +70,26 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
-def run_summary(run_dir: str | Path, tail: float = 0.1) -> dict:
+TAIL = 0.1  # "the end of a run": its last 10 % of epochs, at least one
+
+
+def tail(metrics: Sequence[dict], fraction: float = TAIL) -> list[dict]:
+    """The last `fraction` of the epochs (rounded up, at least one): one noisy epoch does not decide."""
+    return list(metrics[-max(1, math.ceil(len(metrics) * fraction)):]) if metrics else []
+
+
+def samples_at(run_dir: str | Path, epoch: int) -> "torch.Tensor":
+    """The fixed-noise samples of the generator saved at `epoch` (eval mode, CPU, fp32)."""
+    from gan_helpers.models import generate
+
+    saved = runs.checkpoints(run_dir)
+    if epoch not in saved:
+        raise UserError(f"{run_dir} has no checkpoint at epoch {epoch}; saved epochs are {', '.join(map(str, saved)) or 'none'}.")
+    G, _ = runs.load_generator(saved[epoch])
+    return generate(G, runs.load_fixed_noise(run_dir))
+
+
+def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
     """One run in numbers: settings, time, losses, balance and anything that went wrong.
 
     "End" values are means over the last `tail` fraction of the epochs (at
@@ -96,8 +118,7 @@ def run_summary(run_dir: str | Path, tail: float = 0.1) -> dict:
     if metrics and not saved:
         problems.append("no checkpoint saved")
 
-    tail_n = max(1, math.ceil(len(metrics) * tail)) if metrics else 0
-    end = metrics[-tail_n:] if metrics else []
+    end = tail(metrics, fraction)
     loss_D = [m.get("loss_D", math.nan) for m in metrics]
     loss_G = [m.get("loss_G", math.nan) for m in metrics]
 
@@ -133,7 +154,7 @@ def run_summary(run_dir: str | Path, tail: float = 0.1) -> dict:
         "best_loss_D_epoch": best_D_epoch,
         "best_loss_G": best_G,
         "best_loss_G_epoch": best_G_epoch,
-        "tail_epochs": tail_n,
+        "tail_epochs": len(end),
         "end_gap": _mean([abs(d - g) for d, g in zip(end_D, end_G)]),
         "end_ratio": _mean([g / d for d, g in zip(end_D, end_G) if d]),
         "end_D_x": _mean([m.get("D_x", math.nan) for m in end]),
@@ -185,88 +206,3 @@ def summary_table(summaries: Sequence[dict]) -> str:
     lines = [header, "|---|" + "---|" * len(summaries)]
     lines += [f"| {name} | " + " | ".join(str(get(s)) for s in summaries) + " |" for name, get in rows]
     return "\n".join(lines)
-
-
-def balance_sentence(s: dict) -> str:
-    """How the two losses of one run related at the end, with the numbers."""
-    ratio, n = s["end_ratio"], s["tail_epochs"]
-    probs = f"D(x) = {fmt(s['end_D_x'], 2)} for real images and D(G(z)) = {fmt(s['end_D_G_z'], 2)} for fakes"
-    where = f"over its last {n} epoch{'s' if n != 1 else ''}"
-    if not math.isfinite(ratio):
-        return f"The {s['generator']} run has no finite losses to compare {where}."
-    if 0.5 <= ratio <= 2:
-        verdict = f"the losses stayed in balance (loss_G / loss_D = {fmt(ratio)}, mean gap {fmt(s['end_gap'], 2)})"
-    elif ratio > 2:
-        verdict = f"the discriminator was winning (loss_G was {fmt(ratio)} times loss_D)"
-    else:
-        verdict = f"the generator was fooling the discriminator (loss_G was only {fmt(ratio)} times loss_D)"
-    gap = s["end_D_x"] - s["end_D_G_z"] if math.isfinite(s["end_D_x"]) and math.isfinite(s["end_D_G_z"]) else math.nan
-    if not math.isfinite(gap):
-        told = ""
-    elif gap < 0.1:
-        told = ", so it barely told them apart"
-    elif gap > 0.5:
-        told = ", so it separated them clearly"
-    else:
-        told = ", so it told them apart only partly"
-    return f"In the {s['generator']} run, {where}, {verdict}; the discriminator gave {probs}{told}."
-
-
-def reflections(summaries: Sequence[dict], converge_epochs: int = 3000) -> dict[str, str]:
-    """Paragraphs for point 18 built from run summaries, so every number in them is true of these runs.
-
-    Keys: 'runs' (what each run did), 'balance', 'problems', 'time', 'length'.
-    """
-    out = {}
-    out["runs"] = " ".join(
-        f"The {s['generator']} run (`{s['run']}`) trained {s['epochs']} epoch{'s' if s['epochs'] != 1 else ''} "
-        f"on {fmt(s['images'])} images in {duration(s['seconds'])} of training time "
-        f"({fmt(s['seconds_per_epoch'])} s per epoch on {s['device'].split()[0]}), "
-        f"ending at loss_D = {fmt(s['final_loss_D'])} and loss_G = {fmt(s['final_loss_G'])}."
-        for s in summaries
-    )
-    out["balance"] = " ".join(balance_sentence(s) for s in summaries)
-    troubled = [s for s in summaries if s["problems"]]
-    if troubled:
-        out["problems"] = " ".join(f"The {s['generator']} run: {'; '.join(s['problems'])}." for s in troubled)
-    else:
-        out["problems"] = ("Nothing went wrong that the run folders record: every loss is finite, no epoch is "
-                           "missing or repeated, every run reached its planned epochs and none was continued "
-                           "from an older run's checkpoint.")
-    total = sum(s["seconds"] for s in summaries)
-    parts = [f"Training is what takes time: together the runs took {duration(total)} of training time."]
-    by_name = {s["generator"]: s for s in summaries}
-    if {"transposed", "upsampling"} <= set(by_name):
-        a, b = by_name["transposed"]["seconds_per_epoch"], by_name["upsampling"]["seconds_per_epoch"]
-        if math.isfinite(a) and math.isfinite(b) and a > 0:
-            ratio = b / a
-            if ratio > 1.15:
-                parts.append(f"An epoch of the upsampling generator took {ratio:.1f} times as long as one of the "
-                             f"transposed-convolution generator ({fmt(b)} s against {fmt(a)} s): it runs two 3×3 "
-                             f"convolutions with batch normalisation in every block, the last two at full 64×64 resolution.")
-            elif ratio < 1 / 1.15:
-                parts.append(f"An epoch of the upsampling generator took only {ratio:.2f} times as long as one of the "
-                             f"transposed-convolution generator ({fmt(b)} s against {fmt(a)} s).")
-            else:
-                parts.append(f"Both generators cost about the same per epoch ({fmt(b)} s and {fmt(a)} s).")
-    slowest = max(summaries, key=lambda s: s["seconds_per_epoch"] if math.isfinite(s["seconds_per_epoch"]) else -1)
-    if math.isfinite(slowest["seconds_per_epoch"]):
-        parts.append(f"At {fmt(slowest['seconds_per_epoch'])} s per epoch, the roughly {converge_epochs} epochs after which "
-                     f"the original run of this lab converged would take the {slowest['generator']} generator about "
-                     f"{duration(slowest['seconds_per_epoch'] * converge_epochs)} with the same {fmt(slowest['images'])} images on the same device.")
-    out["time"] = " ".join(parts)
-    shortest = min(s["epochs"] for s in summaries)
-    if shortest < 100:
-        out["length"] = (f"With {shortest} epochs the shorter run is far from the hundreds to thousands of epochs after "
-                         "which the lab expects samples to resemble the data; runs this short test that the machinery "
-                         "works end to end (steps, checkpoints, sample grids, resumption, inversion), not what the GAN "
-                         "can learn. The full parameter set on a GPU gives the runs to judge the images by.")
-    elif shortest < 1000:
-        out["length"] = (f"With {shortest} epochs the shorter run is in the range where, in the original run of this lab, "
-                         "samples had started to look like the data but had not converged (that took about "
-                         f"{converge_epochs} epochs); its samples show the direction, not the end point.")
-    else:
-        out["length"] = (f"With {shortest} epochs or more both runs come near the roughly {converge_epochs} epochs "
-                         "after which the original run of this lab converged, so their last samples are a fair "
-                         "picture of what this architecture can do on this data.")
-    return out

@@ -10,20 +10,14 @@ a time (point 14) or blended into one another (point 16).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
-from matplotlib.ticker import MaxNLocator
 from torch import nn
 
-from gan_helpers import runs
 from gan_helpers.errors import UserError
-from gan_helpers.plots import image_grid, save_grid
 
 REDUCTIONS = ("mean", "sum")
 METHODS = ("lerp", "slerp")
@@ -224,22 +218,6 @@ def steps_to_settle(losses: Sequence[float], final: float, tolerance: float = 0.
     return len(curve) - 1
 
 
-def describe_convergence(result: Inversion) -> str:
-    """One phrase saying how far an inversion got: diverged, barely moved, settled, or still falling."""
-    steps, start, final = result.settings.get("steps", len(result.losses)), result.losses[0], result.final_mse
-    if not math.isfinite(final):
-        return "diverged (the error became NaN or infinite)"
-    fall = 1 - final / start if start > 0 else 0.0
-    if fall < 0:
-        return f"ended {-fall:.1%} above its starting error after {steps} steps"
-    if fall < 0.01:
-        return f"barely moved the error ({fall:.2%} lower after {steps} steps)"
-    settled = steps_to_settle(result.losses, final)
-    if settled is not None and settled <= 0.8 * steps:
-        return f"lowered the error by {fall:.0%} and settled after about {settled} steps"
-    return f"lowered the error by {fall:.0%} in {steps} steps and was still falling at the end"
-
-
 def flat_baseline(target: torch.Tensor) -> float:
     """MSE of the best single-colour image (the target's mean colour) against `target`.
 
@@ -250,21 +228,7 @@ def flat_baseline(target: torch.Tensor) -> float:
     return float((target - target.mean(dim=(2, 3), keepdim=True)).pow(2).mean())
 
 
-# ---- generating, interpolating and editing ------------------------------------------------------
-
-
-def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """Images (N, 3, 64, 64) on the CPU from latents (N, 128), in eval mode, leaving G's mode as it was."""
-    device = next(G.parameters()).device
-    was_training = G.training
-    try:
-        G.eval()
-        with torch.no_grad():
-            z = z.reshape(-1, G.latent_dim)
-            return torch.cat([G(chunk.to(device)).cpu() for chunk in z.split(batch_size)])
-    finally:
-        G.train(was_training)
-
+# ---- interpolating and editing ------------------------------------------------------------------
 
 def _as_vector(z: torch.Tensor, name: str) -> torch.Tensor:
     if not isinstance(z, torch.Tensor) or z.numel() != z.shape[-1] or z.dim() > 2:
@@ -342,167 +306,3 @@ def coordinate_influence(G: nn.Module, z: torch.Tensor, probes: int = 8, seed: i
         v = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed)).to(device)
         (grads,) = torch.autograd.grad((images * v).sum(), zs)
     return (grads.pow(2).mean(0) / images[0].numel()).sqrt().cpu()
-
-
-# ---- choosing checkpoints and images, saving vectors --------------------------------------------
-
-
-def checkpoint_for_epoch(run_dir: str | Path, epoch: int = -1) -> tuple[int, Path]:
-    """The saved checkpoint of `epoch` in a run (-1: the last one saved), as (epoch, path)."""
-    saved = runs.checkpoints(run_dir)
-    if not saved:
-        raise UserError(f"{run_dir} has no checkpoints yet; train it for at least save_every epochs first.")
-    if epoch == -1:
-        epoch = max(saved)
-    if epoch not in saved:
-        raise UserError(f"{Path(run_dir).name} has no checkpoint for epoch {epoch}; choose one of {list(saved)} (or -1 for the last).")
-    return epoch, saved[epoch]
-
-
-def typical_pair(images: torch.Tensor) -> tuple[int, int]:
-    """Indices (A, B) of two typical but different training images (points 13 and 16).
-
-    A is the image closest to the data set's mean image. B is, among the
-    quarter of images closest to the mean, the one farthest from A, so the
-    interpolation A -> B crosses a visible change while both ends stay typical.
-    """
-    if images.shape[0] < 2:
-        raise UserError("the data set needs at least two images to pick A and B; raise max_images or add images.")
-    flat = images.flatten(1).float()
-    order = (flat - flat.mean(0)).pow(2).mean(1).argsort()
-    a = int(order[0])
-    pool = order[1 : max(2, images.shape[0] // 4 + 1)]
-    b = int(pool[(flat[pool] - flat[a]).pow(2).mean(1).argmax()])
-    return a, b
-
-
-def load_target_image(path: str | Path) -> torch.Tensor:
-    """Any picture file as a (3, 64, 64) target in [0, 1], cropped and resized like the training set.
-
-    Uses the data preparation's own conversion (largest centred square,
-    Lanczos resize, transparency flattened), so an outside picture (point 15)
-    is framed the same way as the training images.
-    """
-    import numpy as np
-
-    from gan_helpers.prepare import Dropped, convert_file
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise UserError(f"image file {path} does not exist; pass the path of a picture (PNG, JPEG, ...).")
-    try:
-        image = convert_file(path, min_size=1, max_aspect=None)
-    except Dropped as error:
-        raise UserError(f"{path} could not be used as an image ({error}); pass another picture file.") from None
-    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float().div(255)
-
-
-def save_latent(result: Inversion, run_dir: str | Path, epoch: int, name: str) -> Path:
-    """Store a found vector as ``run_dir/latents/epoch-NNNNNN-<name>.pt`` and return the path.
-
-    The file holds the vector, its final error, the loss curve, the
-    settings and the evolution frames (as 8-bit images); a PNG of the same
-    name shows the target and the evolution in one row (point 13: save the
-    evolution and the final vector). Nothing is ever overwritten: the same
-    vector again returns the existing file, a different one gets the next
-    free ``-vN`` name.
-    """
-    folder = Path(run_dir) / "latents"
-    folder.mkdir(exist_ok=True)
-    stem = f"epoch-{epoch:06d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('_') or 'latent'}"
-    record = {
-        "z": result.z, "final_mse": result.final_mse, "losses": result.losses, "epoch": epoch,
-        "settings": result.settings, "frame_steps": result.frame_steps,
-        "frames": (result.frames.clamp(0, 1) * 255).round().to(torch.uint8),
-    }
-    for version in range(1, 1000):
-        path = folder / (f"{stem}.pt" if version == 1 else f"{stem}-v{version}.pt")
-        try:
-            with open(path, "xb") as f:  # exclusive: fails rather than overwrite
-                torch.save(record, f)
-        except FileExistsError:
-            try:
-                same = torch.equal(torch.load(path, weights_only=True)["z"], result.z)
-            except Exception:  # unreadable or foreign: certainly not this vector
-                same = False
-            if same:
-                return path
-            continue
-        if not path.with_suffix(".png").exists():
-            save_grid(torch.cat([result.target, result.frames]), path.with_suffix(".png"), nrow=len(result.frames) + 1)
-        return path
-    raise UserError(f"{folder} already holds 999 versions of {stem}; delete old ones you no longer need.")
-
-
-# ---- figures ------------------------------------------------------------------------------------
-
-
-def show_inversion(result: Inversion, title: str | None = None, size: float = 1.5):
-    """Target, then the image at each recorded step (random -> imitation), then the loss curve."""
-    pictures = [(result.target[0], "target")] + [(f, f"step {s}") for f, s in zip(result.frames, result.frame_steps)]
-    fig = plt.figure(figsize=(size * (len(pictures) + 3), size * 1.5), layout="constrained")
-    grid = fig.add_gridspec(1, len(pictures) + 1, width_ratios=[1] * len(pictures) + [3])
-    for i, (image, label) in enumerate(pictures):
-        ax = fig.add_subplot(grid[0, i])
-        ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
-        ax.set_title(label, fontsize="small")
-        ax.set_axis_off()
-    plot_inversion_losses({"": result}, ax=fig.add_subplot(grid[0, -1]), legend=False)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool = True):
-    """Loss curves (MSE per step) of several inversions on one axes; log scale when they span a factor of 3."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
-    values = []
-    for label, result in results.items():
-        curve = [*result.losses, result.final_mse]
-        values += [v for v in curve if math.isfinite(v) and v > 0]
-        ax.plot(range(len(curve)), curve, marker="." if len(curve) < 30 else None, label=label or None)
-    if values and max(values) > 3 * min(values):
-        ax.set_yscale("log")
-    else:  # a flat curve: plain numbers read better than log ticks 1e-1 apart
-        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("SGD step")
-    ax.set_ylabel("MSE")
-    ax.grid(alpha=0.3, which="both")
-    if legend and any(results):
-        ax.legend(fontsize="small")
-    return ax
-
-
-def show_rows(rows: dict[str, torch.Tensor], title: str | None = None, size: float = 1.3):
-    """One labelled row of images per entry (e.g. one per generator or per method), all (N, 3, 64, 64)."""
-    width = max(r.shape[0] for r in rows.values())
-    fig, axes = plt.subplots(len(rows), 1, figsize=(size * width, size * len(rows) + 0.6), squeeze=False)
-    for ax, (label, images) in zip(axes[:, 0], rows.items()):
-        ax.imshow(image_grid(images, nrow=images.shape[0]).permute(1, 2, 0).numpy(), interpolation="nearest")
-        ax.set_title(label, fontsize="small", loc="left")
-        ax.set_axis_off()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def show_edits(original: torch.Tensor, edited: torch.Tensor, coords: Sequence[int], values: Sequence[float], title: str | None = None, size: float = 1.3):
-    """Point 14 grid: the unedited image, then one row per coordinate and one column per value."""
-    fig, axes = plt.subplots(len(coords), len(values) + 1, figsize=(size * (len(values) + 1), size * len(coords) + 0.8), squeeze=False)
-    for i, coord in enumerate(coords):
-        for j in range(len(values) + 1):
-            image = original.reshape(3, 64, 64) if j == 0 else edited[i * len(values) + j - 1]
-            ax = axes[i, j]
-            ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title("found" if j == 0 else f"{values[j - 1]:+g}", fontsize="small")
-        axes[i, 0].set_ylabel(f"z[{coord}]", fontsize="small")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig

@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 LATENT_DIM = 128
-IMAGE_SHAPE = (3, 64, 64)
 
 
 class Discriminator(nn.Module):
@@ -150,6 +149,23 @@ def build_generator(kind: str) -> nn.Module:
         return GENERATORS[kind]()
     except KeyError:
         raise ValueError(f"unknown generator {kind!r}; choose one of {sorted(GENERATORS)}") from None
+
+
+def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Images (N, 3, 64, 64) in fp32 on the CPU from latents (N, 128): the one way the lab samples G.
+
+    Eval mode (batch norm uses its running statistics, so an image depends on
+    its own vector only) and no gradients; G's mode is restored afterwards.
+    """
+    device = next(G.parameters()).device
+    was_training = G.training
+    try:
+        G.eval()
+        with torch.no_grad():
+            z = z.reshape(-1, G.latent_dim)
+            return torch.cat([G(chunk.to(device)).float().cpu() for chunk in z.split(batch_size)])
+    finally:
+        G.train(was_training)
 
 
 def summary(model: nn.Module, input_shape: tuple[int, ...]) -> str:

@@ -1,20 +1,20 @@
 """Run the lab's notebooks with a parameter set (papermill), or prepare them for the smoke tests.
 
-A parameter set is ``notebooks/params/<profile>.yaml``: one section per
-notebook stem mapping parameter names to values. Every key is checked
-against the names the notebook's ``parameters`` cell assigns before anything
-runs, so a typo is an error rather than a silently ignored setting.
+A parameter set is ``notebooks/params/<profile>.yaml`` (see
+:mod:`gan_helpers.profiles`); every key is checked before anything runs.
+Each notebook receives its own knobs plus, where its ``parameters`` cell has
+them, ``profile`` (so 03–06 all build the same experiment), ``data`` (only
+when ``--data`` is given) and ``progress = False`` (no progress bars in
+executed copies).
 
-    python -m gan_helpers.notebooks run --profile quick [--data DIR] [--out DIR]
-    python -m gan_helpers.notebooks inject --profile smoke --out build/smoke-notebooks
+    python -m gan_helpers notebooks run --profile quick [--data DIR] [--out DIR]
+    python -m gan_helpers notebooks inject --profile smoke --out build/smoke-notebooks
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
-import difflib
 import logging
 import os
 import re
@@ -23,129 +23,19 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import nbformat
-import yaml
 
 from gan_helpers.errors import UserError
+from gan_helpers.history import duration
 from gan_helpers.paths import PROJECT_ROOT
 from gan_helpers.paths import shown as _show
+from gan_helpers.profiles import (  # noqa: F401  (NOTEBOOKS and notebook_path are used by the report too)
+    NOTEBOOK_DIR, NOTEBOOKS, did_you_mean, experiment_config, load_profile, notebook_path, notebook_parameters, notebook_values, profile_names,
+    resolve_profile,
+)
 
-NOTEBOOKS = ["01_warmup", "02_data", "03_dcgan", "04_upsampling", "05_latent", "06_reflections"]
-PROFILES = ["smoke", "quick", "full"]
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-PARAMS_DIR = NOTEBOOK_DIR / "params"
 KERNEL = "python3"  # the kernel tools/setup.sh installs into the virtualenv
 KERNELSPEC = {"name": KERNEL, "display_name": "Python 3 (ipykernel)", "language": "python"}
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def default_profile() -> str:
-    """'full' where a CUDA GPU is available, 'quick' otherwise."""
-    import torch
-
-    return "full" if torch.cuda.is_available() else "quick"
-
-
-def resolve_profile(name: str | None = None) -> str:
-    """The profile to use: `name`, else the PROFILE environment variable, else :func:`default_profile`.
-
-    An empty string counts as not given (the Makefile passes ``--profile ""``).
-    """
-    name = (name or "").strip() or os.environ.get("PROFILE", "").strip() or default_profile()
-    if not (PARAMS_DIR / f"{name}.yaml").is_file():
-        known = ", ".join(sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))) or "none"
-        raise UserError(f"there is no parameter set {name!r} (notebooks/params/{name}.yaml); use one of: {known}.")
-    return name
-
-
-def notebook_path(stem: str) -> Path:
-    return NOTEBOOK_DIR / f"{stem}.ipynb"
-
-
-def parameters_cell(nb: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
-    """The notebook's one code cell tagged ``parameters``."""
-    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
-    if len(cells) != 1:
-        raise UserError(f"{name} must have exactly one code cell tagged 'parameters', not {len(cells)}; tag the cell of plain literals.")
-    return cells[0]
-
-
-def notebook_parameters(path: str | Path) -> dict[str, object]:
-    """The names the ``parameters`` cell assigns, with their default values (plain literals)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{_show(path)} does not exist; a parameter set names a notebook that is not there.")
-    cell = parameters_cell(nbformat.read(path, as_version=4), _show(path))
-    try:
-        tree = ast.parse(cell.source)
-    except SyntaxError as error:
-        raise UserError(f"the parameters cell of {_show(path)} is not valid Python ({error.msg}, line {error.lineno}).") from None
-    found: dict[str, object] = {}
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        for target in targets:
-            if isinstance(target, ast.Name):
-                try:
-                    found[target.id] = ast.literal_eval(node.value) if node.value is not None else None
-                except ValueError:
-                    found[target.id] = None  # not a plain literal: the name still counts
-    return found
-
-
-def load_profile(name: str, notebooks: Sequence[str] | None = None) -> dict[str, dict]:
-    """The parameter set `name` as {notebook stem: {parameter: value}}, every key checked.
-
-    Sections for notebooks outside `notebooks` (default: all of them) are
-    checked only for being a known notebook; a missing section means the
-    notebook's own defaults.
-    """
-    path = PARAMS_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise UserError(f"there is no parameter set {name!r} ({_show(path)}); use one of: {', '.join(PROFILES)}.")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise UserError(f"{_show(path)} is not valid YAML ({str(error).splitlines()[0]}).") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"{_show(path)} must map notebook names (01_warmup, …) to their parameters.")
-    unknown = [k for k in raw if k not in NOTEBOOKS]
-    if unknown:
-        raise UserError(f"{_show(path)} has a section {unknown[0]!r} that names no notebook{_did_you_mean(unknown[0], NOTEBOOKS)}; sections are: {', '.join(NOTEBOOKS)}.")
-    wanted = list(notebooks) if notebooks is not None else NOTEBOOKS
-    profile: dict[str, dict] = {}
-    for stem in NOTEBOOKS:
-        section = raw.get(stem) or {}
-        if not isinstance(section, dict):
-            raise UserError(f"section {stem} of {_show(path)} must map parameter names to values.")
-        if stem in wanted:
-            known = notebook_parameters(notebook_path(stem))
-            for key in section:
-                if key not in known:
-                    raise UserError(
-                        f"{_show(path)}: {stem} has no parameter {key!r}{_did_you_mean(key, known)} "
-                        f"(its parameters are {', '.join(known) or 'none'}); fix or remove the key."
-                    )
-        profile[stem] = dict(section)
-    return profile
-
-
-def notebook_values(profile: str, stem: str, data: str | Path | None = None) -> dict[str, object]:
-    """What papermill injects into `stem`: the profile's section, with `data` overriding where the notebook has one."""
-    values = dict(load_profile(profile, [stem])[stem])
-    if data is not None and "data" in notebook_parameters(notebook_path(stem)):
-        values["data"] = data_argument(data)
-    return values
-
-
-def data_argument(data: str | Path) -> str:
-    """A data folder given on the command line, as a notebook parameter: relative to the project root when inside it."""
-    path = Path(data).expanduser()
-    path = (path if path.is_absolute() else Path.cwd() / path).resolve()
-    if not path.is_dir():
-        raise UserError(f"the data folder {data} does not exist; pass a folder of images with --data (or DATA=…).")
-    try:
-        return str(path.relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(path)
 
 
 def inject(profile: str, out_dir: str | Path, data: str | Path | None = None, notebooks: Sequence[str] | None = None) -> list[Path]:
@@ -208,25 +98,20 @@ def execute(
                 f"notebook {stem} failed in cell [{error.exec_count}] with {detail} "
                 f"(the executed copy with the full traceback is {_show(output)})"
             ) from None
-        print(f"[{number}/{len(stems)}] {stem} done in {_duration(time.perf_counter() - started)}", flush=True)
+        print(f"[{number}/{len(stems)}] {stem} done in {duration(time.perf_counter() - started)}", flush=True)
         executed.append(output)
     if len(stems) > 1:
-        print(f"All {len(stems)} notebooks ran in {_duration(time.perf_counter() - total)}; executed copies in {_show(out_dir)}", flush=True)
+        print(f"All {len(stems)} notebooks ran in {duration(time.perf_counter() - total)}; executed copies in {_show(out_dir)}", flush=True)
     return executed
 
 
 def ensure_default_data(profile: str, data: str | Path | None = None) -> None:
-    """Build the default data set first when the parameter set uses it and it is incomplete (not for --data)."""
+    """Build the default data set first when the experiment uses it and it is incomplete (not for --data)."""
     if data is not None:
         return
     from gan_helpers.paths import DEFAULT_DATA, from_root
 
-    used = set()
-    for stem, values in load_profile(profile).items():
-        default = notebook_parameters(notebook_path(stem)).get("data") if notebook_path(stem).is_file() else None
-        if isinstance(values.get("data", default), str):
-            used.add(from_root(values.get("data", default)).resolve())
-    if DEFAULT_DATA.resolve() in used:
+    if from_root(experiment_config(profile).data).resolve() == DEFAULT_DATA.resolve():
         from gan_helpers.stellarium import build_default_dataset, is_complete
 
         if not is_complete(DEFAULT_DATA):
@@ -240,7 +125,7 @@ def _check_stems(notebooks: Sequence[str] | None) -> list[str]:
     stems = list(notebooks) if notebooks else list(NOTEBOOKS)
     for stem in stems:
         if stem not in NOTEBOOKS:
-            raise UserError(f"{stem!r} is not one of the lab's notebooks{_did_you_mean(stem, NOTEBOOKS)}; they are {', '.join(NOTEBOOKS)}.")
+            raise UserError(f"{stem!r} is not one of the lab's notebooks{did_you_mean(stem, NOTEBOOKS)}; they are {', '.join(NOTEBOOKS)}.")
     return [s for s in NOTEBOOKS if s in stems]  # always in lab order
 
 
@@ -280,39 +165,25 @@ def _quiet_papermill() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+# ---- command line (python -m gan_helpers notebooks run|inject) ----------------------------------
+
+HELP = "Execute the lab notebooks with a parameter set (run), or write parameterised copies for nbval (inject)."
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-
-# ---- command line -----------------------------------------------------------------------------
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gan_helpers.notebooks", description="Execute or parameterise the lab notebooks.")
-    sub = parser.add_subparsers(dest="action", required=True)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action, text in (("run", "execute the notebooks in order with papermill"),
                          ("inject", "write parameterised copies without executing them (for nbval)")):
-        command = sub.add_parser(action, help=text, description=text)
-        command.add_argument("--profile", default="", help="parameter set: smoke, quick or full (default: $PROFILE, else full on a GPU, quick otherwise)")
-        command.add_argument("--data", default=None, help="image folder overriding every notebook's `data` parameter")
+        command = actions.add_parser(action, help=text, description=text)
+        command.add_argument("--profile", default="", help="parameter set: " + ", ".join(profile_names()) + " (default: $PROFILE, else full on a GPU, quick otherwise)")
+        command.add_argument("--data", default=None, help="image folder replacing the experiment's data set")
         command.add_argument("--out", default=None, help="output folder (default: build/PROFILE for run, build/PROFILE-notebooks for inject)")
         command.add_argument("--notebook", action="append", dest="notebooks", metavar="STEM", help="only this notebook (repeatable), e.g. 03_dcgan")
         if action == "run":
             command.add_argument("--log-output", action="store_true", help="stream the notebooks' output to the terminal")
-    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from gan_helpers.cli import guarded
-
-    return guarded(_run, build_parser().parse_args(argv))
-
-
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     profile = resolve_profile(args.profile)
     if args.action == "inject":
         out = args.out or PROJECT_ROOT / "build" / f"{profile}-notebooks"
@@ -323,7 +194,3 @@ def _run(args: argparse.Namespace) -> int:
         ensure_default_data(profile, args.data)
         execute(profile, out, data=args.data, notebooks=args.notebooks, log_output=args.log_output)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

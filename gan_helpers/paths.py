@@ -12,7 +12,6 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = PROJECT_ROOT / "data" / "galaxies64"
-RUNS_DIR = PROJECT_ROOT / "runs"
 
 
 def from_root(path: str | Path) -> Path:

@@ -14,25 +14,19 @@ import torch
 from torch import nn
 
 from gan_helpers.errors import UserError
+from gan_helpers.models import generate
 from gan_helpers.latent import (
-    auto_lr,
-    checkpoint_for_epoch,
     Inversion,
+    auto_lr,
     coordinate_influence,
-    describe_convergence,
     edit_coordinates,
     flat_baseline,
-    generate,
     interpolate,
     invert,
-    load_target_image,
-    save_latent,
-    show_edits,
-    show_inversion,
-    show_rows,
     steps_to_settle,
-    typical_pair,
 )
+from gan_helpers.latent_files import checkpoint_for_epoch, load_target_image, save_latent, typical_pair
+from gan_helpers.latent_plots import show_edits, show_inversion, show_rows
 from gan_helpers.models import UpsamplingGenerator
 
 
@@ -377,14 +371,6 @@ def test_load_target_image_crops_the_centre_square(tmp_path):
 def _curve(losses: list[float], final: float) -> Inversion:
     empty = torch.zeros(1, 3, 64, 64)
     return Inversion(torch.zeros(1, 128), empty, empty, losses, final, empty, [0], [final], {"steps": len(losses)})
-
-
-def test_describe_convergence():
-    assert "settled after about 3" in describe_convergence(_curve([1.0, 0.5, 0.2, 0.11, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1], 0.1))
-    assert "still falling" in describe_convergence(_curve([1.0, 0.9, 0.8, 0.7], 0.6))
-    assert "barely moved" in describe_convergence(_curve([1.0, 0.999], 0.999))
-    assert "above its starting error" in describe_convergence(_curve([1.0, 1.5], 2.0))
-    assert "diverged" in describe_convergence(_curve([1.0, 1e9], float("nan")))
 
 
 def test_flat_baseline_is_the_error_of_the_mean_colour():
