@@ -24,11 +24,11 @@ lab: setup ## start JupyterLab on the notebooks with the project's environment
 	.venv/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: setup ## run the unit tests and the notebook smoke tests
-	$(PYTHON) -m gan_helpers.notebooks inject --profile smoke --out $(SMOKE_NOTEBOOKS) $(DATA_FLAG)
+	$(PYTHON) -m gan_helpers notebooks inject --profile smoke --out $(SMOKE_NOTEBOOKS) $(DATA_FLAG)
 	$(PYTHON) -m pytest tests $(SMOKE_NOTEBOOKS) --nbval-lax || [ $$? -eq 5 ]  # 5: no tests collected yet
 
 notebooks: setup ## execute all notebooks with papermill into build/PROFILE/
-	$(PYTHON) -m gan_helpers.notebooks run --profile "$(PROFILE)" $(DATA_FLAG)
+	$(PYTHON) -m gan_helpers notebooks run --profile "$(PROFILE)" $(DATA_FLAG)
 
 report: setup ## render report/lab_report.pdf (PROFILE: full on a GPU, quick otherwise)
 	$(PYTHON) -m gan_helpers report --profile "$(PROFILE)" $(DATA_FLAG)

@@ -26,7 +26,7 @@ COMMANDS = {
     "report": "gan_helpers.report",
 }
 
-_FLAG_TYPES = {"int": int, "float": float, "str": str, "int | None": int}
+_FLAG_TYPES = {"int": int, "float": float, "str": str}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +50,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
         elif f.metadata.get("choices"):
             parser.add_argument(flag, dest=f.name, choices=f.metadata["choices"], default=None, help=text)
         else:
-            parser.add_argument(flag, dest=f.name, type=_FLAG_TYPES[str(f.type)], default=None, metavar=f.name.upper(), help=text)
+            kind = _FLAG_TYPES[str(f.type).removesuffix(" | None")]  # None is the default, never typed on a command line
+            parser.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=text)
 
 
 def given_config_values(args: argparse.Namespace, cls) -> dict:

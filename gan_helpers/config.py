@@ -70,9 +70,9 @@ class TrainConfig:
             choices = f.metadata["choices"]
             if choices and value not in choices:
                 raise UserError(f"{f.name} must be one of {', '.join(choices)}, not {value!r}.")
-            expected = _TYPES[str(f.type)]
-            if value is None and "None" in str(f.type):
+            if value is None and str(f.type).endswith(" | None"):
                 continue
+            expected = _TYPES[str(f.type).removesuffix(" | None")]
             if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
                 raise UserError(f"{f.name} must be {_TYPE_WORDS[expected]}, not {value!r}.")
             if isinstance(value, float) and not math.isfinite(value):
@@ -128,7 +128,7 @@ class TrainConfig:
         return {k: v for k, v in self.to_dict().items() if role(k) != "schedule"}
 
 
-_TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "int | None": int}
+_TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool}
 _TYPE_WORDS = {str: "text", int: "a whole number", (int, float): "a number", bool: "true or false"}
 
 

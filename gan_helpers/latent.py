@@ -306,3 +306,32 @@ def coordinate_influence(G: nn.Module, z: torch.Tensor, probes: int = 8, seed: i
         v = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed)).to(device)
         (grads,) = torch.autograd.grad((images * v).sum(), zs)
     return (grads.pow(2).mean(0) / images[0].numel()).sqrt().cpu()
+
+
+# ---- reading results ----------------------------------------------------------------------------
+
+SETTINGS = ("steps", "lr", "momentum", "reduction", "restarts")  # what a variant of the inversion may set
+
+
+def settings_label(result: Inversion) -> str:
+    """The settings of an inversion in a few words, e.g. 'sum squared error, auto lr = 0.0021, best of 8 starts'."""
+    s = result.settings
+    restarts = f", best of {s['restarts']} starts" if s.get("restarts", 1) > 1 else ""
+    lr = f"auto lr = {s['lr']:.3g}" if s.get("lr_auto") else f"lr {s['lr']:g}"
+    return f"{s['reduction']} squared error, {lr}{restarts}"
+
+
+def best_result(results: dict[str, Inversion]) -> str:
+    """The label of the inversion with the lowest final error (a diverged one, NaN, never wins)."""
+    return min(results, key=lambda label: results[label].final_mse if math.isfinite(results[label].final_mse) else math.inf)
+
+
+def step_changes(images: torch.Tensor) -> torch.Tensor:
+    """Mean absolute pixel change between consecutive images of a sequence (an interpolation, say)."""
+    return (images[1:] - images[:-1]).abs().flatten(1).mean(1)
+
+
+def influential_coordinates(G: nn.Module, z: torch.Tensor, count: int = 4, seed: int = 0) -> tuple[list[int], int]:
+    """The `count` coordinates whose change moves G's image most, and the one that moves it least."""
+    order = coordinate_influence(G, z, probes=8, seed=seed).argsort(descending=True).tolist()
+    return order[:count], order[-1]

@@ -97,3 +97,75 @@ def show_source(*objects) -> None:
     for obj in objects:
         module = inspect.getmodule(obj).__name__
         display(Markdown(f"`{module}.{obj.__qualname__}`\n\n```python\n{inspect.getsource(obj).rstrip()}\n```"))
+
+
+def plot_verdicts(run_dirs: dict[str, str | Path], ax=None):
+    """The discriminator's mean probability "real" per epoch, for reals (solid) and fakes (dashed), per run."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    for label, run_dir in run_dirs.items():
+        metrics = runs.read_metrics(run_dir)
+        epochs = [m["epoch"] for m in metrics]
+        line, = ax.plot(epochs, [m["D_x"] for m in metrics], label=f"{label}: D(x), real")
+        ax.plot(epochs, [m["D_G_z"] for m in metrics], linestyle="--", color=line.get_color(), label=f"{label}: D(G(z)), fake")
+    ax.set_ylim(0, 1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean probability 'real'")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_step_trace(trace: dict[str, list[float]], ax=None):
+    """Point 7: D(x) and D(G(z)) at every step of the first steps of training (from checks.trace_steps)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.5))
+    steps = range(1, len(trace["D_x"]) + 1)
+    ax.plot(steps, trace["D_x"], label="D(x): real images")
+    ax.plot(steps, trace["D_G_z"], label="D(G(z)): fakes")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("training step (one D step and one G step)")
+    ax.set_ylabel("mean probability 'real'")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def show_untrained(outputs: dict[str, torch.Tensor], size: float = 3.6):
+    """Untrained generators' outputs: as they are, contrast stretched, and a 16x16 corner enlarged (points 3, 11)."""
+    fig, axes = plt.subplots(len(outputs), 3, figsize=(3 * size, size * len(outputs)), squeeze=False)
+    for row, (label, images) in zip(axes, outputs.items()):
+        stretched = (images - images.min()) / (images.max() - images.min()).clamp_min(1e-12)
+        show_images(images, nrow=4, title=f"{label}: as generated", ax=row[0])
+        show_images(stretched, nrow=4, title=f"{label}: contrast stretched", ax=row[1])
+        row[2].imshow(stretched[0, :, :16, :16].permute(1, 2, 0).numpy(), interpolation="nearest")
+        row[2].set_title(f"{label}: 16×16 corner, stretched")
+        row[2].set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def show_runs_at_epochs(run_dirs: dict[str, str | Path], count: int = 5):
+    """The fixed-noise grids of several runs at the same epochs: one row per run."""
+    common = sorted(set.intersection(*(set(runs.samples(r)) for r in run_dirs.values())))
+    epochs = pick_epochs(common, count)
+    fig, axes = plt.subplots(len(run_dirs), len(epochs), figsize=(2.6 * len(epochs), 2.9 * len(run_dirs)), squeeze=False)
+    for row, (label, run_dir) in zip(axes, run_dirs.items()):
+        for ax, epoch in zip(row, epochs):
+            show_png(runs.samples(run_dir)[epoch], title=f"{label}, epoch {epoch}", ax=ax)
+            ax.title.set_fontsize(9)
+    fig.tight_layout()
+    return fig
+
+
+def show_centre_crops(images: dict[str, torch.Tensor], crop: int = 32):
+    """The central crop x crop pixels of one image per entry, enlarged without smoothing (grid artifacts up close)."""
+    fig, axes = plt.subplots(1, len(images), figsize=(3.6 * len(images), 3.9), squeeze=False)
+    for ax, (title, image) in zip(axes[0], images.items()):
+        start = (image.shape[-1] - crop) // 2
+        ax.imshow(image[:, start:start + crop, start:start + crop].clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,52 @@
+"""The latent explorer (point 14, interactively): sliders for a few coordinates of a found vector.
+
+Needs a live kernel with ipywidgets; the report and batch runs skip it.
+Each slider starts at the found value, and its range covers that value
+with room either side, so the first image shown is the inversion's own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from gan_helpers.models import generate
+
+
+def slider_range(value: float, span: float = 4.0) -> tuple[float, float]:
+    """A symmetric range around 0 of at least ±`span` that contains `value` with a margin of 1."""
+    reach = max(span, math.ceil(abs(value)) + 1.0)
+    return -reach, reach
+
+
+def latent_explorer(G: nn.Module, z: torch.Tensor, coords: Sequence[int], title: str, size: float = 3.0):
+    """A widget: one slider per coordinate in `coords` beside the image G draws from the edited vector."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    from gan_helpers.plots import show_images
+
+    base = z.detach().reshape(1, -1).clone()
+    sliders = []
+    for coord in coords:
+        low, high = slider_range(float(base[0, coord]))
+        sliders.append(widgets.FloatSlider(value=float(base[0, coord]), min=low, max=high, step=0.01,
+                                           description=f"z[{coord}]", continuous_update=False, readout_format=".2f"))
+    output = widgets.Output()
+
+    def redraw(_change=None) -> None:
+        edited = base.clone()
+        for coord, slider in zip(coords, sliders):
+            edited[0, coord] = slider.value
+        with output:
+            output.clear_output(wait=True)
+            show_images(generate(G, edited), title=title, size=size)
+            plt.show()
+
+    for slider in sliders:
+        slider.observe(redraw, names="value")
+    redraw()
+    return widgets.HBox([widgets.VBox(sliders), output])

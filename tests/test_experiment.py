@@ -1,0 +1,184 @@
+"""One experiment, one way through: profiles, run identity, lab_runs, the command line."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from gan_helpers import profiles, runs
+from gan_helpers.cli import COMMANDS, add_config_arguments, build_parser, main
+from gan_helpers.config import TrainConfig, resumable, role
+from gan_helpers.errors import UserError
+from gan_helpers.experiment import find_run, lab_run, lab_runs
+from gan_helpers.paths import PROJECT_ROOT
+
+ANALYSING = ("03_dcgan", "04_upsampling", "05_latent", "06_reflections")
+
+
+def tiny(data, tmp_path, **changes) -> TrainConfig:
+    values = dict(data=str(data), runs_dir=str(tmp_path / "runs"), epochs=1, batch_size=2, sample_every=1,
+                  save_every=1, max_images=4, fixed_noise=4, progress=False, augment=False)
+    return TrainConfig(**{**values, **changes})
+
+
+def code_of(stem: str) -> str:
+    nb = nbformat.read(profiles.notebook_path(stem), as_version=4)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("profile", profiles.profile_names())
+def test_every_profile_is_one_experiment_that_03_to_06_receive(profile):
+    loaded = profiles.load_profile(profile)  # every key checked
+    config = profiles.experiment_config(profile)
+    assert config.runs_dir == f"runs/{profile}"
+    for stem in ANALYSING:
+        assert "epochs" not in loaded[stem] and "runs_dir" not in loaded[stem], "training settings live in the train block only"
+        assert profiles.notebook_values(profile, stem)["profile"] == profile
+        source = code_of(stem)
+        assert "experiment_config(profile" in source
+        assert "lab_run(" in source or "lab_runs(" in source
+        assert "find_runs" not in source, "notebooks never pick 'the newest run'"
+
+
+def test_03_to_06_resolve_the_same_two_run_folders(tiny_data, tmp_path):
+    config = tiny(tiny_data, tmp_path)
+    from_03 = lab_run(config, "transposed")  # notebook 03
+    from_04 = lab_runs(config)  # notebook 04 trains the upsampling run, finds 03's
+    from_05, from_06 = lab_runs(config), lab_runs(config)  # 05 and 06 train nothing
+    assert from_04["transposed"] == from_03
+    assert from_04 == from_05 == from_06
+    assert len(runs.find_runs(tmp_path / "runs")) == 2
+
+
+def test_runs_differing_in_one_training_setting_are_never_confused(tiny_data, tmp_path):
+    config = tiny(tiny_data, tmp_path)
+    first = lab_run(config, "transposed")
+    other = lab_run(config.replace(lr_d=2e-5), "transposed")
+    assert other != first
+    assert lab_run(config, "transposed") == first
+    assert find_run(config.replace(generator="transposed", seed=1)) is None
+
+
+def test_a_longer_schedule_continues_the_same_run(tiny_data, tmp_path):
+    config = tiny(tiny_data, tmp_path)
+    first = lab_run(config, "upsampling")
+    longer = lab_run(config.replace(epochs=2), "upsampling")
+    assert longer == first and max(runs.checkpoints(first)) == 2
+
+
+def test_changing_the_train_block_changes_every_notebooks_experiment(tmp_path, monkeypatch):
+    params = tmp_path / "params"
+    params.mkdir()
+    (params / "p.yaml").write_text("train:\n  epochs: 7\n  lr_d: 2.0e-5\n05_latent:\n  steps: 3\n")
+    monkeypatch.setattr(profiles, "PARAMS_DIR", params)
+    config = profiles.experiment_config("p")
+    assert (config.epochs, config.lr_d) == (7, 2e-5)
+    (params / "p.yaml").write_text("train:\n  epochs: 9\n")
+    assert profiles.experiment_config("p").epochs == 9
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train:\n  epochz: 7\n", "unknown training setting"),
+    ("train:\n  epochs: seven\n", "epochs must be a whole number"),
+    ("03_dcgan:\n  epochs: 7\n", "training settings belong in the 'train' block"),
+    ("05_latent:\n  profile: smoke\n", "the runner sets itself"),
+    ("07_extra:\n  x: 1\n", "neither 'train' nor a notebook"),
+])
+def test_profile_mistakes_are_one_sentence(tmp_path, monkeypatch, text, message):
+    params = tmp_path / "params"
+    params.mkdir()
+    (params / "p.yaml").write_text(text)
+    monkeypatch.setattr(profiles, "PARAMS_DIR", params)
+    with pytest.raises(UserError, match=message):
+        profiles.load_profile("p")
+
+
+def test_roles_define_identity_and_what_a_resume_may_change():
+    config = TrainConfig()
+    identity = config.identity()
+    assert "epochs" not in identity and "device" not in identity and "save_every" not in identity
+    assert {"lr_d", "lr_g", "seed", "generator", "precision", "batch_size", "data"} <= set(identity)
+    assert resumable("lr_g") and resumable("epochs") and not resumable("seed")
+    assert {role(f.name) for f in dataclasses.fields(TrainConfig)} == {"identity", "tunable", "schedule"}
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"lr_g": "fast"}, "lr_g must be a number"),
+    ({"zoom": float("nan")}, "zoom must be a finite number"),
+    ({"epochs": True}, "epochs must be a whole number"),
+    ({"precision": "fp16"}, "precision must be one of"),
+])
+def test_config_rejects_wrong_types_in_one_sentence(values, message):
+    with pytest.raises(UserError, match=message):
+        TrainConfig.from_dict(values)
+
+
+def test_saved_settings_must_be_complete():
+    saved = TrainConfig().to_dict()
+    del saved["data"]
+    with pytest.raises(UserError, match="lack data"):
+        TrainConfig.from_dict(saved, complete=True)
+
+
+def test_flags_come_from_field_metadata_for_any_field_type():
+    @dataclasses.dataclass
+    class Knobs:
+        rate: float | None = dataclasses.field(default=None, metadata={"help": "100% of it", "choices": None})
+        mode: str = dataclasses.field(default="a", metadata={"help": "a mode", "choices": ("a", "b")})
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, Knobs)
+    assert parser.parse_args(["--rate", "0.5", "--mode", "b"]).rate == 0.5
+    assert "100% of it" in parser.format_help()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mode", "c"])
+
+
+@pytest.mark.parametrize("argv", [[name, "--help"] for name in COMMANDS] + [["notebooks", "run", "--help"], ["notebooks", "inject", "--help"]])
+def test_every_subcommand_answers_help_from_another_folder(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0
+    assert "usage: python -m gan_helpers" in capsys.readouterr().out
+
+
+def test_train_help_runs_as_a_program_from_another_folder(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "gan_helpers", "train", "--help"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--precision {bf16,fp32}" in result.stdout
+
+
+def test_command_line_paths_mean_the_current_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--data", "data16", "--runs-dir", "r", "--epochs", "1"]) == 2
+    error = capsys.readouterr().err
+    assert str(tmp_path / "data16") in error and str(PROJECT_ROOT / "data16") not in error
+
+
+def test_no_notebook_defines_a_function_or_class():
+    for stem in profiles.NOTEBOOKS:
+        nb = nbformat.read(profiles.notebook_path(stem), as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+            defined = [n.name for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+            assert not defined, f"{stem} defines {defined}"
+
+
+def test_committed_notebooks_carry_full_language_metadata_and_no_outputs():
+    for stem in profiles.NOTEBOOKS:
+        raw = json.loads(profiles.notebook_path(stem).read_text())
+        assert raw["metadata"]["language_info"]["file_extension"] == ".py"
+        assert all(not c.get("outputs") and not c.get("execution_count") for c in raw["cells"] if c["cell_type"] == "code")
