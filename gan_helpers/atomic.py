@@ -1,15 +1,26 @@
 """Atomic writes: a file that holds state is either its old self or its new self, never half.
 
-Every writer here follows one recipe: write a temporary file in the same
-folder, flush and ``fsync`` it, move it into place (``os.replace``, or
-``os.link`` where an existing file must never be overwritten), then
+Every whole-file writer here follows one recipe: write a temporary file in
+the same folder, flush and ``fsync`` it, move it into place (``os.replace``,
+or ``os.link`` where an existing file must never be overwritten), then
 ``fsync`` the folder so the new name itself survives a power cut. A writer
 that fails for any reason, Ctrl-C and a full disk included, removes its
-temporary file and leaves the target untouched.
+temporary file and leaves the target untouched. A process killed outright
+leaves only a hidden ``.NAME.XXXXXXXX.partial`` beside the target, which no
+reader looks at.
+
+Line logs (``metrics.jsonl``) are appended with :func:`append_line`, which
+never leaves a cut-off line behind when it fails and removes one left by a
+writer that was killed mid-line.
 
     atomic_write_text(run_dir / "config.json", text)
     atomic_save(state, path, overwrite=False)     # torch.save, never replacing
     with atomic_open(path, "wb") as f: ...        # any writer that takes a file
+    link_or_copy(checkpoint, fork_dir / name)     # a second name for a never-rewritten file
+    append_line(run_dir / "metrics.jsonl", line)
+
+A full disk (ENOSPC or a quota) ends in :class:`DiskFull`, a UserError of one
+sentence naming the file, also where ``torch.save`` wrapped it in a RuntimeError.
 """
 
 from __future__ import annotations
@@ -17,12 +28,55 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
+import secrets
+import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from gan_helpers.errors import UserError
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+# Errors of os.link on file systems without hard links (FAT, some network and FUSE mounts).
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+class DiskFull(UserError):
+    """The disk (or the user's quota) ran out while writing `path`; nothing was overwritten."""
+
+    def __init__(self, path: str | Path, message: str | None = None) -> None:
+        self.path = Path(path)
+        super().__init__(message or f"the disk is full while writing {path}; free some space and try again (nothing was overwritten).")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether `error` comes from a full disk, also when it is wrapped.
+
+    ``torch.save`` into a file object turns the ``OSError(ENOSPC)`` of a
+    failed write into a ``RuntimeError`` ("unexpected pos …") whose context
+    is the original error, so the whole chain is searched.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _FULL:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+@contextlib.contextmanager
+def reporting_full_disk(path: str | Path) -> Iterator[None]:
+    """Turn a full-disk error inside the block into :class:`DiskFull` for `path`; other errors pass."""
+    try:
+        yield
+    except DiskFull:
+        raise  # already names the file being written
+    except BaseException as error:
+        if is_disk_full(error):
+            raise DiskFull(path) from None
+        raise
 
 
 def fsync_folder(folder: str | Path) -> None:
@@ -36,17 +90,44 @@ def fsync_folder(folder: str | Path) -> None:
         os.close(fd)
 
 
+def _create_temp(path: Path) -> tuple[int, Path]:
+    # os.open with mode 0o666 lets the umask decide permissions, as for any new file
+    # (tempfile.mkstemp would make every checkpoint readable by its owner only).
+    while True:
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), temp
+        except FileExistsError:
+            continue
+
+
+def _link_into_place(temp: Path, path: Path) -> None:
+    """Give `temp` the name `path`, failing with FileExistsError if `path` exists."""
+    try:
+        os.link(temp, path)
+    except OSError as error:
+        if isinstance(error, FileExistsError) or error.errno not in _NO_LINKS:
+            raise
+        # No hard links here: check, then rename (a tiny race only against another writer of the same name).
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
+        os.replace(temp, path)
+    else:
+        os.unlink(temp)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", *, overwrite: bool = True, **kwargs) -> Iterator[IO]:
     """Open a temporary file beside `path`; on a clean exit it becomes `path`, otherwise it vanishes.
 
     With ``overwrite=False`` an existing `path` is an error (``FileExistsError``)
-    and is left as it was. A full disk becomes a :class:`UserError` saying so.
+    and is left as it was. A full disk becomes :class:`DiskFull`, a UserError.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', not {mode!r}")
     path = Path(path)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    with reporting_full_disk(path):
+        fd, temp = _create_temp(path)
     try:
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
@@ -55,22 +136,14 @@ def atomic_open(path: str | Path, mode: str = "w", *, overwrite: bool = True, **
         if overwrite:
             os.replace(temp, path)
         else:
-            os.link(temp, path)  # fails if `path` exists: never overwrites
-            os.unlink(temp)
+            _link_into_place(temp, path)
         fsync_folder(path.parent)
-    except OSError as error:
-        _discard(temp)
-        if error.errno == errno.ENOSPC:
-            raise UserError(f"the disk is full while writing {path}; free some space and try again (nothing was overwritten).") from None
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if is_disk_full(error):
+            raise DiskFull(path) from None
         raise
-    except BaseException:
-        _discard(temp)
-        raise
-
-
-def _discard(temp: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(temp)
 
 
 def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = True) -> None:
@@ -93,7 +166,73 @@ def atomic_save(obj, path: str | Path, *, overwrite: bool = True) -> None:
 
 def atomic_copy(source: str | Path, target: str | Path, *, overwrite: bool = True) -> None:
     """Copy a file's bytes to `target` atomically (streamed, so large checkpoints are fine)."""
-    import shutil
-
     with open(source, "rb") as src, atomic_open(target, "wb", overwrite=overwrite) as dst:
         shutil.copyfileobj(src, dst, length=1 << 20)
+
+
+def link_or_copy(source: str | Path, target: str | Path) -> None:
+    """Give `target` the contents of `source`, never overwriting `target`.
+
+    A hard link where the file system allows one: instant and free of disk
+    space, and right for files that are never rewritten in place, such as
+    checkpoints. Elsewhere an atomic copy.
+    """
+    target = Path(target)
+    try:
+        with reporting_full_disk(target):
+            os.link(source, target)
+    except OSError as error:
+        if isinstance(error, FileExistsError) or error.errno not in _NO_LINKS:
+            raise
+        atomic_copy(source, target, overwrite=False)
+    else:
+        fsync_folder(target.parent)
+
+
+def append_line(path: str | Path, line: str) -> None:
+    """Append `line` and a newline to a log file and make it durable.
+
+    A failed append (full disk, Ctrl-C) is cut away again, so the file never
+    ends in half a line because of it. A cut-off last line that a killed
+    writer left behind is removed first, with a warning, so the new line
+    starts on a line of its own; readers ignore such a line anyway.
+    """
+    if "\n" in line:
+        raise ValueError("append_line appends a single line; the text must not contain a newline")
+    path = Path(path)
+    data = (line + "\n").encode("utf-8")
+    created = not path.exists()
+    with reporting_full_disk(path):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            size = _complete_size(fd)
+            if size != os.fstat(fd).st_size:
+                warnings.warn(f"{path} ended in a cut-off line (a writer was stopped mid-line); that line was removed.", stacklevel=2)
+                os.ftruncate(fd, size)
+            try:
+                written = 0
+                while written < len(data):
+                    written += os.write(fd, data[written:])
+                os.fsync(fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)  # never leave the part of a line that did get written
+                raise
+        finally:
+            os.close(fd)
+        if created:
+            fsync_folder(path.parent)
+
+
+def _complete_size(fd: int, chunk: int = 1 << 16) -> int:
+    """Length of the file up to and including its last newline (0 without one)."""
+    end = os.fstat(fd).st_size
+    position = end
+    while position > 0:
+        start = max(0, position - chunk)
+        data = os.pread(fd, position - start, start)
+        newline = data.rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        position = start
+    return 0

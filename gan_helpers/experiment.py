@@ -74,9 +74,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     fixed_z = draw_fixed_noise(config)
 
     tag = config.name or f"{Path(config.data).name}-{config.generator}"
-    run_dir = runs.create_run_dir(from_root(config.runs_dir), tag)
-    runs.write_config(run_dir, config.to_dict())
-    runs.save_fixed_noise(run_dir, fixed_z)
+    run_dir = runs.create_run_dir(from_root(config.runs_dir), tag, config=config.to_dict(), fixed_noise=fixed_z)
     save_grid(images[: config.fixed_noise], run_dir / "reals.png")
     save_grid(generate(G, fixed_z), run_dir / "samples" / runs.epoch_name(0, "png"))
     print(f"Run folder: {shown(run_dir)}")
@@ -123,7 +121,7 @@ def lab_runs(config: TrainConfig, generators=GENERATOR_KINDS) -> dict[str, Path]
 
 def _resume(target: Path, overrides: dict) -> Path:
     target = from_root(target)
-    state = runs.load_checkpoint(target)
+    state = runs.load_training_state(target)  # every key, shape and setting checked; one sentence otherwise
     saved = TrainConfig.from_dict(state["config"])
     fixed = {k: v for k, v in overrides.items() if not resumable(k) and v != getattr(saved, k, v)}
     if fixed:
@@ -135,8 +133,9 @@ def _resume(target: Path, overrides: dict) -> Path:
         raise UserError(f"the checkpoint is already at epoch {epoch}; pass --epochs larger than {epoch} to continue.")
 
     run_dir = target if target.is_dir() else target.parent.parent
+    runs.remove_partials(run_dir)
     if max(runs.checkpoints(run_dir)) > epoch:
-        run_dir = runs.fork_run(run_dir, epoch)
+        run_dir = runs.fork_run(run_dir, epoch, config=config.to_dict())
         print(f"Epoch {epoch} is not the newest checkpoint, so training continues in a new run folder: {shown(run_dir)}")
     else:
         runs.truncate_metrics(run_dir, epoch)

@@ -16,7 +16,8 @@ from gan_helpers.plots import image_grid
 def show_inversion(result: Inversion, title: str | None = None, size: float = 1.5):
     """Target, then the image at each recorded step (random -> imitation), then the loss curve."""
     pictures = [(result.target[0], "target")] + [(f, f"step {s}") for f, s in zip(result.frames, result.frame_steps)]
-    fig = plt.figure(figsize=(size * (len(pictures) + 3), size * 1.5), layout="constrained")
+    size = min(size, 8.0 / (len(pictures) + 3))  # at most 8 inches wide: labels stay legible at print size
+    fig = plt.figure(figsize=(size * (len(pictures) + 3), max(1.8, size * 1.8)), layout="constrained")
     grid = fig.add_gridspec(1, len(pictures) + 1, width_ratios=[1] * len(pictures) + [3])
     for i, (image, label) in enumerate(pictures):
         ax = fig.add_subplot(grid[0, i])
@@ -54,6 +55,7 @@ def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool =
 def show_rows(rows: dict[str, torch.Tensor], title: str | None = None, size: float = 1.3):
     """One labelled row of images per entry (e.g. one per generator or per method), all (N, 3, 64, 64)."""
     width = max(r.shape[0] for r in rows.values())
+    size = min(size, 8.0 / width)  # at most 8 inches wide
     fig, axes = plt.subplots(len(rows), 1, figsize=(size * width, size * len(rows) + 0.6), squeeze=False)
     for ax, (label, images) in zip(axes[:, 0], rows.items()):
         ax.imshow(image_grid(images, nrow=images.shape[0]).permute(1, 2, 0).numpy(), interpolation="nearest")
@@ -67,6 +69,7 @@ def show_rows(rows: dict[str, torch.Tensor], title: str | None = None, size: flo
 
 def show_edits(original: torch.Tensor, edited: torch.Tensor, coords: Sequence[int], values: Sequence[float], title: str | None = None, size: float = 1.3):
     """Point 14 grid: the unedited image, then one row per coordinate and one column per value."""
+    size = min(size, 8.0 / (len(values) + 1))  # at most 8 inches wide
     fig, axes = plt.subplots(len(coords), len(values) + 1, figsize=(size * (len(values) + 1), size * len(coords) + 0.8), squeeze=False)
     for i, coord in enumerate(coords):
         for j in range(len(values) + 1):

@@ -5,76 +5,275 @@
       samples/epoch-000050.png …
       checkpoints/epoch-000050.pt …   (never overwritten; full state)
 
-A checkpoint holds state dicts and plain values only, so
-``torch.load(weights_only=True)`` reads it.
+Every file that holds state is written atomically (gan_helpers.atomic), so a
+run folder read after a crash holds each file's old or new contents, never
+half. A run folder is built under its bare number (``00007``) and renamed to
+``00007-<tag>`` only when complete; a bare-number folder is an interrupted
+start and may be deleted. Checkpoints and the fixed noise are read and
+checked in gan_helpers.checkpoints (``runs.load_checkpoint`` and friends
+still work).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from torch import nn
 
+from gan_helpers.atomic import (
+    append_line, atomic_copy, atomic_save, atomic_write_text, fsync_folder, link_or_copy, reporting_full_disk,
+)
 from gan_helpers.errors import UserError
 
 _RUN_NAME = re.compile(r"^(\d{5})-")
+_NUMBERED = re.compile(r"^(\d{5})(?:-|$)")  # run folders and numbers being claimed
 _EPOCH_FILE = re.compile(r"^epoch-(\d{6})\.(pt|png)$")
+_CHECKPOINT_NAMES = ("save_checkpoint", "load_checkpoint", "load_training_state", "load_generator", "save_fixed_noise", "load_fixed_noise")
+
+
+def __getattr__(name: str):
+    # Readers and writers of saved tensors live in gan_helpers.checkpoints; ``runs.load_checkpoint(…)`` still works.
+    if name in _CHECKPOINT_NAMES:
+        from gan_helpers import checkpoints as module
+
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def epoch_name(epoch: int, suffix: str) -> str:
     return f"epoch-{epoch:06d}.{suffix}"
 
 
-def create_run_dir(runs_dir: str | Path, tag: str) -> Path:
-    """A new, empty run folder numbered one past the highest existing one."""
+# ---- creating run folders ------------------------------------------------------------------
+
+
+def create_run_dir(
+    runs_dir: str | Path, tag: str, *, config: dict | None = None, fixed_noise: torch.Tensor | None = None
+) -> Path:
+    """A new run folder ``NNNNN-<tag>``, numbered past every existing one; a number is never reused.
+
+    The folder appears under its final name only once it holds ``samples/``,
+    ``checkpoints/`` and, when given, ``config.json`` and ``fixed_noise.pt``,
+    so a run folder never lacks its settings. Safe when several processes
+    start runs at the same moment: each gets its own number.
+    """
     runs_dir = Path(runs_dir)
+    with reporting_full_disk(runs_dir):
+        staging = _claim_number(runs_dir)
+        with _removed_on_failure(staging):
+            (staging / "samples").mkdir()
+            (staging / "checkpoints").mkdir()
+            if config is not None:
+                write_config(staging, config)
+            if fixed_noise is not None:
+                atomic_save(fixed_noise.detach().cpu(), staging / "fixed_noise.pt")
+            return _publish(staging, tag)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(staging: Path) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _claim_number(runs_dir: Path) -> Path:
+    """Claim the next free number by creating a folder named just that number.
+
+    ``mkdir`` fails if the name exists, so of several processes that pick the
+    same number only one gets it. A claim is renamed to its run folder when
+    done, so a claimed number is also checked against finished run folders.
+    """
     runs_dir.mkdir(parents=True, exist_ok=True)
-    numbers = [int(m.group(1)) for p in runs_dir.iterdir() if (m := _RUN_NAME.match(p.name))]
+    numbers = [int(m.group(1)) for p in runs_dir.iterdir() if (m := _NUMBERED.match(p.name))]
     number = max(numbers, default=-1) + 1
-    while True:  # another process may take a number at the same time
-        run_dir = runs_dir / f"{number:05d}-{tag}"
+    while True:
+        claim = runs_dir / f"{number:05d}"
         try:
-            run_dir.mkdir()
+            claim.mkdir()
         except FileExistsError:
             number += 1
             continue
-        (run_dir / "samples").mkdir()
-        (run_dir / "checkpoints").mkdir()
-        return run_dir
+        if any(runs_dir.glob(f"{claim.name}-*")):  # finished by a process that claimed it before us
+            claim.rmdir()
+            number += 1
+            continue
+        return claim
 
 
-def write_config(run_dir: Path, config: dict) -> None:
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+def _publish(staging: Path, tag: str) -> Path:
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag).strip("_.") or "run"
+    fsync_folder(staging)
+    run_dir = staging.with_name(f"{staging.name}-{tag}")
+    os.rename(staging, run_dir)  # the claim guarantees that no other process uses this number
+    fsync_folder(run_dir.parent)
+    return run_dir
+
+
+def fork_run(source_dir: str | Path, epoch: int, *, config: dict | None = None) -> Path:
+    """A new run folder holding `source_dir`'s history up to `epoch`, to continue training from there.
+
+    It gets the source's fixed noise, reals.png, sample grids and checkpoints
+    up to `epoch` (checkpoints hard-linked where possible: they are never
+    rewritten), the metrics up to `epoch`, `config` (default: the settings
+    saved in that checkpoint) and a FORKED_FROM file naming the checkpoint.
+    The source is only read. If the process dies midway, no new run folder
+    appears (only a bare-number folder that may be deleted).
+    """
+    from gan_helpers.checkpoints import load_training_state
+
+    source_dir = Path(source_dir)
+    origin = source_dir / "checkpoints" / epoch_name(epoch, "pt")
+    state = load_training_state(origin)  # a fork of a checkpoint that cannot be resumed is useless
+    if not (source_dir / "fixed_noise.pt").is_file():
+        raise UserError(f"{source_dir} has no fixed_noise.pt, so it cannot be continued; start a new run instead.")
+    metrics = [m for m in read_metrics(source_dir, strict=True) if m["epoch"] <= epoch]
+    with reporting_full_disk(source_dir.parent):
+        staging = _claim_number(source_dir.parent)
+        with _removed_on_failure(staging):
+            for kind in ("samples", "checkpoints"):
+                (staging / kind).mkdir()
+            for name in ("fixed_noise.pt", "reals.png"):
+                if (source_dir / name).is_file():
+                    atomic_copy(source_dir / name, staging / name)
+            for e, path in samples(source_dir).items():
+                if e <= epoch:
+                    atomic_copy(path, staging / "samples" / path.name)
+            for e, path in checkpoints(source_dir).items():
+                if e <= epoch:
+                    link_or_copy(path, staging / "checkpoints" / path.name)
+            atomic_write_text(staging / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
+            write_config(staging, state["config"] if config is None else config)
+            atomic_write_text(staging / "FORKED_FROM", f"{origin}\n")
+            match = _RUN_NAME.match(source_dir.name)
+            return _publish(staging, source_dir.name[match.end():] if match else source_dir.name)
+
+
+def remove_partials(run_dir: str | Path) -> list[Path]:
+    """Delete temporary ``*.partial`` files that writers killed mid-write left in a run folder.
+
+    Call it only when no other process writes to this run folder (before a
+    resume); a full disk is often full of exactly these.
+    """
+    run_dir = Path(run_dir)
+    removed = []
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "samples", run_dir / "latents"):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.name.endswith(".partial") and path.is_file():
+                    path.unlink()
+                    removed.append(path)
+    return removed
+
+
+# ---- settings ------------------------------------------------------------------------------
+
+
+def write_config(run_dir: str | Path, config: dict) -> None:
+    """Write ``config.json`` atomically: a crash leaves the old settings or the new ones."""
+    atomic_write_text(Path(run_dir) / "config.json", json.dumps(config, indent=2) + "\n")
 
 
 def read_config(run_dir: str | Path) -> dict:
+    """The settings saved in ``run_dir/config.json``; a UserError if missing or not a JSON object."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise UserError(f"{run_dir} is not a run folder (it has no config.json); pass a folder created by training.")
-    return json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        where = f"line {error.lineno}" if isinstance(error, json.JSONDecodeError) else "its bytes"
+        raise UserError(f"{path} is not valid JSON ({where}); repair it, or copy the settings from a checkpoint's 'config'.") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path} holds a JSON {type(config).__name__}, not an object of settings; repair it or delete the run folder.")
+    return config
 
 
-def append_metrics(run_dir: Path, stats: dict) -> None:
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(stats) + "\n")
+def find_runs(runs_dir: str | Path, generator: str | None = None) -> list[Path]:
+    """Run folders under `runs_dir` (optionally of one generator kind), oldest first.
+
+    A folder whose config.json cannot be read is skipped with a warning, so
+    one damaged run does not hide all the others.
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    found = []
+    for path in sorted(runs_dir.iterdir()):
+        if not (_RUN_NAME.match(path.name) and (path / "config.json").is_file()):
+            continue
+        try:
+            config = read_config(path)
+        except UserError as error:
+            warnings.warn(f"skipping a run folder: {error}", stacklevel=2)
+            continue
+        if generator is None or config.get("generator") == generator:
+            found.append(path)
+    return found
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    """One dict per finished epoch, in order."""
+# ---- metrics -------------------------------------------------------------------------------
+
+
+def append_metrics(run_dir: str | Path, stats: dict) -> None:
+    """Append one epoch's numbers as a JSON line, durably (see atomic.append_line)."""
+    append_line(Path(run_dir) / "metrics.jsonl", json.dumps(stats))
+
+
+def read_metrics(run_dir: str | Path, *, strict: bool = False) -> list[dict]:
+    """One dict per finished epoch, in file order.
+
+    A last line without its newline is an append that was cut off; it is
+    dropped with a warning. Any other line that is not a JSON object with an
+    integer ``epoch`` is skipped with a warning, or with ``strict=True`` is a
+    UserError (for rewriting the file, which must not lose lines silently).
+    """
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    if lines[-1]:
+        warnings.warn(f"{path}: the last line was cut off (training stopped while writing it); it is ignored.", stacklevel=2)
+    found = []
+    for number, line in enumerate(lines[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not (isinstance(record, dict) and type(record.get("epoch")) is int):
+            message = f"{path} line {number} is not a JSON object with an integer epoch"
+            if strict:
+                raise UserError(f"{message}; repair or delete that line, then try again.")
+            warnings.warn(f"{message}; it is ignored.", stacklevel=2)
+            continue
+        found.append(record)
+    return found
 
 
-def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
-    """Keep only epochs up to `last_epoch` (a resumed run rewrites what follows)."""
-    kept = [m for m in read_metrics(run_dir) if m["epoch"] <= last_epoch]
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in kept))
+def note_resume(run_dir: str | Path, line: str) -> None:
+    """Add a line to the run's history of resumes (``resumes.txt``), durably."""
+    append_line(Path(run_dir) / "resumes.txt", line)
+
+
+def truncate_metrics(run_dir: str | Path, last_epoch: int) -> None:
+    """Keep only epochs up to `last_epoch` (a resumed run rewrites what follows), atomically."""
+    kept = [m for m in read_metrics(run_dir, strict=True) if m["epoch"] <= last_epoch]
+    atomic_write_text(Path(run_dir) / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept))
+
+
+# ---- saved files by epoch ------------------------------------------------------------------
 
 
 def checkpoints(run_dir: str | Path) -> dict[int, Path]:
@@ -95,66 +294,3 @@ def _epoch_files(folder: Path, suffix: str) -> dict[int, Path]:
             if m and m.group(2) == suffix:
                 found[int(m.group(1))] = path
     return dict(sorted(found.items()))
-
-
-def save_checkpoint(run_dir: Path, epoch: int, state: dict) -> Path:
-    """Write ``checkpoints/epoch-NNNNNN.pt``; an existing file is never overwritten.
-
-    The state is written to a temporary name first and then hard-linked into
-    place, which fails if the target exists and never leaves half a file
-    under the final name if the machine stops mid-write.
-    """
-    path = run_dir / "checkpoints" / epoch_name(epoch, "pt")
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    try:
-        os.link(partial, path)
-    except FileExistsError:
-        raise UserError(f"{path} already exists and checkpoints are never overwritten; resume into a new run instead.") from None
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint file, or the newest one of a run folder."""
-    path = Path(path)
-    if path.is_dir():
-        saved = checkpoints(path)
-        if not saved:
-            raise UserError(f"{path} has no checkpoints yet; train it for at least save_every epochs first.")
-        path = saved[max(saved)]
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist; list a run's checkpoints/ folder to pick one.")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # corrupt, truncated or not a checkpoint at all
-        raise UserError(f"{path} could not be read as a checkpoint ({type(error).__name__}); pick another epoch.") from None
-
-
-def find_runs(runs_dir: str | Path, generator: str | None = None) -> list[Path]:
-    """Run folders under `runs_dir` (optionally of one generator kind), oldest first."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return []
-    found = []
-    for path in sorted(runs_dir.iterdir()):
-        if _RUN_NAME.match(path.name) and (path / "config.json").is_file():
-            if generator is None or read_config(path).get("generator") == generator:
-                found.append(path)
-    return found
-
-
-def load_generator(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """The generator saved in a checkpoint (or a run's newest one), in eval mode, with the checkpoint.
-
-    Eval mode is the mode used for sampling: batch norm uses its running
-    statistics, so an image depends on its own latent vector only.
-    """
-    from gan_helpers.models import build_generator
-
-    state = load_checkpoint(checkpoint, map_location=device)
-    G = build_generator(state["config"]["generator"]).to(device)
-    G.load_state_dict(state["G"])
-    G.eval()
-    return G, state

@@ -40,3 +40,21 @@ def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def rng_state_problem(state: object) -> str | None:
+    """Why :func:`set_rng_state` could not restore `state` (a clause), or None when it can.
+
+    Checked on throwaway generators, so the running process's RNGs are untouched.
+    """
+    if not isinstance(state, dict) or not {"torch", "python"} <= state.keys():
+        return "it lacks the torch or Python generator state"
+    try:
+        torch.Generator().set_state(state["torch"])
+        random.Random().setstate(state["python"])
+    except (TypeError, ValueError, RuntimeError) as error:
+        return str(error)
+    cuda = state.get("cuda", [])
+    if not (isinstance(cuda, (list, tuple)) and all(isinstance(s, torch.Tensor) and s.dtype == torch.uint8 for s in cuda)):
+        return "its CUDA generator states are not byte tensors"
+    return None

@@ -1,51 +1,59 @@
-"""The report: point table from headings, cleaning and merging, rendering, run summaries."""
+"""The report: point table from headings, what the PDF hides, front matter, merging, rendering."""
 
 from __future__ import annotations
 
 import base64
 import io
-import json
-import math
 import shutil
 import subprocess
+from dataclasses import fields
 from pathlib import Path
+from unittest import mock
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from gan_helpers import report, summary
+from gan_helpers.config import TrainConfig
 from gan_helpers.errors import UserError
+from gan_helpers.report import cleaning, front, layout, merge, reading, render, spec_code, tables
 
 LAYOUT = {"01_warmup": [6], "02_data": [4, 5], "03_dcgan": [1, 2, 3, 7, 8, 9, 10],
           "04_upsampling": [11, 12], "05_latent": [13, 14, 15, 16, 17], "06_reflections": [18]}
+INFO = {"title": "T", "author": "A", "course": "C", "date": "today", "language": "english", "profile": "smoke",
+        "intro": "Intro text.", "facts": [("Parameter set", "smoke")]}
 
 
-def lab_notebooks(layout=LAYOUT) -> dict[str, nbformat.NotebookNode]:
+def lab_notebooks(layout=LAYOUT, filler: str = "") -> dict[str, nbformat.NotebookNode]:
     """Executed-looking notebooks with one '## Point N — …' heading per point."""
     found = {}
     for stem, points in layout.items():
         cells = [new_markdown_cell(f"# {stem[:2]} · Title of {stem}\n\nIntro.")]
-        cells += [new_markdown_cell(f"## Point {p} — answer {p}\n\nText {p}.") for p in points]
+        cells += [new_markdown_cell(f"## Point {p} — answer {p}\n\nText {p}.{filler}") for p in points]
         found[stem] = new_notebook(cells=cells)
     return found
 
 
-def png_bytes() -> str:
+def png_bytes(width_in: float = 12, height_in: float = 3, dpi: int = 60) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(12, 3))  # wider than the page: must be scaled to fit
+    fig, ax = plt.subplots(figsize=(width_in, height_in))
     ax.plot([0, 1, 0])
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=60)
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-# ---- the point table ---------------------------------------------------------------------------
+def shown(name: str, code: str):
+    """An output as show_source displays it."""
+    return new_output("display_data", data={"text/markdown": f"`{name}`\n\n```python\n{code}\n```", "text/plain": "<Markdown>"})
+
+
+# ---- reading: the point table ------------------------------------------------------------------
 
 @pytest.mark.parametrize("heading, points", [
     ("Point 7 — discriminator step", [7]),
@@ -55,15 +63,15 @@ def png_bytes() -> str:
     ("Pointless heading with 3 numbers", []),
 ])
 def test_points_in_headings(heading, points):
-    assert report.points_in(heading) == points
+    assert reading.points_in(heading) == points
 
 
 def test_point_table_comes_from_headings():
     notebooks = lab_notebooks()
     notebooks["05_latent"].cells.append(new_markdown_cell("### Point 17 again, in a subsection"))
-    where = report.point_locations(notebooks)
+    where = reading.point_locations(notebooks)
     assert set(where) == set(range(1, 19))
-    assert where[7] == [report.Location(7, "03_dcgan", "Title of 03_dcgan", "Point 7 — answer 7")]
+    assert where[7] == [reading.Location(7, "03_dcgan", "Title of 03_dcgan", "Point 7 — answer 7")]
     assert [loc.section for loc in where[17]] == ["Point 17 — answer 17", "Point 17 again, in a subsection"]
 
 
@@ -71,11 +79,28 @@ def test_a_missing_point_is_an_error_naming_it():
     notebooks = lab_notebooks({**LAYOUT, "03_dcgan": [1, 2, 3, 7, 9, 10]})  # no point 8
     notebooks["01_warmup"].cells.append(new_markdown_cell("Point 8 in prose is not a heading.\n\n```\n## Point 8 in code\n```"))
     with pytest.raises(UserError, match=r"lab point\(s\) 8 are answered nowhere") as error:
-        report.point_locations(notebooks)
+        reading.point_locations(notebooks)
     assert "\n" not in str(error.value)
 
 
-# ---- cleaning and merging ----------------------------------------------------------------------
+def test_config_fields_and_defaults(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("title: T\nauthor: A\ncourse: C\n")
+    assert reading.load_config(path) == {"title": "T", "author": "A", "course": "C", "date": "", "language": "english"}
+    path.write_text("title: T\nauthor:\nlanguage: German\n")
+    assert reading.load_config(path)["author"] == "" and reading.load_config(path)["language"] == "german"
+    for text, message in (("title: T\nauthr: B\n", "unknown field"), ("author: A\n", "no title"),
+                          ("title: T\nlanguage: klingon\n", "language 'klingon'")):
+        path.write_text(text)
+        with pytest.raises(UserError, match=message):
+            reading.load_config(path)
+
+
+def test_the_project_config_is_valid():
+    assert reading.load_config()["title"]
+
+
+# ---- cleaning: what the PDF leaves out ---------------------------------------------------------
 
 def plumbing_notebook() -> nbformat.NotebookNode:
     return new_notebook(cells=[
@@ -83,9 +108,16 @@ def plumbing_notebook() -> nbformat.NotebookNode:
         new_code_cell("epochs = 5", metadata={"tags": ["parameters"]}),
         new_code_cell("epochs = 1", metadata={"tags": ["injected-parameters"]}),
         new_code_cell("import secrets_of_setup", metadata={"tags": ["remove-cell"]}),
+        new_markdown_cell("A remark for notebook readers only.", metadata={"tags": ["report-hide"]}),
         new_markdown_cell("## Point 7 — the step"),
-        new_code_cell("show_source(d_step)", metadata={"tags": ["remove-input"]}, outputs=[
-            new_output("display_data", data={"text/markdown": "```python\ndef d_step(): ...\n```"})]),
+        new_code_cell("show_source(jitter_labels, d_step)", metadata={"tags": ["remove-input"]}, outputs=[
+            shown("gan_helpers.training.jitter_labels", "def jitter_labels(labels, amount): ..."),
+            shown("gan_helpers.training.d_step", "def d_step(D, G, opt_D, real):\n    def inner(): ...\n    return {}")]),
+        new_code_cell("def snapshot(model):\n    return model\nG_before = snapshot(G)", outputs=[
+            new_output("stream", name="stdout", text="snapshot taken\n")]),
+        new_code_cell("run_dir = train(config)", metadata={"tags": ["report-show"]}),
+        new_code_cell("helper = lambda x: x\nprint(helper(1))", metadata={"tags": ["report-show"]}, outputs=[
+            new_output("stream", name="stdout", text="1\n")]),
         new_code_cell("train()", outputs=[
             new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "x"}, "text/plain": "  0%|"}),
             new_output("stream", name="stderr", text="epochs: 100%|####| warning noise\n"),
@@ -99,66 +131,204 @@ def plumbing_notebook() -> nbformat.NotebookNode:
     ])
 
 
-def test_clean_hides_plumbing_and_drops_junk_outputs():
-    cleaned = report.clean_notebook(plumbing_notebook())
+def test_clean_hides_plumbing_code_and_unlisted_source():
+    notes = []
+    cleaned = cleaning.clean_notebook(plumbing_notebook(), "03_dcgan", notes)
     sources = [c.source for c in cleaned.cells]
-    assert "epochs = 5" not in sources and "epochs = 1" not in sources and "import secrets_of_setup" not in sources
-    shown = next(c for c in cleaned.cells if c.source == "show_source(d_step)")
-    assert shown.metadata.transient == {"remove_source": True} and shown.outputs  # code hidden, output kept
-    train = next(c for c in cleaned.cells if c.source == "train()")
-    kinds = [(o.output_type, o.get("name"), sorted(o.get("data", {}))) for o in train.outputs]
+    for hidden in ("epochs = 5", "epochs = 1", "import secrets_of_setup", "A remark for notebook readers only.", "x = compute()"):
+        assert hidden not in sources, hidden
+    code = {c.source: c for c in cleaned.cells if c.cell_type == "code"}
+    printed = {s for s, c in code.items() if not c.metadata.get("transient", {}).get("remove_source")}
+    assert printed == {"run_dir = train(config)"}  # only the report-show cell that defines nothing
+    assert [cleaning.shown_object(o) for o in code["show_source(jitter_labels, d_step)"].outputs] == ["gan_helpers.training.d_step"]
+    assert code["def snapshot(model):\n    return model\nG_before = snapshot(G)"].outputs  # its output stays
+    kinds = [(o.output_type, o.get("name"), sorted(o.get("data", {}))) for o in code["train()"].outputs]
     assert kinds == [("stream", "stdout", []), ("display_data", None, ["image/png", "text/plain"])]  # one copy of the figure
-    quiet = next(c for c in cleaned.cells if c.source == "x = compute()")
-    assert quiet.outputs == [] and "transient" not in quiet.metadata  # code kept, output dropped
     assert "figure-caption" in cleaned.cells[-1].metadata.tags
+    assert any("jitter_labels" in n for n in notes) and any("report-show defines" in n for n in notes)
 
 
-def test_merge_makes_one_chapter_per_notebook_with_anchored_points():
+def test_printed_code_is_only_the_spec_code():
+    cleaned = cleaning.clean_notebook(plumbing_notebook())
+    assert cleaning.printed_definitions(cleaned) == ["d_step"]  # its nested function belongs to it
+    assert cleaning.unlisted_definitions(cleaned) == []
+    # the check itself sees a printed definition wherever it is
+    cleaned.cells.append(new_code_cell("def helper():\n    pass"))
+    cleaned.cells.append(new_markdown_cell("```python\nclass Extra:\n    pass\n```"))
+    assert cleaning.unlisted_definitions(cleaned) == ["helper", "Extra"]
+
+
+def test_show_source_output_is_what_the_allow_list_reads():
+    import IPython.display
+
+    from gan_helpers import plots
+    from gan_helpers.training import d_step
+
+    displayed = []
+    with mock.patch.object(IPython.display, "display", displayed.append):
+        plots.show_source(d_step)
+    output = new_output("display_data", data={"text/markdown": displayed[0].data})
+    assert cleaning.shown_object(output) == "gan_helpers.training.d_step"
+
+
+def test_every_printed_and_mapped_name_exists():
+    for qualified in spec_code.PRINTED:
+        module, name = qualified.rsplit(".", 1)
+        assert callable(spec_code.resolve(module, name)), qualified
+    for point, places in spec_code.CODE_MAP.items():
+        for module, names in places:
+            for name in names:
+                assert callable(spec_code.resolve(module, name)), (point, module, name)
+    assert set(spec_code.CODE_MAP) == set(reading.POINTS)
+
+
+# ---- front matter ------------------------------------------------------------------------------
+
+def test_training_settings_list_every_field_and_name_changed_defaults():
+    rows = dict(front.training_settings(TrainConfig().replace(epochs=15, runs_dir="runs/quick")))
+    assert list(rows) == [f.name for f in fields(TrainConfig)]
+    assert rows["epochs"] == "`15` (default `100`)" and rows["lr_d"] == "`1e-05`"
+    assert rows["runs_dir"] == "`'runs/quick'` (default `'runs'`)"
+    assert "transposed" in rows["generator"] and "upsampling" in rows["generator"]
+
+
+def test_departures_rows_todos_and_profiles(tmp_path):
+    path = tmp_path / "departures.yaml"
+    path.write_text(
+        "- {point: 7, spec: S, lab: L, why: W, evidence: E}\n"
+        "- {point: 8, spec: S2, lab: L2, why: W2, todo: measure it}\n"
+        "- {point: 10, spec: S3, lab: '', why: '', todo: fill in, profiles: [quick]}\n"
+        "- {point: 12, spec: S4, lab: L4, why: W4, profiles: [full]}\n")
+    rows, warnings = front.load_departures(path, profile="quick")
+    assert [r["point"] for r in rows] == ["7", "8"] and rows[1]["evidence"] == ""
+    assert len(warnings) == 2 and "left out of the PDF" in warnings[1] and "measure it" in warnings[0]
+    assert [r["point"] for r in front.load_departures(path, profile="full")[0]] == ["7", "8", "12"]
+    path.write_text("- {point: 7, spec: S, lab: L}\n")
+    with pytest.raises(UserError, match="row 1: no why"):
+        front.load_departures(path)
+    path.write_text("- {point: 7, spec: S, lab: L, why: W, reason: R}\n")
+    with pytest.raises(UserError, match="unknown key"):
+        front.load_departures(path)
+
+
+def test_the_project_departures_file_is_valid():
+    rows, _ = front.load_departures(profile="full")
+    assert len(rows) >= 6 and all(r["spec"] and r["lab"] and r["why"] for r in rows)
+
+
+@pytest.mark.parametrize("header, body", [
+    (["epoch", "grid energy % (T / U)", "colour distance (T / U)"], [["10", "1.2 / 0.4 " * 12, "0.05 / 0.03"]]),
+    (["a", "long header here"], [["x" * 120, "y"]]),
+])
+def test_pipe_table_columns_are_wide_enough_for_their_headers(header, body):
+    table = "\n".join(["| " + " | ".join(header) + " |", "|---|---|" + ("---|" if len(header) == 3 else ""),
+                       *["| " + " | ".join(r) + " |" for r in body]])
+    dashes = [len(c.strip(":")) for c in tables.widen_headers(table).splitlines()[1].strip("|").split("|")]
+    share = [d / sum(dashes) * tables.LINE_CHARS for d in dashes]
+    assert all(s >= len(h) for s, h in zip(share, header)), (share, header)
+
+
+# ---- merging -----------------------------------------------------------------------------------
+
+def merged_lab(fmt: str = "latex", notes: list | None = None) -> nbformat.NotebookNode:
     notebooks = lab_notebooks()
     notebooks["03_dcgan"] = plumbing_notebook()
     notebooks["03_dcgan"].cells += [new_markdown_cell(f"## Point {p} — x") for p in (1, 2, 3, 8, 9, 10)]
     notebooks["05_latent"].cells.append(new_markdown_cell("### Point 17 again"))
     notebooks["01_warmup"].cells.append(new_markdown_cell("## Point 18 draft", metadata={"tags": ["remove-cell"]}))
-    info = {"title": "T", "author": "A", "course": "C", "date": "today", "profile": "smoke",
-            "intro": "Intro text.", "facts": [("Parameter set", "smoke")]}
-    merged = report.merge(notebooks, info, fmt="latex")
+    departures, _ = front.load_departures(profile="smoke")
+    info = {**INFO, "departures": departures, "settings": front.training_settings(TrainConfig())}
+    return merge.merge(notebooks, info, fmt=fmt, notes=notes)
+
+
+def test_merge_makes_one_chapter_per_notebook_with_every_point_anchored():
+    merged = merged_lab()
     text = "\n".join(c.source for c in merged.cells)
     assert "epochs = 1" not in text and "import secrets_of_setup" not in text
     chapters = [c.source.splitlines()[0] for c in merged.cells if c.cell_type == "markdown" and c.source.startswith("# ")]
     assert chapters == ["# About this report {.unnumbered}", "# Title of 01_warmup", "# Title of 02_data", "# DCGAN",
                         "# Title of 04_upsampling", "# Title of 05_latent", "# Title of 06_reflections"]
-    assert text.count("\\label{point-7}") == 1 and "\\pageref{point-18}" in text
+    for point in reading.POINTS:
+        assert text.count(f"\\label{{point-{point}}}") == 1 and f"\\pageref{{point-{point}}}" in text, point
     # a point answered twice gets two anchors, both in the table; a hidden heading answers nothing
-    assert text.count("\\label{point-17}") == 1 and text.count("\\label{point-17-2}") == 1
-    assert "\\pageref{point-17-2}" in text and "point-18-2" not in text and "Point 18 draft" not in text
+    assert text.count("\\label{point-17-2}") == 1 and "\\pageref{point-17-2}" in text
+    assert "point-18-2" not in text and "Point 18 draft" not in text
     assert merged.metadata.lab_report["title"] == "T" and "facts" not in merged.metadata.lab_report
     assert len({c.id for c in merged.cells}) == len(merged.cells)
+
+
+def test_merged_front_matter_has_the_departures_code_map_and_settings():
+    merged = merged_lab()
+    text = "\n".join(c.source for c in merged.cells)
+    assert "## Departures from the spec" in text and "The spec says" in text
+    rows, _ = front.load_departures(profile="smoke")
+    for row in rows:
+        assert tables.latex_inline(row["lab"]) in text
+    assert "## Where the code is" in text and "\\texttt{d\\_\\allowbreak{}step}" in text
+    assert "\\texttt{label\\_\\allowbreak{}noise}" in text  # a training setting
+    assert "todo" not in text.lower()
+
+
+def test_merged_notebook_prints_no_code_outside_the_allow_list():
+    notes = []
+    merged = merged_lab(notes=notes)
+    assert cleaning.printed_definitions(merged) == ["d_step"]
+    assert cleaning.unlisted_definitions(merged) == []
+    assert any("jitter_labels" in n for n in notes)
+
+
+def test_html_merge_has_a_title_page_without_an_empty_author():
+    merged = merge.merge(lab_notebooks(), {**INFO, "author": "", "runs_source": "trained here on cpu"}, fmt="html")
+    title = merged.cells[0].source
+    assert 'class="author"' not in title and "trained here on cpu" in title and 'lang="en"' in title
+
+
+# ---- layout checks -----------------------------------------------------------------------------
+
+def test_layout_notes_name_small_text_and_missing_captions():
+    wide, narrow = png_bytes(12, 3, dpi=60), png_bytes(6, 3, dpi=60)
+    assert layout.figure_inches(wide) == pytest.approx((12, 3), abs=0.05)
+    assert layout.print_scale(12, 3, True) == pytest.approx(layout.TEXT_WIDTH_IN / 12)
+    nb = new_notebook(cells=[new_markdown_cell("## Point 3 — noise"),
+                             new_code_cell("", outputs=[new_output("display_data", data={"image/png": wide}, metadata={"lab_caption": "c"})]),
+                             new_code_cell("", outputs=[new_output("display_data", data={"image/png": narrow})])])
+    notes = layout.layout_notes(nb)
+    assert len(notes) == 2 and "prints at 54%" in notes[0] and "no '**Figure" in notes[1]
+    assert all(n.startswith("Point 3 — noise:") for n in notes)
 
 
 # ---- rendering ---------------------------------------------------------------------------------
 
 LONG_LINE = "value = " + " + ".join(f"term_{i:03d}" for i in range(40)) + "  # END_OF_LONG_LINE"
+FILLER = "\n\n" + " ".join(["Filler text so that the points spread over several pages."] * 25)
 
 
-def tiny_merged(fmt: str) -> nbformat.NotebookNode:
-    notebooks = lab_notebooks({"01_warmup": list(range(1, 19))})
+def tiny_merged(fmt: str, **info) -> nbformat.NotebookNode:
+    notebooks = lab_notebooks({"01_warmup": list(range(1, 10)), "02_data": list(range(10, 19))}, filler=FILLER)
     nb = notebooks["01_warmup"]
     nb.cells[1:1] = [
-        new_markdown_cell("## A section with maths $x^2$\n\nGlyphs the text font lacks: √2 ≈ 1.41, 10⁻⁵ → done, x ∈ ℝ."),
-        new_code_cell(LONG_LINE, outputs=[
+        new_markdown_cell("## A section with maths $x^2$\n\nGlyphs the text font lacks: √2 ≈ 1.41, 10⁻⁵ → done, x ∈ ℝ.\n\n"
+                          "| epoch | grid energy % (transposed / upsampling) |\n|---|---|\n| 1 | " + "0.5 / 0.25 " * 12 + "|"),
+        new_code_cell(LONG_LINE, metadata={"tags": ["report-show"]}, outputs=[
             new_output("stream", name="stdout", text="printed " + "x" * 200 + " END_OF_OUTPUT\n"),
             new_output("display_data", data={"image/png": png_bytes(), "text/plain": "<Figure>"}),
         ]),
         new_markdown_cell("**Figure (Point 1).** A caption under the figure."),
     ]
-    info = {"title": "Tiny report title", "author": "Ada Author", "course": "Course Name", "date": "1 January 2030",
-            "profile": "smoke", "intro": "Intro.", "facts": [("Parameter set", "smoke")]}
-    return report.merge(notebooks, info, fmt=fmt)
+    departures, _ = front.load_departures(profile="smoke")
+    base = {"title": "Tiny report title", "author": "Ada Author", "course": "Course Name", "date": "1 January 2030",
+            "language": "english", "profile": "smoke", "runs_source": "trained here on cpu", "intro": "Intro.",
+            "facts": [("Parameter set", "smoke")], "departures": departures, "settings": front.training_settings(TrainConfig())}
+    return merge.merge(notebooks, {**base, **info}, fmt=fmt)
+
+
+def pdf_pages(pdf: Path) -> list[str]:
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return text.split("\f")
 
 
 def pdf_text(pdf: Path) -> str:
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
-    return " ".join(text.split())
+    return " ".join(" ".join(pdf_pages(pdf)).split())
 
 
 def pdf_image_widths(pdf: Path) -> list[float]:
@@ -171,7 +341,8 @@ def pdf_image_widths(pdf: Path) -> list[float]:
 def check_pdf(pdf: Path) -> None:
     assert pdf.is_file() and pdf.stat().st_size > 0
     text = pdf_text(pdf)
-    for expected in ("Tiny report title", "Ada Author", "Course Name", "Where each lab point is answered",
+    for expected in ("Tiny report title", "Ada Author", "Course Name", "trained here on cpu", "Where each lab point is answered",
+                     "Departures from the spec", "Where the code is", "Training settings",
                      "A section with maths", "Point 18 — answer 18", "A caption under the figure", "END_OF_OUTPUT",
                      "√2 ≈ 1.41, 10⁻⁵ → done, x ∈ ℝ"):
         assert expected in text, expected
@@ -185,27 +356,65 @@ def check_pdf(pdf: Path) -> None:
 
 
 needs_pdftools = pytest.mark.skipif(not shutil.which("pdftotext"), reason="pdftotext (poppler-utils) is not installed")
+needs_latex = pytest.mark.skipif(not (shutil.which("xelatex") and shutil.which("pandoc")), reason="xelatex or pandoc is not installed")
+
+
+@pytest.fixture(scope="module")
+def latex_pdf(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("latex")
+    return render.render_pdf(tiny_merged("latex"), folder / "out.pdf", folder / "build", "latex")
 
 
 @needs_pdftools
-@pytest.mark.skipif(not (shutil.which("xelatex") and shutil.which("pandoc")), reason="xelatex or pandoc is not installed")
-def test_latex_rendering_makes_a_complete_pdf(tmp_path):
-    pdf = report.render_pdf(tiny_merged("latex"), tmp_path / "out.pdf", tmp_path / "build", "latex")
-    check_pdf(pdf)
-    assert "Contents" in pdf_text(pdf)
+@needs_latex
+def test_latex_rendering_makes_a_complete_pdf(latex_pdf):
+    check_pdf(latex_pdf)
+    text = pdf_text(latex_pdf)
+    assert "Contents" in text and "Figure 1.1: (Point 1) A caption under the figure." in text
+    assert "grid energy % (transposed / upsampling)" in text  # the header is not broken over lines
 
 
 @needs_pdftools
-@pytest.mark.skipif(not any(shutil.which(c) for c in report.CHROMIUMS), reason="Chromium is not installed")
+@needs_latex
+def test_point_table_page_numbers_are_the_pages_of_the_headings(latex_pdf):
+    pages = pdf_pages(latex_pdf)
+    printed = {}  # page number printed in the footer -> text of that page
+    for page in pages:
+        lines = [line.strip() for line in page.splitlines() if line.strip()]
+        if lines and lines[-1].isdigit():
+            printed[int(lines[-1])] = " ".join(" ".join(lines[:-1]).split())
+    table = " ".join(p for p in pages if "Where each lab point is answered" in p and "Contents" not in p)
+    spread = set()
+    for point in reading.POINTS:
+        heading = f"Point {point} — answer {point}"
+        page = int(table.split(heading, 1)[1].split()[0])
+        assert heading in printed[page] and printed[page].count(heading) == 1, (point, page)
+        spread.add(page)
+    assert len(spread) >= 4  # the check spans several pages
+
+
+@needs_latex
+def test_title_page_leaves_out_an_empty_author(tmp_path):
+    from nbconvert import LatexExporter
+
+    exporter = LatexExporter(template_file=str(render.TEMPLATE_DIR / "lab_report.tex.j2"))
+    merged = merge.merge(lab_notebooks(), {**INFO, "author": "", "runs_source": "shipped results"}, fmt="latex")
+    tex, _ = exporter.from_notebook_node(merged)
+    title = tex.split("\\begin{titlepage}")[1].split("\\end{titlepage}")[0]
+    assert "\\Large" not in title and "shipped results" in title and "\\setdefaultlanguage{english}" in tex
+
+
+@needs_pdftools
+@pytest.mark.skipif(not any(shutil.which(c) for c in render.CHROMIUMS), reason="Chromium is not installed")
 def test_html_rendering_makes_a_complete_pdf(tmp_path):
-    pdf = report.render_pdf(tiny_merged("html"), tmp_path / "out.pdf", tmp_path / "build", "html")
+    pdf = render.render_pdf(tiny_merged("html"), tmp_path / "out.pdf", tmp_path / "build", "html")
     check_pdf(pdf)
 
 
 def test_no_renderer_is_one_sentence_naming_the_packages(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(UserError) as error:
-        report.choose_renderer()
+        render.choose_renderer()
     message = str(error.value)
     assert "texlive-xetex" in message and "chromium" in message and "\n" not in message
     assert message.count(". ") == 0  # one sentence
@@ -214,72 +423,15 @@ def test_no_renderer_is_one_sentence_naming_the_packages(monkeypatch):
 def test_renderer_prefers_latex_and_falls_back_to_chromium(monkeypatch):
     present = {"xelatex", "pandoc", "chromium"}
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}" if name in present else None)
-    assert report.choose_renderer() == "latex"
+    assert render.choose_renderer() == "latex"
     present.discard("xelatex")
-    assert report.choose_renderer() == "html"
+    assert render.choose_renderer() == "html"
     with pytest.raises(UserError, match="needs xelatex"):
-        report.choose_renderer("latex")
+        render.choose_renderer("latex")
 
 
-def test_config_needs_exactly_title_author_course(tmp_path):
-    path = tmp_path / "config.yaml"
-    path.write_text("title: T\nauthor: A\ncourse: C\n")
-    assert report.load_config(path) == {"title": "T", "author": "A", "course": "C"}
-    path.write_text("title: T\nauthor: A\ncourse: C\nauthr: B\n")
-    with pytest.raises(UserError, match="unknown field"):
-        report.load_config(path)
-    path.write_text("title: T\n")
-    with pytest.raises(UserError, match="no author, course"):
-        report.load_config(path)
+def test_the_command_is_wired():
+    from gan_helpers import cli, report
 
-
-def test_the_project_config_is_valid():
-    assert set(report.load_config()) == {"title", "author", "course"}
-
-
-# ---- run summaries (point 18) ------------------------------------------------------------------
-
-def fake_run(folder: Path, generator: str, losses: list[tuple[float, float]], epochs: int | None = None, seconds: float = 2.0) -> Path:
-    (folder / "checkpoints").mkdir(parents=True)
-    config = {"data": str(folder / "nodata"), "generator": generator, "epochs": epochs or len(losses),
-              "batch_size": 8, "lr_d": 1e-5, "lr_g": 1e-4, "device": "cpu", "max_images": None}
-    (folder / "config.json").write_text(json.dumps(config))
-    rows = [{"epoch": i + 1, "loss_D": d, "loss_G": g, "D_x": 0.7, "D_G_z": 0.3, "seconds": seconds} for i, (d, g) in enumerate(losses)]
-    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (folder / "checkpoints" / f"epoch-{len(losses):06d}.pt").write_bytes(b"")
-    return folder
-
-
-def test_run_summary_numbers(tmp_path):
-    losses = [(1.0, 1.0)] * 18 + [(0.5, 1.5), (0.5, 2.5)]
-    s = summary.run_summary(fake_run(tmp_path / "00000-t", "transposed", losses))
-    assert s["epochs"] == 20 and s["seconds"] == 40.0 and s["seconds_per_epoch"] == 2.0
-    assert s["final_loss_D"] == 0.5 and s["final_loss_G"] == 2.5
-    assert (s["best_loss_D"], s["best_loss_D_epoch"]) == (0.5, 19)
-    assert s["tail_epochs"] == 2 and s["end_gap"] == pytest.approx(1.5) and s["end_ratio"] == pytest.approx(4.0)
-    assert s["end_D_x"] == pytest.approx(0.7) and s["problems"] == []
-    assert s["device"] == "cpu"
-
-
-def test_run_summary_names_what_went_wrong(tmp_path):
-    run = fake_run(tmp_path / "00001-t", "transposed", [(1.0, 1.0), (float("nan"), 2.0)], epochs=5)
-    (run / "FORKED_FROM").write_text(str(tmp_path / "00000-t" / "checkpoints" / "epoch-000010.pt") + "\n")
-    problems = " | ".join(summary.run_summary(run)["problems"])
-    assert "non-finite losses in 1 epoch(s), first at epoch 2" in problems
-    assert "stopped at epoch 2 of 5" in problems
-    assert "continued from an earlier run's checkpoint (00000-t, epoch-000010)" in problems
-
-
-def test_reflections_quote_the_numbers_of_the_runs(tmp_path):
-    fast = summary.run_summary(fake_run(tmp_path / "00000-t", "transposed", [(0.7, 0.8)] * 10, seconds=2.0))
-    slow = summary.run_summary(fake_run(tmp_path / "00001-u", "upsampling", [(0.2, 3.0)] * 10, seconds=5.0))
-    text = summary.reflections([fast, slow])
-    assert "trained 10 epochs" in text["runs"] and "20 s of training time" in text["runs"]
-    assert "transposed run, over its last 1 epoch, the losses stayed in balance" in text["balance"]
-    assert "upsampling run, over its last 1 epoch, the discriminator was winning (loss_G was 15 times loss_D)" in text["balance"]
-    assert "2.5 times as long" in text["time"] and "70 s" in text["time"]
-    assert "With 10 epochs" in text["length"]
-    assert "Nothing went wrong" in text["problems"]
-    table = summary.summary_table([fast, slow])
-    assert table.splitlines()[0] == "| | transposed | upsampling |" and "| 0.2 / 3 |" in table
-    assert not math.isnan(fast["end_ratio"])
+    args = cli.build_parser().parse_args(["report", "--render-only", "--runs-source", "shipped"])
+    assert args._run is report.run and args.render_only and args.runs_source == "shipped"

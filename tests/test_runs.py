@@ -9,11 +9,11 @@ from gan_helpers import runs
 from gan_helpers.cli import main
 from gan_helpers.config import TrainConfig
 from gan_helpers.errors import UserError
-from gan_helpers.experiment import train, train_or_resume
+from gan_helpers.experiment import train
 
 
 def tiny_config(data, tmp_path, **changes):
-    values = dict(data=str(data), runs_dir=str(tmp_path / "runs"), epochs=2, batch_size=2, save_every=1,
+    values = dict(data=str(data), runs_dir=str(tmp_path / "runs"), epochs=2, batch_size=2, sample_every=1, save_every=1,
                   max_images=4, fixed_noise=4, progress=False)
     return TrainConfig(**{**values, **changes})
 
@@ -86,16 +86,6 @@ def test_resume_refuses_changes_that_would_make_another_run(tiny_data, tmp_path)
         train(resume=run_dir, epochs=1)
 
 
-def test_train_or_resume_reuses_and_continues(tiny_data, tmp_path):
-    config = tiny_config(tiny_data, tmp_path, epochs=1, augment=False)
-    first = train_or_resume(config)
-    assert train_or_resume(config) == first  # already trained: reused, nothing added
-    assert list(runs.checkpoints(first)) == [1]
-    assert train_or_resume(config.replace(epochs=2)) == first
-    assert list(runs.checkpoints(first)) == [1, 2]
-    assert train_or_resume(config.replace(lr_g=2e-4, epochs=1)) != first  # training would differ: new run
-
-
 def test_divergence_names_the_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
     run_dir = train(tiny_config(tiny_data, tmp_path, epochs=1, augment=False))
     import gan_helpers.training as training
@@ -134,7 +124,7 @@ def test_cli_errors_are_one_sentence(argv, message, capsys, tmp_path):
 
 
 def test_cli_two_epoch_run(tiny_data, tmp_path, capsys):
-    code = main(["train", "--data", str(tiny_data), "--epochs", "2", "--batch-size", "2", "--max-images", "4", "--save-every", "1",
+    code = main(["train", "--data", str(tiny_data), "--epochs", "2", "--batch-size", "2", "--max-images", "4", "--save-every", "1", "--sample-every", "1",
                  "--runs-dir", str(tmp_path / "runs"), "--fixed-noise", "4", "--no-progress", "--no-augment"])
     assert code == 0
     (run_dir,) = runs.find_runs(tmp_path / "runs")
