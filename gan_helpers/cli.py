@@ -22,6 +22,7 @@ COMMANDS = {
     "prepare": "gan_helpers.prepare",
     "crawl": "gan_helpers.crawl",
     "train": "gan_helpers.experiment",
+    "evaluate": "gan_helpers.evaluate",
     "notebooks": "gan_helpers.notebooks",
     "report": "gan_helpers.report",
 }

@@ -52,6 +52,7 @@ class TrainConfig:
     rotate_degrees: float = _knob(3.0, "rotation by at most this angle")
     max_images: int | None = _knob(None, "use only the first N images of the data set (tiny runs, tests)")
     fixed_noise: int = _knob(36, "latent vectors drawn once and sampled at every sample epoch (point 9)")
+    quality_samples: int = _knob(256, "samples behind the quality numbers at every sample epoch (gan_helpers.evaluate); 0: none", "schedule")
     seed: int = _knob(0, "seeds every random number the run draws")
     precision: str = _knob("bf16", "bf16: the fast path (bf16 autocast, channels_last); fp32: the plain reference path", choices=PRECISIONS)
     device: str = _knob("auto", "auto (CUDA when available), cpu or cuda", "schedule", choices=DEVICES)
@@ -95,6 +96,10 @@ class TrainConfig:
             raise UserError(f"rotate_degrees must be below 45 (the spec asks for a very small angle), not {self.rotate_degrees!r}.")
         if self.max_images is not None and self.max_images < 1:
             raise UserError(f"max_images must be at least 1 or None, not {self.max_images!r}.")
+        if self.save_every % self.sample_every:
+            raise UserError(f"save_every ({self.save_every}) must be a multiple of sample_every ({self.sample_every}), so every checkpoint has its grid and quality numbers.")
+        if self.quality_samples < 0 or self.quality_samples == 1:
+            raise UserError(f"quality_samples must be 0 (no quality numbers) or at least 2, not {self.quality_samples!r}.")
         if self.threads < 0:
             raise UserError(f"threads must be 0 (torch's default) or more, not {self.threads!r}.")
 

@@ -26,7 +26,10 @@ from urllib.parse import urlparse
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from gan_helpers.atomic import atomic_open, atomic_write_bytes
+from gan_helpers.dedupe import file_digest
 from gan_helpers.errors import UserError
+from gan_helpers.folders import is_plain_name, is_regular_file, open_regular
 
 HELP = "download images for a search query into a folder, with their addresses in sources.csv (needs internet)"
 
@@ -93,11 +96,24 @@ class CrawlSummary:
 
 
 def _read_sources(dst: Path) -> list[dict[str, str]]:
+    """The rows of an earlier crawl's sources.csv; each file it names must be a plain name inside `dst`."""
     path = dst / SOURCES
     if not path.is_file():
         return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    fix = f"delete {path} (the downloads stay) or choose another folder"
+    try:
+        with open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = []
+            for row in reader:
+                row = {key: row.get(key) or "" for key in SOURCE_FIELDS}
+                if row["file"] and not is_plain_name(dst, row["file"]):
+                    raise UserError(f"{path} line {reader.line_num} names file {row['file']!r}, which is not a "
+                                    f"file name inside {dst}; {fix}.")
+                rows.append(row)
+            return rows
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"{path} cannot be read as a list of downloads ({error}); {fix}.") from None
 
 
 def _image_extension(body: bytes) -> str:
@@ -125,8 +141,8 @@ def crawl(query: str, dst: str | Path, *, max_images: int = 100, search: Search 
     dst.mkdir(parents=True, exist_ok=True)
     previous = _read_sources(dst)
     tried = {row["image_url"] for row in previous}
-    seen_bodies = {hashlib.sha256((dst / row["file"]).read_bytes()).hexdigest()
-                   for row in previous if row["file"] and (dst / row["file"]).is_file()}
+    seen_bodies = {file_digest(dst / row["file"]) for row in previous
+                   if row["file"] and is_regular_file(dst / row["file"])}
     results = search(query, max_images)
     if not results:
         raise UserError(f"The image search found nothing for {query!r}; try a broader query.")
@@ -152,12 +168,12 @@ def crawl(query: str, dst: str | Path, *, max_images: int = 100, search: Search 
             seen_bodies.add(digest)
             number += 1
             row["file"] = f"{number:05d}-{digest[:10]}{extension}"
-            (dst / row["file"]).write_bytes(body)
+            atomic_write_bytes(dst / row["file"], body)
             row["status"] = "saved"
         except FetchError as error:
             row["status"] = f"skipped: {error}"
         summary.rows.append(row)
-    with (dst / SOURCES).open("w", newline="", encoding="utf-8") as handle:
+    with atomic_open(dst / SOURCES, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=SOURCE_FIELDS)
         writer.writeheader()
         writer.writerows(previous + summary.rows)
@@ -181,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
     def fetch(url: str) -> bytes:
         return http_fetch(url, timeout=args.timeout, max_bytes=args.max_kb * 1024)
 
-    summary = crawl(args.query, args.dst, max_images=args.max_images, fetch=fetch, delay=args.delay)
+    dst = Path.cwd() / args.dst.expanduser()  # a typed path means the current folder
+    summary = crawl(args.query, dst, max_images=args.max_images, fetch=fetch, delay=args.delay)
     print(summary.describe())
-    print(f"Next: python -m gan_helpers prepare {args.dst} <clean folder>, or train with --data {args.dst}.")
+    print(f"Next: python -m gan_helpers prepare {dst} <clean folder>, or train with --data {dst}.")
     return 0

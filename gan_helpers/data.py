@@ -3,7 +3,8 @@
 The whole set fits in memory (a few hundred images are a few MB), so it is
 loaded once as a single tensor on the training device; batches are slices of
 it. Any folder works: a prepared one is read as it is, anything else is
-cleaned first (:func:`gan_helpers.prepare.prepare_cached`).
+cleaned first (:func:`gan_helpers.prepare.prepare_cached`). Only regular
+files are ever opened, so a FIFO named like a picture cannot stall training.
 """
 
 from __future__ import annotations
@@ -16,50 +17,57 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gan_helpers.convert import IMAGE_SIZE, Dropped, convert_file
 from gan_helpers.errors import UserError
+from gan_helpers.folders import FILE, is_regular_file, open_regular, walk
+from gan_helpers.manifest import MANIFEST, read_manifest
 from gan_helpers.paths import DEFAULT_DATA
-from gan_helpers.prepare import IMAGE_SIZE, MANIFEST, Dropped, convert_file, prepare_cached, read_manifest
+from gan_helpers.prepare import prepare_cached
 
 # Files that may sit beside prepared images without making the folder "raw".
 _SIDECARS = {".csv", ".txt", ".md", ".json"}
 
 
+def _is_sidecar(name: str) -> bool:
+    return Path(name).name.startswith(".") or Path(name).suffix.lower() in _SIDECARS
+
+
 def is_prepared(folder: Path) -> bool:
-    """Whether `folder` is a prepared set: written by prepare, or flat 64×64 RGB PNGs only."""
+    """Whether `folder` is a prepared set: written by prepare, or flat 64×64 RGB PNGs only.
+
+    Anything else, a FIFO, a broken link or an unreadable sub-folder
+    included, makes it raw, so that prepare reports it in a manifest.
+    """
     if (folder / MANIFEST).is_file():
         return True
-    images = []
-    for path in folder.rglob("*"):
-        if path.is_dir() or path.name.startswith(".") or path.suffix.lower() in _SIDECARS:
-            continue
-        if path.parent != folder or path.suffix.lower() != ".png":
-            return False
-        images.append(path)
-    if not images:
+    entries = [entry for entry in walk(folder) if not (entry.kind == FILE and _is_sidecar(entry.relative))]
+    if not entries or any(entry.kind != FILE or "/" in entry.relative or not entry.relative.lower().endswith(".png")
+                          for entry in entries):
         return False
-    for path in images:  # reads headers only
+    for entry in entries:  # reads headers only
         try:
-            with Image.open(path) as image:
+            with open_regular(folder / entry.relative) as handle, Image.open(handle) as image:
                 if image.size != (IMAGE_SIZE, IMAGE_SIZE) or image.mode != "RGB":
                     return False
-        except OSError:
+        except (OSError, Image.DecompressionBombError):
             return False
     return True
 
 
 def image_paths(path: str | Path) -> list[Path]:
-    """The images of a prepared folder in sorted file-name order (the training order)."""
+    """The images of a prepared folder in sorted file-name order (the training order); only regular
+    files are listed, and a manifest's names only where they lie inside the folder."""
     folder = Path(path).expanduser()
     rows = read_manifest(folder)
     if rows:
         names = sorted(row.output for row in rows if row.status == "kept")
-        missing = [name for name in names if not (folder / name).is_file()]
+        missing = [name for name in names if not is_regular_file(folder / name)]
         if missing:
-            raise UserError(f"Prepared folder {folder} lacks {len(missing)} of its images (e.g. {missing[0]}); "
-                            f"prepare it again.")
+            raise UserError(f"Prepared folder {folder} lacks {len(missing)} of its images as regular files "
+                            f"(e.g. {missing[0]}); prepare it again.")
         return [folder / name for name in names]
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")),
-                  key=lambda p: p.name)
+    return [folder / entry.relative for entry in walk(folder, recursive=False)
+            if entry.kind == FILE and entry.relative.lower().endswith(".png") and not _is_sidecar(entry.relative)]
 
 
 def _is_default(folder: Path) -> bool:
@@ -85,11 +93,14 @@ def load_images(paths: list[Path]) -> torch.Tensor:
     """Prepared PNGs as a float32 tensor (N, 3, 64, 64) in [0, 1] on the CPU."""
     arrays = []
     for path in paths:
-        with Image.open(path) as image:
-            if image.size != (IMAGE_SIZE, IMAGE_SIZE):
-                raise UserError(f"Image {path} is {image.size[0]}x{image.size[1]}, not {IMAGE_SIZE}x{IMAGE_SIZE}; "
-                                f"prepare the folder again.")
-            arrays.append(np.asarray(image.convert("RGB")))
+        try:
+            with open_regular(path) as handle, Image.open(handle) as image:
+                if image.size != (IMAGE_SIZE, IMAGE_SIZE):
+                    raise UserError(f"Image {path} is {image.size[0]}x{image.size[1]}, not "
+                                    f"{IMAGE_SIZE}x{IMAGE_SIZE}; prepare the folder again.")
+                arrays.append(np.asarray(image.convert("RGB")))
+        except (OSError, Image.DecompressionBombError) as error:
+            raise UserError(f"Image {path} cannot be read ({error}); prepare the folder again.") from None
     stacked = torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros(0, IMAGE_SIZE, IMAGE_SIZE, 3, dtype=torch.uint8)
     return stacked.permute(0, 3, 1, 2).float().div_(255.0)
 

@@ -4,7 +4,7 @@
 creates a run folder (or continues one) and calls
 :func:`gan_helpers.training.fit` with end-of-epoch hooks: append the epoch's
 metrics; every ``sample_every`` epochs a sample grid from the fixed noise and
-the quality numbers; every ``save_every`` epochs a full checkpoint.
+the quality numbers (``quality.jsonl``, :mod:`gan_helpers.evaluate`); every ``save_every`` epochs a full checkpoint.
 
 :func:`lab_runs` is how notebooks 03–06 find their runs: by the settings
 that make runs the same (:meth:`TrainConfig.identity`), never by "the newest
@@ -19,8 +19,11 @@ from pathlib import Path
 import torch
 
 from gan_helpers import runs
+from gan_helpers.animation import save_labelled_grid
+from gan_helpers.atomic import atomic_copy
 from gan_helpers.config import GENERATOR_KINDS, TrainConfig, resumable
 from gan_helpers.errors import UserError
+from gan_helpers.evaluate import QUALITY_FILE, append_quality, quality_record, truncate_quality
 from gan_helpers.models import Discriminator, build_generator, generate
 from gan_helpers.paths import from_root, shown
 from gan_helpers.plots import save_grid
@@ -76,7 +79,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     tag = config.name or f"{Path(config.data).name}-{config.generator}"
     run_dir = runs.create_run_dir(from_root(config.runs_dir), tag, config=config.to_dict(), fixed_noise=fixed_z)
     save_grid(images[: config.fixed_noise], run_dir / "reals.png")
-    save_grid(generate(G, fixed_z), run_dir / "samples" / runs.epoch_name(0, "png"))
+    _sample_epoch(run_dir, config, G, fixed_z, images, 0)
     print(f"Run folder: {shown(run_dir)}")
     _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=0)
     return run_dir
@@ -135,10 +138,13 @@ def _resume(target: Path, overrides: dict) -> Path:
     run_dir = target if target.is_dir() else target.parent.parent
     runs.remove_partials(run_dir)
     if max(runs.checkpoints(run_dir)) > epoch:
-        run_dir = runs.fork_run(run_dir, epoch, config=config.to_dict())
+        source, run_dir = run_dir, runs.fork_run(run_dir, epoch, config=config.to_dict())
+        if (source / QUALITY_FILE).is_file():
+            atomic_copy(source / QUALITY_FILE, run_dir / QUALITY_FILE)
         print(f"Epoch {epoch} is not the newest checkpoint, so training continues in a new run folder: {shown(run_dir)}")
     else:
         runs.truncate_metrics(run_dir, epoch)
+    truncate_quality(run_dir, epoch)
 
     device = pick_device(config.device)
     images = _load_images(config, device)
@@ -165,6 +171,13 @@ def _load_images(config: TrainConfig, device: torch.device) -> torch.Tensor:
     return load_dataset(from_root(config.data), max_images=config.max_images, min_images=config.batch_size, device=device)
 
 
+def _sample_epoch(run_dir: Path, config: TrainConfig, G, fixed_z: torch.Tensor, images: torch.Tensor, epoch: int) -> None:
+    """Point 9's fixed-noise grid, labelled with its epoch, and the epoch's quality numbers."""
+    save_labelled_grid(generate(G, fixed_z), run_dir / "samples" / runs.epoch_name(epoch, "png"), f"epoch {epoch}")
+    if config.quality_samples:
+        append_quality(run_dir, quality_record(G, images, epoch=epoch, seed=config.seed, samples=config.quality_samples))
+
+
 def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: int) -> None:
     device = str(images.device.type)
 
@@ -173,7 +186,7 @@ def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: i
 
     def sample(epoch: int, stats: dict) -> None:
         if epoch % config.sample_every == 0 or epoch == config.epochs:
-            save_grid(generate(G, fixed_z), run_dir / "samples" / runs.epoch_name(epoch, "png"))
+            _sample_epoch(run_dir, config, G, fixed_z, images, epoch)
 
     def save(epoch: int, stats: dict) -> None:
         if epoch % config.save_every == 0 or epoch == config.epochs:

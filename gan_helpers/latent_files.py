@@ -53,7 +53,7 @@ def load_target_image(path: str | Path) -> torch.Tensor:
     """
     import numpy as np
 
-    from gan_helpers.prepare import Dropped, convert_file
+    from gan_helpers.convert import Dropped, convert_file
 
     path = Path(path).expanduser()
     if not path.is_file():
@@ -99,3 +99,21 @@ def save_latent(result: Inversion, run_dir: str | Path, epoch: int, name: str) -
             save_grid(torch.cat([result.target, result.frames]), path.with_suffix(".png"), nrow=len(result.frames) + 1)
         return path
     raise UserError(f"{folder} already holds 999 versions of {stem}; delete old ones you no longer need.")
+
+
+def choose_checkpoint(run_dir: str | Path, epoch: int = -1) -> tuple[int, Path, dict | None]:
+    """Point 13's checkpoint: `epoch` if given, else the one the quality measure rates best (else the last).
+
+    Returns (epoch, path, the numbers behind the choice or None). The choice
+    is :func:`gan_helpers.evaluate.best_epoch`: the lowest SWD among
+    checkpoint epochs, ties within SWD's own spread broken by fewer near
+    copies of training images.
+    """
+    from gan_helpers.evaluate import best_epoch, read_quality
+
+    saved = runs.checkpoints(run_dir)
+    if epoch == -1 and saved and {r["epoch"] for r in read_quality(run_dir)} & set(saved):
+        chosen, numbers = best_epoch(run_dir)
+        return chosen, saved[chosen], numbers
+    chosen, path = checkpoint_for_epoch(run_dir, epoch)
+    return chosen, path, None

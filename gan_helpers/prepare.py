@@ -2,182 +2,43 @@
 
 Defective items hurt generator training (point 4), so every source file is
 either converted or dropped with a stated reason, and ``manifest.csv`` in the
-output folder records the decision for each one. The source folder is only
-ever read. ``python -m gan_helpers prepare SRC DST`` runs it from a shell.
+output folder records the decision for each one, including what could not
+be walked (an unreadable sub-folder, a broken link, a FIFO). The source
+folder is only ever read. ``python -m gan_helpers prepare SRC DST`` runs it
+from a shell. The pieces: :mod:`gan_helpers.convert` (one file),
+:mod:`gan_helpers.dedupe` (duplicates), :mod:`gan_helpers.folders` (walking),
+:mod:`gan_helpers.manifest` (the record).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import os
 import shutil
 import stat
 import unicodedata
-import warnings
-from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
-import imagehash
-import numpy as np
-from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageColor
 from tqdm.auto import tqdm
 
+from gan_helpers.convert import GREY_TOLERANCE, IMAGE_SIZE, Dropped, convert_file, is_greyscale
+from gan_helpers.convert import center_square, to_rgb  # noqa: F401 - notebook 02 imports them from here
+from gan_helpers.dedupe import NEAR_DUPLICATE_LIMIT, NearDuplicates, file_digest
 from gan_helpers.errors import UserError
+from gan_helpers.folders import FILE, walk
+from gan_helpers.manifest import MANIFEST, ManifestRow, PrepareSummary, read_manifest, write_manifest
 from gan_helpers.paths import PROJECT_ROOT
 
 HELP = "clean any folder of images into 64x64 RGB PNGs, with a manifest of what was dropped and why"
 
-IMAGE_SIZE = 64
-MANIFEST = "manifest.csv"
-MANIFEST_FIELDS = ("source", "status", "reason", "detail", "output")
 CACHE_ROOT = PROJECT_ROOT / "data" / ".cache" / "prepared"
 # Bump when the conversion changes, so cached prepared sets are rebuilt.
-RECIPE_VERSION = 1
-# A 64×64 image counts as greyscale when 99 % of its pixels have channels
-# within this many levels (of 255) of each other: the percentile ignores a
-# few coloured stars or compression artefacts on an otherwise grey plate.
-GREY_TOLERANCE = 12
-# Near duplicates: perceptual hashes (64 bits) at most this many bits apart
-# nominate a pair. Hashes of smooth or dark-sky pictures (a bright blob on
-# black) collide often, so a pair only counts when the two 64×64 images also
-# differ by at most NEAR_DUPLICATE_DIFFERENCE relative RMS: re-encoded or
-# rescaled copies measure below 0.1, different objects above 0.4.
-NEAR_DUPLICATE_BITS = 10
-NEAR_DUPLICATE_DIFFERENCE = 0.25
-_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+RECIPE_VERSION = 2
 
 
-class Dropped(Exception):
-    """A source file that does not make it into the set: `reason` is a short code."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-
-@dataclass
-class ManifestRow:
-    """The decision about one source file (a row of ``manifest.csv``)."""
-
-    source: str  # path relative to the source folder, with forward slashes
-    status: str  # "kept" or "dropped"
-    reason: str = ""  # short code for a drop, e.g. "near-duplicate"
-    detail: str = ""  # the specifics, e.g. which file it duplicates
-    output: str = ""  # file name in the output folder for kept images
-
-
-@dataclass
-class PrepareSummary:
-    """What a preparation did: one row per source file, plus counts."""
-
-    src: Path
-    dst: Path
-    rows: list[ManifestRow] = field(default_factory=list)
-
-    @property
-    def kept(self) -> int:
-        return sum(row.status == "kept" for row in self.rows)
-
-    @property
-    def dropped(self) -> int:
-        return len(self.rows) - self.kept
-
-    @property
-    def dropped_by_reason(self) -> dict[str, int]:
-        """Drop counts per reason code, most frequent first."""
-        return dict(Counter(row.reason for row in self.rows if row.status == "dropped").most_common())
-
-    def examples(self, reason: str, limit: int = 3) -> list[ManifestRow]:
-        """A few dropped rows with this reason, for showing what was removed."""
-        return [row for row in self.rows if row.reason == reason][:limit]
-
-    def describe(self) -> str:
-        """A short human summary: kept, dropped by reason, where the manifest is."""
-        lines = [f"Kept {self.kept} of {len(self.rows)} files as {IMAGE_SIZE}x{IMAGE_SIZE} PNGs in {self.dst}."]
-        if self.dropped:
-            reasons = ", ".join(f"{reason} {count}" for reason, count in self.dropped_by_reason.items())
-            lines.append(f"Dropped {self.dropped}: {reasons} (details in {self.dst / MANIFEST}).")
-        return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- conversion
-def to_rgb(image: Image.Image, background: tuple[int, int, int] = (0, 0, 0)) -> Image.Image:
-    """Any Pillow mode as 8-bit RGB; transparency is flattened onto `background`.
-
-    Pillow's own conversion clips 16-bit greyscale to white instead of
-    scaling it, so those modes are rescaled by hand first.
-    """
-    if image.mode in _SIXTEEN_BIT or image.mode in ("I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        if image.mode in _SIXTEEN_BIT or values.max(initial=0) > 255:
-            values = values / 257.0  # 0..65535 -> 0..255
-        elif image.mode == "F" and values.max(initial=0) <= 1.0:
-            values = values * 255.0  # floats in [0, 1]
-        image = Image.fromarray(np.clip(values.round(), 0, 255).astype(np.uint8), mode="L")
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
-    if not has_alpha:
-        return image.convert("RGB")
-    rgba = image.convert("RGBA")
-    canvas = Image.new("RGBA", rgba.size, (*background, 255))
-    return Image.alpha_composite(canvas, rgba).convert("RGB")
-
-
-def center_square(image: Image.Image, size: int = IMAGE_SIZE) -> Image.Image:
-    """The largest centred square of `image`, resized to size×size with Lanczos."""
-    return ImageOps.fit(image, (size, size), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
-
-
-def is_greyscale(image: Image.Image, tolerance: int = GREY_TOLERANCE) -> bool:
-    """Whether an RGB image carries no real colour (see GREY_TOLERANCE)."""
-    pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
-    spread = pixels.max(axis=2) - pixels.min(axis=2)
-    return float(np.percentile(spread, 99)) <= tolerance
-
-
-def open_image(path: Path, *, min_size: int, max_aspect: float | None, draft_size: int) -> Image.Image:
-    """Decode the first frame of an image file, or raise :class:`Dropped` saying why not."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Pillow's chatter about odd files is not a decision
-        # A decompression-bomb warning means "suspiciously large": drop it like the error.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            opened = Image.open(path)  # opens the file read-only
-        except UnidentifiedImageError:
-            raise Dropped("not-an-image", "no image format recognised") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise Dropped("too-large", f"decompression bomb guard: {error}") from None
-        except OSError as error:
-            raise Dropped("undecodable", str(error)) from None
-        with opened as image:  # closes the file even for animations, which Pillow keeps open
-            width, height = image.size
-            if min(width, height) < min_size:
-                raise Dropped("too-small", f"{width}x{height} is below {min_size} px")
-            if max_aspect is not None and max(width, height) > max_aspect * min(width, height):
-                raise Dropped("aspect", f"{width}x{height} is more elongated than {max_aspect:g}:1")
-            try:
-                image.seek(0)  # the first frame of an animation
-                image.draft(None, (draft_size, draft_size))  # JPEG only: decode at reduced scale, much faster
-                image.load()
-                return ImageOps.exif_transpose(image) or image.copy()
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-                raise Dropped("too-large", f"decompression bomb guard: {error}") from None
-            except Exception as error:  # noqa: BLE001 - any decoder failure means a defective file
-                raise Dropped("undecodable", f"{type(error).__name__}: {error}") from None
-
-
-def convert_file(path: Path, *, size: int = IMAGE_SIZE, min_size: int = IMAGE_SIZE,
-                 max_aspect: float | None = 2.0, background: tuple[int, int, int] = (0, 0, 0)) -> Image.Image:
-    """One source file as a size×size RGB image, or :class:`Dropped`."""
-    image = open_image(path, min_size=min_size, max_aspect=max_aspect, draft_size=2 * size)
-    return center_square(to_rgb(image, background), size)
-
-
-# ------------------------------------------------------------- folder walking
 def output_name(relative: str) -> str:
     """A stable, unique, filesystem-safe PNG name for a source path."""
     ascii_path = unicodedata.normalize("NFKD", relative).encode("ascii", "ignore").decode()
@@ -185,61 +46,6 @@ def output_name(relative: str) -> str:
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip("._")[:80] or "image"
     tag = hashlib.sha1(relative.encode()).hexdigest()[:8]  # keeps names unique after sanitising
     return f"{stem}-{tag}.png"
-
-
-def list_files(src: Path) -> list[str]:
-    """Every file under `src` as sorted relative POSIX paths (symlinked folders are not followed)."""
-    found = []
-    for folder, dirs, files in os.walk(src):
-        dirs.sort()
-        base = Path(folder).relative_to(src)
-        found.extend((base / name).as_posix() for name in files)
-    return sorted(found)
-
-
-def _digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
-def _hash_bits(image: Image.Image) -> np.uint64:
-    bits = imagehash.phash(image).hash.flatten()
-    return np.uint64(int("".join("1" if b else "0" for b in bits), 2))
-
-
-def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """RMS difference of two images relative to their RMS brightness (0: identical)."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    scale = ((a**2).sum() + (b**2).sum()) / 2
-    return float(np.sqrt(((a - b) ** 2).sum() / scale)) if scale else 0.0
-
-
-class _NearDuplicates:
-    """The kept images so far, for finding near duplicates of a new one."""
-
-    def __init__(self, max_distance: int | None) -> None:
-        self.max_distance = max_distance
-        self.hashes: list[np.uint64] = []
-        self.pixels: list[np.ndarray] = []  # uint8, 12 KB each at 64×64
-        self.sources: list[str] = []
-
-    def check(self, image: Image.Image, source: str) -> None:
-        """Raise :class:`Dropped` if `image` nearly repeats a kept one, else remember it."""
-        bits, pixels = _hash_bits(image), np.asarray(image)
-        if self.max_distance is not None and self.hashes:
-            differing = np.array(self.hashes, dtype=np.uint64) ^ bits
-            distances = np.unpackbits(differing.view(np.uint8)).reshape(-1, 64).sum(axis=1)
-            for index in np.flatnonzero(distances <= self.max_distance):
-                difference = relative_difference(pixels, self.pixels[index])
-                if difference <= NEAR_DUPLICATE_DIFFERENCE:
-                    raise Dropped("near-duplicate", f"looks like {self.sources[index]} (hash distance "
-                                  f"{distances[index]}, pixel difference {difference:.2f})")
-        self.hashes.append(bits)
-        self.pixels.append(pixels)
-        self.sources.append(source)
 
 
 def _check_folders(src: Path, dst: Path) -> None:
@@ -253,61 +59,64 @@ def _check_folders(src: Path, dst: Path) -> None:
         raise UserError(f"Output folder {dst} already holds files that prepare did not write; choose a new or empty folder.")
 
 
-def read_manifest(folder: Path) -> list[ManifestRow]:
-    """The rows of ``folder/manifest.csv`` (empty when there is none)."""
-    path = folder / MANIFEST
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        return [ManifestRow(**{k: row.get(k) or "" for k in MANIFEST_FIELDS}) for row in csv.DictReader(handle)]
-
-
-def write_manifest(folder: Path, rows: Iterable[ManifestRow]) -> None:
-    """Write ``folder/manifest.csv``, one row per source file."""
-    with (folder / MANIFEST).open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(MANIFEST_FIELDS)
-        writer.writerows((r.source, r.status, r.reason, r.detail, r.output) for r in rows)
+def _decide(path: Path, relative: str, seen_bytes: dict[str, str], near: NearDuplicates | None, *, size: int,
+            min_size: int, background: tuple[int, int, int], drop_greyscale: bool, grey_tolerance: int,
+            max_aspect: float | None) -> Image.Image:
+    """The converted image of one source file, or :class:`Dropped` saying why not."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise Dropped("not-a-file", "not a regular file (a FIFO, socket or device)")
+        if info.st_size == 0:
+            raise Dropped("empty", "0 bytes")
+        digest = file_digest(path)
+    except OSError as error:  # unreadable (permissions, vanished while walking, swapped for a FIFO)
+        raise Dropped("unreadable", error.strerror or str(error)) from None
+    if digest in seen_bytes:
+        raise Dropped("duplicate", f"same bytes as {seen_bytes[digest]}")
+    seen_bytes[digest] = relative
+    image = convert_file(path, size=size, min_size=min_size, max_aspect=max_aspect, background=background)
+    if drop_greyscale and is_greyscale(image, grey_tolerance):
+        raise Dropped("greyscale", "no colour in a colour set")
+    match = near.check(image, relative) if near is not None else None
+    if match:
+        raise Dropped("near-duplicate", f"looks like {match[0]} (difference {match[1]:.1f} of 255, "
+                                        f"limit {near.limit:g})")
+    return image
 
 
 def prepare_files(src: Path, files: list[str], dst: Path, *, size: int = IMAGE_SIZE, min_size: int = IMAGE_SIZE,
                   background: tuple[int, int, int] = (0, 0, 0), drop_greyscale: bool = True,
                   grey_tolerance: int = GREY_TOLERANCE, max_aspect: float | None = 2.0,
-                  near_duplicate_distance: int | None = NEAR_DUPLICATE_BITS, progress: bool = True) -> PrepareSummary:
-    """Convert the listed files (relative to `src`) into `dst`; see :func:`prepare_folder`."""
+                  near_duplicate_limit: float | None = NEAR_DUPLICATE_LIMIT, progress: bool = True,
+                  unwalked: Sequence[ManifestRow] = ()) -> PrepareSummary:
+    """Convert the listed files (relative to `src`) into `dst`; see :func:`prepare_folder`.
+    `unwalked` are rows for what the listing could not enter; they go into the manifest as they are."""
     dst.mkdir(parents=True, exist_ok=True)
-    previous = {row.output for row in read_manifest(dst) if row.output}
+    previous = {row.output for row in read_manifest(dst) if row.output}  # checked names inside dst only
     summary = PrepareSummary(src, dst)
-    first_with_digest: dict[str, str] = {}
-    kept = _NearDuplicates(near_duplicate_distance)
+    seen_bytes: dict[str, str] = {}
+    near = NearDuplicates(near_duplicate_limit) if near_duplicate_limit is not None else None
     for relative in tqdm(files, desc=f"prepare {src.name}", unit="file", disable=not progress):
-        path = src / relative
         try:
-            info = path.stat()
-            if not stat.S_ISREG(info.st_mode):
-                raise Dropped("not-a-file", "not a regular file")
-            if info.st_size == 0:
-                raise Dropped("empty", "0 bytes")
-            digest = _digest(path)
-            if digest in first_with_digest:
-                raise Dropped("duplicate", f"same bytes as {first_with_digest[digest]}")
-            first_with_digest[digest] = relative
-            image = convert_file(path, size=size, min_size=min_size, max_aspect=max_aspect, background=background)
-            if drop_greyscale and is_greyscale(image, grey_tolerance):
-                raise Dropped("greyscale", "no colour in a colour set")
-            kept.check(image, relative)
+            image = _decide(src / relative, relative, seen_bytes, near, size=size, min_size=min_size,
+                            background=background, drop_greyscale=drop_greyscale, grey_tolerance=grey_tolerance,
+                            max_aspect=max_aspect)
         except Dropped as drop:
             summary.rows.append(ManifestRow(relative, "dropped", drop.reason, drop.detail))
             continue
-        except OSError as error:  # unreadable (permissions, vanished while walking)
-            summary.rows.append(ManifestRow(relative, "dropped", "unreadable", str(error)))
-            continue
         name = output_name(relative)
+        # A plain write: an fsync per image would add about a quarter to a build. The manifest,
+        # written last and atomically, says which outputs count; an image cut short by a crash
+        # during a re-run in place is reported when the set is loaded.
         image.save(dst / name, format="PNG")
         summary.rows.append(ManifestRow(relative, "kept", output=name))
+    summary.rows = sorted([*summary.rows, *unwalked], key=lambda row: row.source)
     current = {row.output for row in summary.rows if row.output}
     for stale in previous - current:  # outputs of an earlier run whose source is gone
-        (dst / stale).unlink(missing_ok=True)
+        target = dst / stale
+        if target.is_symlink() or target.is_file():
+            target.unlink()
     write_manifest(dst, summary.rows)
     return summary
 
@@ -315,16 +124,17 @@ def prepare_files(src: Path, files: list[str], dst: Path, *, size: int = IMAGE_S
 def prepare_folder(src: str | Path, dst: str | Path, *, size: int = IMAGE_SIZE, min_size: int = IMAGE_SIZE,
                    background: tuple[int, int, int] = (0, 0, 0), drop_greyscale: bool = True,
                    grey_tolerance: int = GREY_TOLERANCE, max_aspect: float | None = 2.0,
-                   near_duplicate_distance: int | None = NEAR_DUPLICATE_BITS, progress: bool = True) -> PrepareSummary:
+                   near_duplicate_limit: float | None = NEAR_DUPLICATE_LIMIT, progress: bool = True) -> PrepareSummary:
     """Clean every file under `src` into size×size RGB PNGs in `dst`, never touching `src`.
 
     Dropped (each with a reason in ``dst/manifest.csv``): empty, non-image,
     undecodable or truncated files, decompression bombs, images whose
     shorter side is below `min_size`, ones more elongated than `max_aspect`
-    (None: any), exact duplicates, near duplicates (perceptual hashes at most
-    `near_duplicate_distance` bits apart and nearly equal pixels, see
-    NEAR_DUPLICATE_DIFFERENCE; None: off) and, with
-    `drop_greyscale`, greyscale images. Re-running rewrites the same names.
+    (None: any), exact duplicates, near duplicates (the same picture
+    re-encoded, resized, cropped or recoloured, see :mod:`gan_helpers.dedupe`;
+    `near_duplicate_limit` None: off) and, with `drop_greyscale`, greyscale
+    images. FIFOs, broken links, links to folders and unreadable sub-folders
+    get a row too. Re-running rewrites the same names.
     """
     if size < 1 or min_size < 0:
         raise UserError(f"Sizes must be positive (size {size}, min_size {min_size}); use e.g. size 64, min_size 64.")
@@ -332,25 +142,27 @@ def prepare_folder(src: str | Path, dst: str | Path, *, size: int = IMAGE_SIZE, 
         raise UserError(f"max_aspect {max_aspect} is below 1, which no image satisfies; use e.g. 2 or None.")
     src, dst = Path(src).expanduser().resolve(), Path(dst).expanduser().resolve()
     _check_folders(src, dst)
-    files = list_files(src)
-    if not files:
+    entries = walk(src)
+    if not entries:
         raise UserError(f"Image folder {src} is empty; put some pictures in it.")
+    files = [entry.relative for entry in entries if entry.kind == FILE]
+    unwalked = [ManifestRow(entry.relative, "dropped", entry.kind, entry.detail)
+                for entry in entries if entry.kind != FILE]
     summary = prepare_files(src, files, dst, size=size, min_size=min_size, background=background,
                             drop_greyscale=drop_greyscale, grey_tolerance=grey_tolerance, max_aspect=max_aspect,
-                            near_duplicate_distance=near_duplicate_distance, progress=progress)
+                            near_duplicate_limit=near_duplicate_limit, progress=progress, unwalked=unwalked)
     if not summary.kept:
         reasons = ", ".join(f"{reason} {count}" for reason, count in summary.dropped_by_reason.items())
-        raise UserError(f"None of the {len(files)} files in {src} is a usable image ({reasons}); "
+        raise UserError(f"None of the {len(summary.rows)} files in {src} is a usable image ({reasons}); "
                         f"see {dst / MANIFEST} and add pictures of at least {min_size} px.")
     return summary
 
 
 def cache_key(src: Path, **options: object) -> str:
-    """A key that changes when any file under `src` (name, size, mtime) or an option changes."""
+    """A key that changes when anything under `src` (name, kind, size, mtime) or an option changes."""
     sha = hashlib.sha256(f"recipe {RECIPE_VERSION} {sorted(options.items())}".encode())
-    for relative in list_files(src):
-        info = (src / relative).stat()
-        sha.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    for entry in walk(src):
+        sha.update(f"{entry.relative}\0{entry.kind}\0{entry.size}\0{entry.mtime_ns}\n".encode())
     return sha.hexdigest()[:16]
 
 
@@ -405,16 +217,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--background", default="black", help="colour behind transparent pixels (default black)")
     parser.add_argument("--keep-greyscale", action="store_true", help="keep greyscale images (dropped by default)")
     parser.add_argument("--max-aspect", type=float, default=2.0, help="drop images more elongated than this (default 2)")
-    parser.add_argument("--near-duplicate-distance", type=int, default=NEAR_DUPLICATE_BITS,
-                        help="perceptual-hash bits within which two images count as duplicates; -1 turns it off")
+    parser.add_argument("--near-duplicate-limit", type=float, default=NEAR_DUPLICATE_LIMIT,
+                        help=f"largest local difference (levels of 255) at which two images count as the same "
+                             f"picture (default {NEAR_DUPLICATE_LIMIT:g}); -1 turns near-duplicate detection off")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    distance = None if args.near_duplicate_distance < 0 else args.near_duplicate_distance
-    summary = prepare_folder(args.src, args.dst, size=args.size, min_size=args.min_size,
+    # Paths typed on the command line mean the current folder, wherever the project lives.
+    src, dst = Path.cwd() / args.src.expanduser(), Path.cwd() / args.dst.expanduser()
+    limit = None if args.near_duplicate_limit < 0 else args.near_duplicate_limit
+    summary = prepare_folder(src, dst, size=args.size, min_size=args.min_size,
                              background=parse_color(args.background), drop_greyscale=not args.keep_greyscale,
-                             max_aspect=args.max_aspect, near_duplicate_distance=distance,
+                             max_aspect=args.max_aspect, near_duplicate_limit=limit,
                              progress=not args.no_progress)
     print(summary.describe())
     return 0

@@ -22,9 +22,12 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from gan_helpers.atomic import atomic_open, atomic_write_text
 from gan_helpers.errors import UserError
+from gan_helpers.folders import FILE, walk
+from gan_helpers.manifest import MANIFEST, PrepareSummary, read_manifest
 from gan_helpers.paths import DEFAULT_DATA, PROJECT_ROOT
-from gan_helpers.prepare import MANIFEST, PrepareSummary, prepare_files, read_manifest
+from gan_helpers.prepare import prepare_files
 
 HELP = "build the default data set (colour deep-sky photos from Debian's stellarium-data) in data/galaxies64"
 
@@ -143,7 +146,10 @@ def is_complete(dst: Path) -> bool:
         info = json.loads((dst / BUILD_INFO).read_text())
     except (OSError, ValueError):
         return False
-    outputs = [row.output for row in read_manifest(dst) if row.status == "kept"]
+    try:
+        outputs = [row.output for row in read_manifest(dst) if row.status == "kept"]
+    except UserError:  # a damaged manifest: the set is rebuilt (and replaced whole, never read)
+        return False
     return info.get("recipe") == RECIPE_VERSION and bool(outputs) and all((dst / name).is_file() for name in outputs)
 
 
@@ -160,9 +166,10 @@ def source_folder(dst: Path = DEFAULT_DATA, cache: Path = CACHE) -> Path | None:
 def build_from_folder(nebulae: Path, dst: Path, *, progress: bool = True) -> PrepareSummary:
     """Clean Stellarium's photo folder into `dst` and write the credits of the kept ones."""
     credits = parse_textures((nebulae / "textures.json").read_text(encoding="utf-8"))
-    photos = sorted(p.name for p in nebulae.iterdir() if p.suffix.lower() == ".png")
+    photos = [entry.relative for entry in walk(nebulae, recursive=False)
+              if entry.kind == FILE and entry.relative.lower().endswith(".png")]
     summary = prepare_files(nebulae, photos, dst, drop_greyscale=True, progress=progress)
-    with (dst / CREDITS).open("w", newline="", encoding="utf-8") as handle:
+    with atomic_open(dst / CREDITS, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(("file", "source", "credit", "info_url"))
         for row in summary.rows:
@@ -198,7 +205,7 @@ def build_default_dataset(dst: Path = DEFAULT_DATA, *, cache: Path = CACHE, deb:
         return dst
     info = {"recipe": RECIPE_VERSION, "package": nebulae.name, "kept": summary.kept,
             "dropped": summary.dropped_by_reason}
-    (building / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write_text(building / BUILD_INFO, json.dumps(info, indent=2) + "\n")
     old = dst.with_name(f"{dst.name}.old-{os.getpid()}")
     shutil.rmtree(old, ignore_errors=True)
     if dst.exists():
@@ -219,7 +226,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.deb is not None and not args.deb.is_file():
-        raise UserError(f"Package file {args.deb} does not exist; pass the path of a stellarium-data .deb.")
-    build_default_dataset(args.dst, deb=args.deb, force=args.force, progress=not args.no_progress)
+    # Paths typed on the command line mean the current folder; only the default lives in the project.
+    dst = Path.cwd() / args.dst.expanduser()
+    deb = None if args.deb is None else Path.cwd() / args.deb.expanduser()
+    if deb is not None and not deb.is_file():
+        raise UserError(f"Package file {deb} does not exist; pass the path of a stellarium-data .deb.")
+    build_default_dataset(dst, deb=deb, force=args.force, progress=not args.no_progress)
     return 0

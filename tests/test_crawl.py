@@ -165,3 +165,45 @@ def test_cli_arguments_reach_the_fetcher(server, tmp_path, monkeypatch, capsys):
     statuses = {row["image_url"].rsplit("/", 1)[-1]: row["status"] for row in read_sources(tmp_path / "out")}
     assert statuses == {"huge.png": "skipped: larger than 100 KB", "red.png": "saved"}
     assert "Saved 1 new images" in capsys.readouterr().out
+
+
+def test_cli_paths_mean_the_current_folder(server, tmp_path, monkeypatch, capsys):
+    results = [{"image": f"{server}/red.png", "url": "", "title": ""}]
+    original = crawl_module.crawl
+    monkeypatch.setattr(crawl_module, "crawl",
+                        lambda *a, **k: original(*a, search=fake_search(results), progress=False, **k))
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser()
+    crawl_module.add_arguments(parser)
+    assert crawl_module.run(parser.parse_args(["red", "cakes", "--delay", "0"])) == 0
+    assert (tmp_path / "cakes" / "sources.csv").is_file()
+    # train reads --data relative to the project, so the hint names the folder in full
+    assert f"--data {tmp_path / 'cakes'}" in capsys.readouterr().out
+
+
+def test_a_crafted_sources_csv_names_nothing_outside(server, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private")
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    (dst / "sources.csv").write_text("file,image_url,page_url,title,status\n"
+                                     "../secret.txt,http://x/a.png,,,saved\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"sources.csv line 2 names file '\.\./secret.txt'"):
+        crawl("q", dst, search=fake_search([{"image": f"{server}/red.png"}]), fetch=fetch_small,
+              sleep=lambda s: None, progress=False)
+
+
+def test_sources_csv_is_written_whole_or_not_at_all(server, tmp_path, monkeypatch):
+    first = [{"image": f"{server}/red.png", "url": "", "title": ""}]
+    crawl("q", tmp_path, search=fake_search(first), fetch=fetch_small, sleep=lambda s: None, progress=False)
+    before = (tmp_path / "sources.csv").read_bytes()
+
+    class Failing(csv.DictWriter):
+        def writerows(self, rows):
+            raise KeyboardInterrupt  # interrupted after the header
+
+    monkeypatch.setattr(csv, "DictWriter", Failing)
+    more = first + [{"image": f"{server}/green.jpg", "url": "", "title": ""}]
+    with pytest.raises(KeyboardInterrupt):
+        crawl("q", tmp_path, search=fake_search(more), fetch=fetch_small, sleep=lambda s: None, progress=False)
+    assert (tmp_path / "sources.csv").read_bytes() == before

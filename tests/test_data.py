@@ -106,6 +106,15 @@ def test_prepared_set_missing_an_image_says_to_prepare_again(tmp_path):
         load_dataset(dst)
 
 
+def test_a_damaged_prepared_image_says_to_prepare_again(tmp_path):
+    dst = tmp_path / "prepared"
+    prepare_folder(flat_set(tmp_path / "src", 2), dst, progress=False)
+    victim = next(dst.glob("*.png"))
+    victim.write_bytes(victim.read_bytes()[:60])  # cut short, as by a crash while it was written
+    with pytest.raises(UserError, match=f"Image {victim} cannot be read .*prepare the folder again"):
+        load_dataset(dst)
+
+
 def test_default_set_is_built_on_first_use(tmp_path, monkeypatch):
     default = tmp_path / "galaxies64"
     monkeypatch.setattr(data, "DEFAULT_DATA", default)

@@ -1,4 +1,6 @@
-"""Cleaning an arbitrary folder: every awkward or broken file is converted or dropped for a stated reason."""
+"""Cleaning an arbitrary folder: every awkward or broken file is converted or dropped for a stated reason.
+
+The builders here (colour_image, make_awkward_folder, read_rows ...) serve the other data tests too."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import csv
 import hashlib
 import io
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -16,8 +20,7 @@ from PIL import Image
 
 from gan_helpers import prepare
 from gan_helpers.errors import UserError
-from gan_helpers.prepare import (PrepareSummary, center_square, is_greyscale, output_name, prepare_cached,
-                                 prepare_folder, to_rgb)
+from gan_helpers.prepare import PrepareSummary, output_name, prepare_cached, prepare_folder
 
 
 # ----------------------------------------------------------------- builders
@@ -236,7 +239,7 @@ def test_missing_empty_or_useless_source_is_a_user_error(tmp_path):
 
 def test_options_change_decisions(awkward, tmp_path):
     summary = prepare_folder(awkward, tmp_path / "dst", drop_greyscale=False, max_aspect=None, min_size=8,
-                             near_duplicate_distance=None, progress=False)
+                             near_duplicate_limit=None, progress=False)
     kept = {row.source for row in summary.rows if row.status == "kept"}
     assert {"grey.jpg", "la.png", "deep16_grey.png", "banner.png", "tiny.png", "holiday/beach_small.jpg"} <= kept
     assert "z_copy_of_plain.jpg" not in kept  # exact duplicates always go
@@ -262,6 +265,38 @@ def test_cli_prints_summary(awkward, tmp_path, capsys):
     assert "Kept 9 of 22" in out and "too-large 1" in out
 
 
+def test_command_line_works_from_another_folder(tmp_path):
+    """`python -m gan_helpers prepare|data|crawl --help` anywhere, and relative paths mean the current folder."""
+    (tmp_path / "pics").mkdir()
+    colour_image(1).save(tmp_path / "pics" / "a.jpg")
+    script = ("import runpy, sys\n"
+              "for argv in (['prepare', '--help'], ['data', '--help'], ['crawl', '--help'],\n"
+              "             ['prepare', 'pics', 'out', '--no-progress']):\n"
+              "    sys.argv = ['gan_helpers', *argv]\n"
+              "    try:\n"
+              "        runpy.run_module('gan_helpers', run_name='__main__', alter_sys=True)\n"
+              "    except SystemExit as stop:\n"
+              "        print('exit', stop.code)\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert result.stdout.count("exit 0") == 4, result.stdout + result.stderr
+    assert result.stdout.count("usage: python -m gan_helpers") == 3
+    assert read_rows(tmp_path / "out")["a.jpg"]["status"] == "kept"
+
+
+def test_names_other_code_imports_from_prepare_stay_there():
+    """Notebook 02, summary.py and latent_files.py import these from gan_helpers.prepare."""
+    from gan_helpers import convert, manifest
+    from gan_helpers.prepare import (CACHE_ROOT, MANIFEST, Dropped, PrepareSummary, cache_key, center_square,
+                                     convert_file, prepare_folder, read_manifest, to_rgb)
+
+    assert (to_rgb, center_square, Dropped, convert_file) == (convert.to_rgb, convert.center_square,
+                                                              convert.Dropped, convert.convert_file)
+    assert (PrepareSummary, read_manifest, MANIFEST) == (manifest.PrepareSummary, manifest.read_manifest,
+                                                         manifest.MANIFEST)
+    assert callable(cache_key) and callable(prepare_folder) and CACHE_ROOT.name == "prepared"
+
+
 def test_cli_turns_user_errors_into_one_line(tmp_path, capsys, monkeypatch):
     from gan_helpers import cli
 
@@ -269,63 +304,6 @@ def test_cli_turns_user_errors_into_one_line(tmp_path, capsys, monkeypatch):
     assert cli.main(["prepare", str(tmp_path / "missing"), str(tmp_path / "dst")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: Image folder") and err.count("\n") == 1 and "Traceback" not in err
-
-
-# --------------------------------------------------------- conversion tests
-def test_palette_transparency_is_flattened_onto_the_background(awkward):
-    image = Image.open(awkward / "palette_alpha.png")
-    assert np.asarray(to_rgb(image))[50, 5].tolist() == [0, 0, 0]
-    assert np.asarray(to_rgb(image, (255, 255, 255)))[50, 5].tolist() == [255, 255, 255]
-    assert np.asarray(to_rgb(image))[50, 80].sum() > 0  # the opaque part keeps its colour
-
-
-def test_la_alpha_is_flattened():
-    la = Image.merge("LA", (Image.new("L", (4, 4), 200), Image.new("L", (4, 4), 128)))
-    assert np.asarray(to_rgb(la))[0, 0].tolist() == [100, 100, 100]  # 200 at half opacity over black
-
-
-def test_sixteen_bit_grey_is_scaled_not_clipped(awkward):
-    image = Image.open(awkward / "deep16_grey.png")
-    assert image.mode.startswith("I;16")
-    values = np.asarray(to_rgb(image), dtype=np.int16)
-    assert values[48, 48, 0] == pytest.approx(128, abs=3)  # mid-ramp is mid-grey, not white
-    assert values[0, 0].tolist() == [0, 0, 0] and values[-1, -1].tolist() == [255, 255, 255]
-
-
-def test_sixteen_bit_rgb_keeps_its_colours(awkward):
-    expected = np.asarray(colour_image(5, 96, 96), dtype=np.int16)
-    got = np.asarray(to_rgb(Image.open(awkward / "deep16.png")), dtype=np.int16)
-    assert np.abs(got - expected).max() <= 1
-
-
-def test_cmyk_becomes_rgb():
-    cyan = Image.new("CMYK", (8, 8), (255, 0, 0, 0))
-    assert np.asarray(to_rgb(cyan))[0, 0].tolist() == [0, 255, 255]
-
-
-def test_animated_gif_uses_the_first_frame(awkward, tmp_path):
-    image = prepare.convert_file(awkward / "anim.gif")
-    first = np.asarray(center_square(colour_image(8, 100, 100)), dtype=np.float64)
-    second = np.asarray(center_square(colour_image(9, 100, 100)), dtype=np.float64)
-    got = np.asarray(image, dtype=np.float64)
-    assert np.abs(got - first).mean() < np.abs(got - second).mean() / 3
-
-
-def test_center_square_crops_the_middle():
-    wide = Image.new("RGB", (300, 100), (255, 0, 0))
-    wide.paste((0, 0, 255), (100, 0, 200, 100))  # blue middle third
-    out = np.asarray(center_square(wide))
-    assert out.shape == (64, 64, 3)
-    assert out[:, 2:-2, 2].min() > 240 and out[:, 2:-2, 0].max() < 15  # only the blue middle survives
-
-
-def test_is_greyscale_ignores_a_few_coloured_pixels():
-    grey = np.repeat(np.asarray(colour_image(30, 64, 64).convert("L"))[..., None], 3, axis=2)
-    assert is_greyscale(Image.fromarray(grey))
-    speckled = grey.copy()
-    speckled[0, :20] = [255, 0, 0]  # 20 red stars out of 4096 pixels
-    assert is_greyscale(Image.fromarray(speckled))
-    assert not is_greyscale(colour_image(30, 64, 64))
 
 
 def test_output_names_are_stable_unique_and_safe():

@@ -19,6 +19,7 @@ from gan_helpers import stellarium
 from gan_helpers.errors import UserError
 from gan_helpers.stellarium import (NEBULAE, Credit, build_default_dataset, build_from_folder, download_package,
                                     extract_nebulae, is_complete, parse_textures)
+from test_manifest import interrupted_after_header
 
 # The quirks of the real file: a number written "-.9794", "Short" next to
 # "short", a missing infoUrl, and (tolerated) a trailing comma.
@@ -248,3 +249,35 @@ def test_real_photos_are_filtered_and_credited(real_nebulae, tmp_path):
     assert credits["m3.png"]["credit"] == "Starhopper"
     assert credits["m3.png"]["info_url"] == "https://commons.wikimedia.org/wiki/File:Messier_3.jpg"
     assert len(parse_textures((real_nebulae / "textures.json").read_text(encoding="utf-8"))) >= 500
+
+
+def test_cli_paths_mean_the_current_folder(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(stellarium, "build_default_dataset", lambda dst, **kwargs: calls.append((dst, kwargs["deb"])))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pkg.deb").write_bytes(b"")
+    parser = argparse.ArgumentParser()
+    stellarium.add_arguments(parser)
+    assert stellarium.run(parser.parse_args(["--dst", "mine", "--deb", "pkg.deb"])) == 0
+    assert calls == [(tmp_path / "mine", tmp_path / "pkg.deb")]
+
+
+def test_a_crafted_manifest_does_not_make_a_set_complete(tmp_path):
+    (tmp_path / "victim.png").write_bytes(b"precious")
+    dst = tmp_path / "galaxies64"
+    dst.mkdir()
+    (dst / "build.json").write_text(json.dumps({"recipe": stellarium.RECIPE_VERSION, "package": "x"}))
+    (dst / "manifest.csv").write_text("source,status,reason,detail,output\na.png,kept,,,../victim.png\n")
+    assert not is_complete(dst)
+    assert (tmp_path / "victim.png").read_bytes() == b"precious"
+
+
+def test_credits_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    nebulae = make_nebulae_folder(tmp_path / "nebulae")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "credits.csv").write_text("file,source,credit,info_url\nold.png,old.png,someone,\n")
+    monkeypatch.setattr(csv, "writer", interrupted_after_header("file"))  # the credits header
+    with pytest.raises(KeyboardInterrupt):
+        build_from_folder(nebulae, out, progress=False)
+    assert (out / "credits.csv").read_text().startswith("file,source,credit,info_url\nold.png")
