@@ -23,6 +23,7 @@ COMMANDS = {
     "crawl": "gan_helpers.crawl",
     "train": "gan_helpers.experiment",
     "evaluate": "gan_helpers.evaluate",
+    "export": "gan_helpers.results",
     "notebooks": "gan_helpers.notebooks",
     "report": "gan_helpers.report",
 }

@@ -1,0 +1,210 @@
+"""Shipped results: the export's files and sizes, float16 weights, provenance, refusal to overwrite, matches, checks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import write_image_folder
+
+from gan_helpers import results, runs
+from gan_helpers.config import TrainConfig
+from gan_helpers.errors import UserError
+from gan_helpers.evaluate import append_quality, read_quality
+from gan_helpers.experiment import train
+from gan_helpers.models import GENERATORS, build_generator, generate
+from gan_helpers.provenance import read_provenance_input
+from gan_helpers.results import check_result, choose_grids, export_run, matches, result_checkpoints, shipped_generator
+
+KINDS = ("transposed", "upsampling")
+TOP_FILES = {"config.json", "metrics.jsonl", "quality.jsonl", "fixed_noise.pt", "reals.png", "evolution.gif", "provenance.json"}
+COMMANDS = [(12.5, "make report PROFILE=smoke"), (3.25, "python -m gan_helpers evaluate runs/x")]
+
+
+def tiny_config(data: Path, runs_dir: Path, kind: str) -> TrainConfig:
+    return TrainConfig(data=str(data), runs_dir=str(runs_dir), generator=kind, epochs=2, batch_size=2, sample_every=1,
+                       save_every=1, max_images=4, fixed_noise=2, quality_samples=2, progress=False, augment=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    """A 2-epoch CPU run of each generator whose quality records make epoch 1 the best (so best != last)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: one thread spares OpenMP spin-waits on a shared machine
+    root = tmp_path_factory.mktemp("results")
+    data = write_image_folder(root / "tiny", 8)
+    made = {}
+    for kind in KINDS:
+        config = tiny_config(data, root / "runs", kind)
+        run_dir = train(config)
+        for record in read_quality(run_dir):
+            append_quality(run_dir, {**record, "swd": 1.0 if record["epoch"] == 1 else 100.0})
+        made[kind] = (config, run_dir)
+    yield {"root": root, "runs": made}
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def exported(trained) -> dict[str, Path]:
+    """Each run exported as results/reference/<generator>, with two commands and a given commit."""
+    return {kind: export_run(run_dir, trained["root"] / "results" / "reference" / kind, commands=COMMANDS, commit="abc1234")
+            for kind, (_, run_dir) in trained["runs"].items()}
+
+
+def copy_of(result_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(result_dir, tmp_path / "copy" / result_dir.name))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_export_holds_the_format_and_no_training_state(exported, kind):
+    found = results.sizes(exported[kind])
+    grids = {f"samples/epoch-{e:06d}.png" for e in (0, 1, 2)}
+    weights = {"generator/epoch-000001.pt", "generator/epoch-000002.pt"}
+    assert set(found) == TOP_FILES | grids | weights
+    parameters = sum(v.numel() for v in build_generator(kind).state_dict().values())
+    for name in weights:
+        assert found[name] < 2.05 * parameters + 100_000, "float16: about two bytes a value, no optimizer or discriminator"
+    assert sum(found.values()) < 2.2 * 2 * parameters + 300_000
+    assert not list(exported[kind].parent.glob(".*partial")), "no staging folder is left behind"
+
+
+def test_the_command_prints_every_file_and_the_total(trained, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    results.add_arguments(parser)
+    dest = tmp_path / "results" / "cli" / "upsampling"
+    args = parser.parse_args([str(trained["runs"]["upsampling"][1]), str(dest), "--command", "7", "make report", "--commit", "abc"])
+    assert results.run(args) == 0
+    printed = capsys.readouterr().out
+    assert "generator/epoch-000002.pt" in printed and "samples/ (3 grids)" in printed
+    total = sum(results.sizes(dest).values()) / 2**20
+    assert f"{total:.2f} MiB  in all" in printed
+    assert "note:" not in printed, "a complete export has nothing to note"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_float16_weights_load_into_the_spec_class_and_sample_like_the_checkpoint(trained, exported, kind):
+    run_dir = trained["runs"][kind][1]
+    z = runs.load_fixed_noise(run_dir)
+    state = torch.load(result_checkpoints(exported[kind])[2], map_location="cpu", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    G = build_generator(kind)
+    G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    original, _ = runs.load_generator(runs.checkpoints(run_dir)[2])
+    assert (generate(G, z) - generate(original, z)).abs().max() < 2e-3
+    G, epoch = shipped_generator(exported[kind])
+    assert isinstance(G, GENERATORS[kind]) and not G.training and epoch == 1, "the default is the best epoch"
+    assert all(p.dtype == torch.float32 for p in G.parameters())
+    assert shipped_generator(exported[kind], 2)[1] == 2
+    with pytest.raises(UserError, match=r"ships the generator of epoch\(s\) \[1, 2\], not 0"):
+        shipped_generator(exported[kind], 0)
+
+
+def test_provenance_names_machine_commit_commands_and_choice(exported):
+    provenance = results.read_provenance(exported["transposed"])
+    assert provenance["commands"] == [{"command": c, "seconds": s} for s, c in COMMANDS]
+    assert provenance["commands_seconds"] == 15.75
+    assert provenance["commit"]["commit"] == "abc1234" and provenance["name"] == "reference"
+    env = provenance["environment"]
+    assert env["device"] == "cpu" and env["torch"] == torch.__version__ and env["device_name"]
+    assert provenance["training"]["epochs"] == 2 and provenance["training"]["devices"] == {"cpu": 2}
+    assert provenance["epochs"]["best"] == 1 and provenance["epochs"]["last"] == 2
+    assert provenance["data"]["images"] == 4
+    assert all(w["max_pixel_difference_fp16"] < 2e-3 for w in provenance["weights"].values())
+    assert check_result(exported["transposed"]) == []
+
+
+def test_provenance_files_in_gnu_time_and_json_form(tmp_path):
+    lines = tmp_path / "commands.txt"
+    lines.write_text("# made on the GPU\n3512.40 make report PROFILE=full\n\n12.1\tpython -m gan_helpers export a b\n")
+    assert read_provenance_input(lines)["commands"] == [
+        {"command": "make report PROFILE=full", "seconds": 3512.4}, {"command": "python -m gan_helpers export a b", "seconds": 12.1}]
+    given = tmp_path / "provenance.json"
+    given.write_text(json.dumps({"commands": [{"command": "make report", "seconds": 60}], "commit": "f00", "environment": {"device": "cuda"}}))
+    assert read_provenance_input(given)["commit"] == "f00"
+    lines.write_text("make report 3600\n")
+    with pytest.raises(UserError, match="line 1 is not a command with its wall time"):
+        read_provenance_input(lines)
+
+
+def test_an_existing_result_is_never_overwritten(trained, exported, tmp_path):
+    before = results.sizes(exported["upsampling"])
+    with pytest.raises(UserError, match="already exists and is not empty, and a result is never overwritten"):
+        export_run(trained["runs"]["transposed"][1], exported["upsampling"])
+    assert results.sizes(exported["upsampling"]) == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert check_result(export_run(trained["runs"]["upsampling"][1], empty, commands=COMMANDS, commit="abc")) == []
+
+
+def test_a_failed_export_leaves_nothing(trained, tmp_path):
+    run_dir = Path(shutil.copytree(trained["runs"]["transposed"][1], tmp_path / "runs" / "00000-damaged"))
+    (run_dir / "checkpoints" / "epoch-000002.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="epoch-000002.pt cannot be used because"):
+        export_run(run_dir, tmp_path / "out" / "transposed")
+    assert not (tmp_path / "out" / "transposed").exists() and not list((tmp_path / "out").iterdir())
+
+
+def test_matches_compares_identity_and_names_each_difference(trained, exported, tmp_path):
+    config, _ = trained["runs"]["transposed"]
+    assert matches(exported["transposed"], config) is None
+    assert matches(exported["transposed"], config.replace(epochs=50, sample_every=5, save_every=10)) is None, "schedule is not identity"
+    message = matches(exported["transposed"], config.replace(lr_d=2e-5, seed=3))
+    assert "was trained with lr_d 1e-05, seed 0, not lr_d 2e-05, seed 3." in message
+    assert "generator 'upsampling'" in matches(exported["upsampling"], config)
+    # A result exported on another machine: its data folder is compared relative to that machine's project.
+    moved = copy_of(exported["transposed"], tmp_path)
+    saved = json.loads((moved / "config.json").read_text())
+    (moved / "config.json").write_text(json.dumps({**saved, "data": "/elsewhere/lab/data/galaxies64"}))
+    provenance = json.loads((moved / "provenance.json").read_text())
+    (moved / "provenance.json").write_text(json.dumps({**provenance, "project_root": "/elsewhere/lab"}))
+    assert matches(moved, config.replace(data="data/galaxies64")) is None
+    assert "data 'data/galaxies64'" in matches(moved, config)
+
+
+def _repeat_metrics_line(folder: Path) -> None:
+    lines = (folder / "metrics.jsonl").read_text().splitlines(keepends=True)
+    (folder / "metrics.jsonl").write_text("".join(lines + lines[-1:]))
+
+
+def _drop_best_grid(folder: Path) -> None:
+    (folder / "samples" / "epoch-000001.png").unlink()
+
+
+def _widen_weights(folder: Path) -> None:
+    path = folder / "generator" / "epoch-000002.pt"
+    torch.save({k: v.float() if v.is_floating_point() else v for k, v in torch.load(path, weights_only=True).items()}, path)
+
+
+def _forget_commands(folder: Path) -> None:
+    provenance = json.loads((folder / "provenance.json").read_text())
+    (folder / "provenance.json").write_text(json.dumps({**provenance, "commands": [], "commands_seconds": 0}))
+
+
+@pytest.mark.parametrize("plant, expected", [
+    (_repeat_metrics_line, r"metrics.jsonl has epoch\(s\) \[2\] more than once"),
+    (_drop_best_grid, r"samples/ lacks the grid of epoch\(s\) \[1\]"),
+    (_widen_weights, r"epoch-000002.pt holds .* as torch.float32, not float16"),
+    (_forget_commands, r"lists no commands"),
+])
+def test_check_result_finds_a_planted_inconsistency(exported, tmp_path, plant, expected):
+    folder = copy_of(exported["upsampling"], tmp_path)
+    assert check_result(folder) == []
+    plant(folder)
+    problems = check_result(folder)
+    assert any(re.search(expected, p) for p in problems), problems
+
+
+def test_grid_subset_keeps_first_best_and_last_evenly():
+    epochs = list(range(0, 2001, 10))
+    chosen = choose_grids(epochs, 950, 60)
+    assert len(chosen) == 60 and {0, 950, 2000} <= set(chosen) and set(chosen) <= set(epochs)
+    chosen = choose_grids(epochs, 1230, 60)
+    assert len(chosen) <= 60 and {0, 1230, 2000} <= set(chosen)
+    gaps = [b - a for a, b in zip(chosen, chosen[1:])]
+    assert max(gaps) <= 2 * min(gaps) + 20, "spread evenly"
+    assert choose_grids([0, 5, 10], 5, 60) == [0, 5, 10]
