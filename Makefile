@@ -9,13 +9,19 @@ PROFILE ?=
 DATA_FLAG := $(if $(DATA),--data $(DATA))
 SMOKE_NOTEBOOKS := build/smoke-notebooks
 
-.PHONY: help setup data lab test notebooks report train clean
+.PHONY: help setup setup-report setup-browser data lab test browser-test notebooks report train clean
 
 help:
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: ## create .venv, install the project, system packages for the report (as root)
+setup: ## create .venv with the project, its dependencies and the lab's JupyterLab settings
 	@bash tools/setup.sh
+
+setup-report: ## setup, plus the report's system packages (texlive, pandoc; installed as root)
+	@bash tools/setup.sh --report
+
+setup-browser: ## setup, plus Chromium and chromium-driver for the browser test (installed as root)
+	@bash tools/setup.sh --browser
 
 data: setup ## build the default data set in data/galaxies64 (from Debian's stellarium-data)
 	$(PYTHON) -m gan_helpers data
@@ -23,14 +29,17 @@ data: setup ## build the default data set in data/galaxies64 (from Debian's stel
 lab: setup ## start JupyterLab on the notebooks with the project's environment
 	.venv/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: setup ## run the unit tests and the notebook smoke tests
+test: setup-report ## run the unit tests and the notebook smoke tests
 	$(PYTHON) -m gan_helpers notebooks inject --profile smoke --out $(SMOKE_NOTEBOOKS) $(DATA_FLAG)
 	$(PYTHON) -m pytest tests $(SMOKE_NOTEBOOKS) --nbval-lax || [ $$? -eq 5 ]  # 5: no tests collected yet
+
+browser-test: setup-browser ## JupyterLab in headless Chromium: run 01 and 05, move a slider, reload (stops after 20 min)
+	LAB_BROWSER_TEST=1 timeout --signal=INT --kill-after=60 1200 $(PYTHON) -m pytest tests/browser  # INT: pytest still stops JupyterLab and Chromium
 
 notebooks: setup ## execute all notebooks with papermill into build/PROFILE/
 	$(PYTHON) -m gan_helpers notebooks run --profile "$(PROFILE)" $(DATA_FLAG)
 
-report: setup ## render report/lab_report.pdf (PROFILE: full on a GPU, quick otherwise)
+report: setup-report ## render report/lab_report.pdf (PROFILE: full on a GPU, quick otherwise)
 	$(PYTHON) -m gan_helpers report --profile "$(PROFILE)" $(DATA_FLAG)
 
 train: setup ## one training run from the command line: make train ARGS="--generator upsampling --epochs 50"

@@ -3,6 +3,10 @@
 Needs a live kernel with ipywidgets; the report and batch runs skip it.
 Each slider starts at the found value, and its range covers that value
 with room either side, so the first image shown is the inversion's own.
+The widgets' last state (slider values, picture) is saved with the notebook
+(JupyterLab's widget ``saveState`` setting, which ``make setup`` turns on),
+so the explorer still shows after a reload; after a kernel restart it is a
+picture only, until its cell runs again.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from gan_helpers.errors import UserError
 from gan_helpers.models import generate
 
 
@@ -29,6 +34,11 @@ def latent_explorer(G: nn.Module, z: torch.Tensor, coords: Sequence[int], title:
 
     from gan_helpers.plots import show_images
 
+    if z.numel() != G.latent_dim:
+        raise UserError(f"the explorer takes one latent vector of {G.latent_dim} values, not a tensor of shape {tuple(z.shape)}.")
+    bad = [c for c in coords if not 0 <= c < G.latent_dim]
+    if not coords or bad:
+        raise UserError(f"pick coordinates to explore from 0 to {G.latent_dim - 1} (got {list(coords)}).")
     base = z.detach().reshape(1, -1).clone()
     sliders = []
     for coord in coords:

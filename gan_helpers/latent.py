@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from gan_helpers.errors import UserError
 
@@ -97,6 +98,7 @@ def invert(
     seed: int | None = None,
     start: torch.Tensor | None = None,
     frames: int = 8,
+    progress: bool = False,
 ) -> Inversion:
     """Point 13: a latent vector whose image matches `target`, found by SGD on the vector alone.
 
@@ -118,7 +120,9 @@ def invert(
     parameters are taken out of autograd for the duration and the gradient
     is taken with respect to z alone, so the weights never change; G's mode
     and ``requires_grad`` flags are restored afterwards. Losses are gathered
-    on the device and read once at the end.
+    on the device and read once at the end. ``progress`` shows a bar over the
+    steps (restarts run together, so one bar covers them all) whose last line
+    keeps the time taken and the best final error.
     """
     if reduction not in REDUCTIONS:
         raise UserError(f"reduction must be one of {', '.join(REDUCTIONS)}, not {reduction!r}.")
@@ -149,8 +153,10 @@ def invert(
     recorded = _frame_steps(steps, frames)
     losses = torch.empty(steps, restarts, device=device)
     kept_frames: list[torch.Tensor] = []
+    starts = f", {restarts} starts at once" if restarts > 1 else ""
+    bar = tqdm(total=steps, desc=f"inversion ({reduction} error, lr {lr:.3g}{starts})", unit="step", disable=not progress)
 
-    with _frozen(G):
+    with _frozen(G), bar:
         for step in range(steps):
             images = G(z)
             per_restart = (images - target).pow(2).flatten(1).mean(1)  # (restarts,)
@@ -162,13 +168,14 @@ def invert(
             (grad,) = torch.autograd.grad(objective, z)
             z.grad = grad
             optimizer.step()
+            bar.update()  # no loss in the bar: reading it every step would wait for the device
         with torch.no_grad():
             images = G(z)
         kept_frames.append(images)
-        final = (images - target).pow(2).flatten(1).mean(1)
+        final = (images - target).pow(2).flatten(1).mean(1).cpu()
+        best = int(torch.nan_to_num(final, nan=math.inf).argmin())
+        bar.set_postfix_str(f"final MSE {float(final[best]):.5f}", refresh=False)  # shown as the bar closes
 
-    final = final.cpu()
-    best = int(torch.nan_to_num(final, nan=math.inf).argmin())
     return Inversion(
         z=z.detach()[best : best + 1].cpu(),
         image=images[best : best + 1].cpu(),

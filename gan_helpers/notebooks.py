@@ -90,6 +90,8 @@ def execute(
                 papermill.execute_notebook(
                     notebook_path(stem), output, parameters=values[stem], kernel_name=KERNEL,
                     cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=log_output,
+                    # (passed on to nbclient) widgets in the executed copy display when it is opened in JupyterLab
+                    store_widget_state=True,
                 )
         except PapermillExecutionError as error:
             message = _ANSI.sub("", str(error.evalue)).strip().splitlines()

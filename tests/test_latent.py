@@ -380,3 +380,16 @@ def test_flat_baseline_is_the_error_of_the_mean_colour():
     assert flat_baseline(halves) == pytest.approx(0.25)
     halves[0] = 0.7  # a flat red channel adds nothing
     assert flat_baseline(halves) == pytest.approx(0.25 * 2 / 3)
+
+
+def test_invert_shows_a_progress_bar_only_when_asked(capsys):
+    from gan_helpers.models import build_generator
+
+    torch.manual_seed(0)
+    G, target = build_generator("transposed"), torch.rand(3, 64, 64)
+    quiet = invert(G, target, steps=2, seed=0)
+    assert capsys.readouterr().err == ""
+    shown = invert(G, target, steps=2, seed=0, progress=True)
+    last = capsys.readouterr().err.split("\r")[-1]
+    assert "2/2" in last and f"final MSE {shown.final_mse:.5f}" in last
+    assert shown.final_mse == quiet.final_mse

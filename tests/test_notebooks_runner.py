@@ -8,7 +8,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from gan_helpers import notebooks
+from gan_helpers import notebooks, profiles
+from gan_helpers.cli import main
 from gan_helpers.errors import UserError
 
 
@@ -28,7 +29,8 @@ def lab(tmp_path, monkeypatch):
     write_notebook(folder / "02_data.ipynb", 'data = "data/galaxies64"\nepochs: int = 5', "print(f'data={data} epochs={epochs}')")
     (folder / "params" / "smoke.yaml").write_text("01_warmup:\n  steps: 3\n02_data:\n  epochs: 1\n")
     monkeypatch.setattr(notebooks, "NOTEBOOK_DIR", folder)
-    monkeypatch.setattr(notebooks, "PARAMS_DIR", folder / "params")
+    monkeypatch.setattr(profiles, "NOTEBOOK_DIR", folder)
+    monkeypatch.setattr(profiles, "PARAMS_DIR", folder / "params")
     return folder
 
 
@@ -37,11 +39,11 @@ def set_params(lab: Path, text: str) -> None:
 
 
 def test_parameters_cell_names_and_defaults(lab):
-    assert notebooks.notebook_parameters(lab / "02_data.ipynb") == {"data": "data/galaxies64", "epochs": 5}
+    assert profiles.notebook_parameters(lab / "02_data.ipynb") == {"data": "data/galaxies64", "epochs": 5}
 
 
 def test_profile_loads_with_every_notebook_present(lab):
-    profile = notebooks.load_profile("smoke", ["01_warmup", "02_data"])
+    profile = profiles.load_profile("smoke", ["01_warmup", "02_data"])
     assert profile["01_warmup"] == {"steps": 3}
     assert profile["02_data"] == {"epochs": 1}
     assert profile["06_reflections"] == {}  # no section: the notebook's defaults
@@ -50,7 +52,7 @@ def test_profile_loads_with_every_notebook_present(lab):
 def test_mistyped_key_is_one_clear_sentence(lab):
     set_params(lab, "02_data:\n  epoch: 1\n")
     with pytest.raises(UserError) as error:
-        notebooks.load_profile("smoke", ["01_warmup", "02_data"])
+        profiles.load_profile("smoke", ["01_warmup", "02_data"])
     message = str(error.value)
     assert "02_data has no parameter 'epoch'" in message
     assert "did you mean 'epochs'" in message
@@ -59,8 +61,8 @@ def test_mistyped_key_is_one_clear_sentence(lab):
 
 def test_unknown_section_is_an_error(lab):
     set_params(lab, "03_dcgn:\n  epochs: 1\n")
-    with pytest.raises(UserError, match="section '03_dcgn' that names no notebook.*did you mean '03_dcgan'"):
-        notebooks.load_profile("smoke", ["01_warmup", "02_data"])
+    with pytest.raises(UserError, match="section '03_dcgn' that is neither 'train' nor a notebook.*did you mean '03_dcgan'"):
+        profiles.load_profile("smoke", ["01_warmup", "02_data"])
 
 
 def test_a_notebook_needs_exactly_one_parameters_cell(lab):
@@ -68,7 +70,7 @@ def test_a_notebook_needs_exactly_one_parameters_cell(lab):
     nb.cells[1].metadata["tags"] = []
     nbformat.write(nb, lab / "01_warmup.ipynb")
     with pytest.raises(UserError, match="exactly one code cell tagged 'parameters'"):
-        notebooks.load_profile("smoke", ["01_warmup"])
+        profiles.load_profile("smoke", ["01_warmup"])
 
 
 def test_bad_keys_stop_execution_before_any_notebook_runs(lab, tmp_path, monkeypatch):
@@ -110,31 +112,31 @@ def test_default_profile_follows_the_gpu(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert notebooks.default_profile() == "full"
+    assert profiles.default_profile() == "full"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert notebooks.default_profile() == "quick"
+    assert profiles.default_profile() == "quick"
 
 
 def test_profile_choice_empty_means_automatic(lab, monkeypatch):
     for name in ("quick", "full"):
         (lab / "params" / f"{name}.yaml").write_text("")
-    monkeypatch.setattr(notebooks, "default_profile", lambda: "quick")
+    monkeypatch.setattr(profiles, "default_profile", lambda: "quick")
     monkeypatch.delenv("PROFILE", raising=False)
-    assert notebooks.resolve_profile("") == "quick"
-    assert notebooks.resolve_profile(None) == "quick"
+    assert profiles.resolve_profile("") == "quick"
+    assert profiles.resolve_profile(None) == "quick"
     monkeypatch.setenv("PROFILE", "full")
-    assert notebooks.resolve_profile("") == "full"
-    assert notebooks.resolve_profile("smoke") == "smoke"  # an explicit choice wins over $PROFILE
+    assert profiles.resolve_profile("") == "full"
+    assert profiles.resolve_profile("smoke") == "smoke"  # an explicit choice wins over $PROFILE
     with pytest.raises(UserError, match="no parameter set 'huge'.*full, quick, smoke"):
-        notebooks.resolve_profile("huge")
+        profiles.resolve_profile("huge")
 
 
 def test_cli_inject_and_its_errors(lab, tmp_path, capsys):
     out = tmp_path / "injected"
-    assert notebooks.main(["inject", "--profile", "smoke", "--out", str(out), "--notebook", "01_warmup"]) == 0
+    assert main(["notebooks", "inject", "--profile", "smoke", "--out", str(out), "--notebook", "01_warmup"]) == 0
     assert (out / "01_warmup.ipynb").is_file()
     set_params(lab, "01_warmup:\n  step: 3\n")
-    assert notebooks.main(["inject", "--profile", "smoke", "--out", str(out), "--notebook", "01_warmup"]) == 2
+    assert main(["notebooks", "inject", "--profile", "smoke", "--out", str(out), "--notebook", "01_warmup"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "'step'" in err and "\n" not in err
 
