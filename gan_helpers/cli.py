@@ -22,6 +22,7 @@ COMMANDS = {
     "prepare": "gan_helpers.prepare",
     "crawl": "gan_helpers.crawl",
     "train": "gan_helpers.experiment",
+    "bench": "gan_helpers.bench",
     "evaluate": "gan_helpers.evaluate",
     "export": "gan_helpers.results",
     "notebooks": "gan_helpers.notebooks",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from gan_helpers import runs
+from gan_helpers import runs, speed
 from gan_helpers.animation import save_labelled_grid
 from gan_helpers.atomic import atomic_copy
 from gan_helpers.config import GENERATOR_KINDS, TrainConfig, resumable
@@ -50,9 +50,9 @@ def draw_fixed_noise(config: TrainConfig) -> torch.Tensor:
 def _make_augment(config: TrainConfig):
     if not config.augment:
         return None
-    from gan_helpers.augment import Augment
+    from gan_helpers.augment import BatchAugment
 
-    return Augment(flip=config.flip, zoom=config.zoom, rotate_degrees=config.rotate_degrees)
+    return BatchAugment(flip=config.flip, zoom=config.zoom, rotate_degrees=config.rotate_degrees)
 
 
 def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, **overrides) -> Path:
@@ -72,6 +72,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
         return _resume(Path(resume), overrides)
     config = (config or TrainConfig()).replace(**overrides)
     device = pick_device(config.device)
+    speed.setup(device, threads=config.threads, precision=config.precision)
     images = _load_images(config, device)
     G, D, opt_G, opt_D = build_models(config, device)
     fixed_z = draw_fixed_noise(config)
@@ -147,6 +148,7 @@ def _resume(target: Path, overrides: dict) -> Path:
     truncate_quality(run_dir, epoch)
 
     device = pick_device(config.device)
+    speed.setup(device, threads=config.threads, precision=config.precision)
     images = _load_images(config, device)
     G, D, opt_G, opt_D = build_models(config, device)
     G.load_state_dict(state["G"])
@@ -205,7 +207,7 @@ def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: i
             D, G, opt_D, opt_G, images,
             epochs=config.epochs, batch_size=config.batch_size, start_epoch=start_epoch,
             label_noise=config.label_noise, augment=_make_augment(config),
-            hooks=[log_metrics, sample, save], progress=config.progress,
+            hooks=[log_metrics, sample, save], progress=config.progress, precision=config.precision,
         )
     except TrainingDiverged as error:
         saved = runs.checkpoints(run_dir)

@@ -85,3 +85,27 @@ def show_edits(original: torch.Tensor, edited: torch.Tensor, coords: Sequence[in
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def show_inversions(results: dict[str, Inversion], title: str | None = None, width: float = 8.0):
+    """Several inversions of one target in one figure: a row of frames per setting, then all loss curves."""
+    first = next(iter(results.values()))
+    columns = 1 + len(first.frames)
+    size = width / columns
+    fig = plt.figure(figsize=(width, size * len(results) + 2.6), layout="constrained")
+    grid = fig.add_gridspec(len(results) + 1, columns, height_ratios=[size] * len(results) + [2.4])
+    for row, (label, result) in enumerate(results.items()):
+        pictures = [(result.target[0], "target")] + [(f, f"step {s}") for f, s in zip(result.frames, result.frame_steps)]
+        for col, (image, caption) in enumerate(pictures):
+            ax = fig.add_subplot(grid[row, col])
+            ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(caption, fontsize=8)
+            if col == 0:
+                ax.set_ylabel(label, fontsize=8)
+    plot_inversion_losses(results, ax=fig.add_subplot(grid[-1, :]))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -23,10 +23,16 @@ learned, and the discriminator's state, buffers included, is untouched.
 Each step computes gradients with ``torch.autograd.grad`` with respect to
 the trained network's parameters only, so the other network never even
 holds a ``.grad``.
+
+``precision`` picks the path (see gan_helpers.speed): ``"bf16"``, the fast
+default, runs each step's forward pass under bfloat16 autocast, entered and
+left inside the step, and computes the losses in float32; ``"fp32"`` is the
+plain float32 reference. Networks, batch size and update rules are the same.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
+
+from gan_helpers import speed
 
 METRICS = ("loss_D", "loss_G", "D_x", "D_G_z")
 
@@ -67,6 +75,7 @@ def d_step(
     opt_D: torch.optim.Optimizer,
     real: torch.Tensor,
     label_noise: float = 0.05,
+    precision: str = "bf16",
 ) -> dict[str, torch.Tensor]:
     """Point 7: one discriminator update on B real images and B fresh fakes.
 
@@ -74,21 +83,25 @@ def d_step(
     ``label_noise``; only D's weights are updated. Returns ``loss_D`` and
     the mean probabilities ``D_x`` (reals) and ``D_G_z`` (fakes), as
     0-dimensional tensors on the device (no host synchronisation).
+    ``precision`` "bf16" runs the forward passes in bfloat16, "fp32" in float32.
     """
     batch = real.shape[0]
-    with torch.no_grad():
-        fake = G(torch.randn(batch, G.latent_dim, device=real.device))
-    images = torch.cat([real, fake])
+    z = torch.randn(batch, G.latent_dim, device=real.device)
     labels = torch.cat([torch.ones(batch, device=real.device), torch.zeros(batch, device=real.device)])
     labels = jitter_labels(labels, label_noise)
-    logits = D.logits(images)
+    with speed.autocast(real.device, precision):  # bf16 forward passes on the fast path only
+        with torch.no_grad():
+            fake = G(z)
+        logits = D.logits(torch.cat([real, fake])).float()  # the loss is computed in float32
     loss_D = F.binary_cross_entropy_with_logits(logits, labels)
     _apply_gradients(loss_D, D, opt_D)
     probs = logits.detach().sigmoid()
     return {"loss_D": loss_D.detach(), "D_x": probs[:batch].mean(), "D_G_z": probs[batch:].mean()}
 
 
-def g_step(D: nn.Module, G: nn.Module, opt_G: torch.optim.Optimizer, batch: int) -> dict[str, torch.Tensor]:
+def g_step(
+    D: nn.Module, G: nn.Module, opt_G: torch.optim.Optimizer, batch: int, precision: str = "bf16"
+) -> dict[str, torch.Tensor]:
     """Point 8: one generator update on B fresh fakes labelled 1 (no label noise, no reals).
 
     Only G's weights are updated. D judges in eval mode (see the module
@@ -96,15 +109,40 @@ def g_step(D: nn.Module, G: nn.Module, opt_G: torch.optim.Optimizer, batch: int)
     a 0-dimensional tensor.
     """
     device = next(G.parameters()).device
+    z = torch.randn(batch, G.latent_dim, device=device)
     was_training = D.training
     D.eval()
     try:
-        logits = D.logits(G(torch.randn(batch, G.latent_dim, device=device)))
+        with speed.autocast(device, precision):  # bf16 forward passes on the fast path only
+            logits = D.logits(G(z)).float()  # the loss is computed in float32
     finally:
         D.train(was_training)
     loss_G = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
     _apply_gradients(loss_G, G, opt_G)
     return {"loss_G": loss_G.detach()}
+
+
+def train_step(
+    D: nn.Module,
+    G: nn.Module,
+    opt_D: torch.optim.Optimizer,
+    opt_G: torch.optim.Optimizer,
+    real: torch.Tensor,
+    *,
+    label_noise: float = 0.05,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    precision: str = "bf16",
+) -> torch.Tensor:
+    """Points 7 then 8 on one batch of real images (augmented first, if asked).
+
+    Returns ``loss_D, loss_G, D_x, D_G_z`` (:data:`METRICS`) stacked in one
+    tensor on the device, so an epoch can add them up without waiting.
+    """
+    if augment is not None:
+        real = augment(real)
+    d = d_step(D, G, opt_D, real, label_noise, precision)
+    g = g_step(D, G, opt_G, real.shape[0], precision)
+    return torch.stack([d["loss_D"], g["loss_G"], d["D_x"], d["D_G_z"]])
 
 
 def train_epoch(
@@ -117,27 +155,68 @@ def train_epoch(
     *,
     label_noise: float = 0.05,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    progress: bool = False,
+    progress: bool | tqdm = False,
+    precision: str = "bf16",
+    step: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Points 7 and 8 over the whole training set once, in a fresh random order.
 
     `images` is the whole data set as one tensor on the training device; the
     last batch may be smaller. Losses are summed on the device and read once
-    at the end, so the loop never waits for the GPU. Returns the epoch means
+    at the end, so the loop never waits for the GPU. `progress` is True for
+    a bar of this epoch's batches, or a bar to reuse (:func:`fit` keeps one
+    for the whole run, so a notebook never holds closed bars). `step` runs one batch
+    (:func:`fit` passes a prepared, possibly graph-captured one); by default
+    :func:`train_step` with the settings given here. Returns the epoch means
     of :data:`METRICS`.
     """
+    if step is None:
+        step = functools.partial(train_step, D, G, opt_D, opt_G,
+                                 label_noise=label_noise, augment=augment, precision=precision)
     order = torch.randperm(images.shape[0], device=images.device)
     totals = torch.zeros(len(METRICS), device=images.device)
     batches = order.split(batch_size)
-    for index in tqdm(batches, desc="batches", leave=False, disable=not progress):
-        real = images[index]
-        if augment is not None:
-            real = augment(real)
-        d = d_step(D, G, opt_D, real, label_noise)
-        g = g_step(D, G, opt_G, real.shape[0])
-        totals += torch.stack([d["loss_D"], g["loss_G"], d["D_x"], d["D_G_z"]])
+    bar = progress if isinstance(progress, tqdm) else tqdm(total=len(batches), desc="batches", leave=False, disable=not progress)
+    bar.reset(total=len(batches))
+    for index in batches:
+        totals += step(images[index])
+        bar.update(1)
+    if bar is not progress:
+        bar.close()
     means = (totals / len(batches)).tolist()
     return dict(zip(METRICS, means))
+
+
+def prepare_training(
+    D: nn.Module,
+    G: nn.Module,
+    opt_D: torch.optim.Optimizer,
+    opt_G: torch.optim.Optimizer,
+    images: torch.Tensor,
+    batch_size: int,
+    *,
+    label_noise: float = 0.05,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    precision: str = "bf16",
+    graphs: bool | None = None,
+) -> tuple[torch.Tensor, speed.GraphedStep]:
+    """Set up the chosen path; returns the images to train on and the step :func:`train_epoch` should run.
+
+    The fast path moves models, optimizer state and images to channels_last
+    (:func:`gan_helpers.speed.prepare`: values and state dict shapes stay the
+    same). ``graphs`` replays each full batch's step as a CUDA graph; by
+    default it is on for bf16 on CUDA. Call it after loading checkpoints.
+    """
+    if precision not in speed.PRECISIONS:
+        raise ValueError(f"precision must be one of {speed.PRECISIONS}, not {precision!r}")
+    if graphs is None:
+        graphs = precision == "bf16" and images.device.type == "cuda"
+    images = speed.prepare((D, G), (opt_D, opt_G), images, precision, graphs)
+    step = speed.GraphedStep(
+        functools.partial(train_step, D, G, opt_D, opt_G, label_noise=label_noise, augment=augment, precision=precision),
+        batch_size, models=(D, G), optimizers=(opt_D, opt_G), capture=graphs,
+    )
+    return images, step
 
 
 class TrainingDiverged(RuntimeError):
@@ -167,6 +246,8 @@ def fit(
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     hooks: Sequence[EpochHook] = (),
     progress: bool = True,
+    precision: str = "bf16",
+    graphs: bool | None = None,
 ) -> list[dict]:
     """Train from epoch ``start_epoch + 1`` to ``epochs``; call every hook after every epoch.
 
@@ -175,18 +256,23 @@ def fit(
     and logging are hooks (see gan_helpers.experiment). Raises
     :class:`TrainingDiverged` before any hook runs if a loss is not finite,
     so nothing from a broken epoch is saved. Returns every epoch's stats.
+
+    ``precision`` picks the fast path ("bf16") or the fp32 reference and
+    ``graphs`` whether full batches replay as a CUDA graph (see
+    :func:`prepare_training`). Load checkpoints before calling; the learning
+    rates are fixed for the whole call.
     """
     D.train()
     G.train()
+    images, step = prepare_training(D, G, opt_D, opt_G, images, batch_size, label_noise=label_noise,
+                                    augment=augment, precision=precision, graphs=graphs)
     history = []
     bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", unit="epoch", disable=not progress)
+    batches = tqdm(total=math.ceil(images.shape[0] / batch_size), desc="batches", unit="batch", disable=not progress)
     try:
         for epoch in range(start_epoch + 1, epochs + 1):
             started = time.perf_counter()
-            stats = train_epoch(
-                D, G, opt_D, opt_G, images, batch_size,
-                label_noise=label_noise, augment=augment, progress=progress,
-            )
+            stats = train_epoch(D, G, opt_D, opt_G, images, batch_size, progress=batches, step=step)
             stats = {"epoch": epoch, **stats, "seconds": round(time.perf_counter() - started, 3)}
             if not all(math.isfinite(stats[name]) for name in METRICS):
                 raise TrainingDiverged(epoch, {name: stats[name] for name in METRICS})
@@ -196,5 +282,6 @@ def fit(
             bar.update(1)
             bar.set_postfix(loss_D=f"{stats['loss_D']:.3f}", loss_G=f"{stats['loss_G']:.3f}")
     finally:
+        batches.close()
         bar.close()
     return history

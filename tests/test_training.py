@@ -6,7 +6,16 @@ import pytest
 import torch
 
 from gan_helpers.models import Discriminator, TransposedConvGenerator, UpsamplingGenerator
-from gan_helpers.training import TrainingDiverged, d_step, fit, g_step, jitter_labels, train_epoch
+from gan_helpers.training import TrainingDiverged, d_step, fit, g_step, jitter_labels, train_epoch, train_step
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One CPU thread: on a shared 2-core machine two threads per test process run several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def params(model):
@@ -120,3 +129,32 @@ def test_fit_stops_on_non_finite_loss_before_hooks_run():
         fit(D, G, opt_D, opt_G, torch.rand(2, 3, 64, 64), epochs=2, batch_size=2,
             hooks=[lambda e, s: calls.append(e)], progress=False)
     assert calls == []
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_train_step_runs_both_steps_and_stacks_the_metrics(precision):
+    G, D, opt_G, opt_D = make(TransposedConvGenerator)
+    G_before, D_before = params(G), params(D)
+    out = train_step(D, G, opt_D, opt_G, torch.rand(2, 3, 64, 64), precision=precision)
+    assert out.shape == (4,) and out.dtype == torch.float32
+    assert changed(G_before, params(G)) and changed(D_before, params(D))
+    assert 0 < out[2] < 1 and 0 < out[3] < 1  # D_x and D_G_z are probabilities
+
+
+def test_train_epoch_runs_a_given_step_per_batch():
+    G, D, opt_G, opt_D = make(TransposedConvGenerator)
+    sizes = []
+
+    def step(real):
+        sizes.append(real.shape[0])
+        return torch.tensor([1.0, 2.0, 0.5, 0.25])
+
+    stats = train_epoch(D, G, opt_D, opt_G, torch.rand(5, 3, 64, 64), batch_size=2, step=step)
+    assert sizes == [2, 2, 1]
+    assert stats == {"loss_D": 1.0, "loss_G": 2.0, "D_x": 0.5, "D_G_z": 0.25}
+
+
+def test_fit_rejects_an_unknown_precision():
+    G, D, opt_G, opt_D = make(TransposedConvGenerator)
+    with pytest.raises(ValueError, match="precision"):
+        fit(D, G, opt_D, opt_G, torch.rand(2, 3, 64, 64), epochs=1, batch_size=2, progress=False, precision="fp16")

@@ -1,0 +1,327 @@
+"""The fast training path (bf16, channels_last, CUDA graphs) against the fp32 reference."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import warnings
+
+import pytest
+import torch
+
+from gan_helpers import speed
+from gan_helpers.augment import BatchAugment
+from gan_helpers.models import Discriminator, build_generator
+from gan_helpers.training import d_step, fit, g_step, train_step
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One CPU thread: on a shared 2-core machine two threads per test process run several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make(kind="transposed", device="cpu", seed=0):
+    torch.manual_seed(seed)
+    G, D = build_generator(kind).to(device), Discriminator().to(device)
+    opt_G = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.5, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), lr=1e-5, betas=(0.5, 0.999))
+    return D, G, opt_D, opt_G
+
+
+def smooth_images(count, device="cpu"):
+    coarse = torch.rand(count, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    return torch.nn.functional.interpolate(coarse, size=(64, 64), mode="bicubic").clamp(0, 1).to(device)
+
+
+def state(D, G, opt_D, opt_G):
+    """Everything training changes, as plain values (through a checkpoint-like round trip)."""
+    buffer = io.BytesIO()
+    torch.save({"D": D.state_dict(), "G": G.state_dict(), "opt_D": opt_D.state_dict(), "opt_G": opt_G.state_dict()}, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+def assert_same_state(a, b):
+    for net in ("D", "G"):
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs"
+    for opt in ("opt_D", "opt_G"):
+        for index, entry in a[opt]["state"].items():
+            for key, value in entry.items():
+                assert torch.equal(value, b[opt]["state"][index][key]), f"{opt} state {index}.{key} differs"
+
+
+def test_setup_sets_threads_and_keeps_freed_memory():
+    applied = speed.setup("cpu", threads=1)  # the fixture puts the thread count back
+    assert torch.get_num_threads() == 1 and applied["threads"] == 1
+    assert applied["keep_freed_memory"] is (speed._glibc() is not None)
+
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def has_mallinfo2() -> bool:
+    try:
+        return hasattr(ctypes.CDLL(None), "mallinfo2")
+    except (OSError, TypeError):
+        return False
+
+
+@pytest.mark.skipif(not has_mallinfo2(), reason="needs glibc 2.33 or later")
+def test_large_blocks_come_from_the_reusable_heap_not_fresh_mappings():
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.mallinfo2.restype = MallInfo2
+    size = 2 << 30  # larger than any free heap block; never touched, so it costs no memory
+
+    def mapped_bytes_while_holding_a_large_block():
+        block = libc.malloc(size)
+        try:
+            return libc.mallinfo2().hblkhd
+        finally:
+            libc.free(block)
+
+    try:
+        speed.keep_freed_memory(False)
+        assert mapped_bytes_while_holding_a_large_block() >= size  # glibc's usual way: a fresh mapping
+        speed.keep_freed_memory(True)
+        assert mapped_bytes_while_holding_a_large_block() < size  # from the heap, kept for reuse
+    finally:
+        speed.keep_freed_memory(True)
+
+
+def test_autocast_only_on_the_fast_path():
+    layer = torch.nn.Linear(4, 4)
+    with speed.autocast(torch.device("cpu"), "fp32"):
+        assert not torch.is_autocast_enabled("cpu")
+        assert layer(torch.rand(2, 4)).dtype == torch.float32
+    with speed.autocast(torch.device("cpu"), "bf16"):
+        assert layer(torch.rand(2, 4)).dtype == torch.bfloat16
+    assert not torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+def test_steps_compute_in_the_chosen_precision_and_return_fp32_losses(precision, dtype):
+    D, G, opt_D, opt_G = make()
+    seen = []
+    D.classifier[2].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    G.to_rgb[0].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    d = d_step(D, G, opt_D, torch.rand(2, 3, 64, 64), precision=precision)
+    g = g_step(D, G, opt_G, 2, precision=precision)
+    assert seen == [dtype] * 4  # G then D in each step
+    assert all(v.dtype == torch.float32 for v in [*d.values(), *g.values()])
+    assert all(p.dtype == torch.float32 for p in [*D.parameters(), *G.parameters()])
+    assert not torch.is_autocast_enabled("cpu")
+
+
+def test_an_enclosing_autocast_context_changes_nothing():
+    """Autocast is entered inside each step without a cast cache, so stale bf16 weights cannot leak across steps."""
+    results = []
+    for outer in (False, True):
+        D, G, opt_D, opt_G = make()
+        real = smooth_images(1)
+        torch.manual_seed(3)
+        with torch.autocast("cpu", enabled=False) if outer else contextlib.nullcontext():
+            for _ in range(3):
+                out = train_step(D, G, opt_D, opt_G, real, precision="bf16")
+        results.append((out, state(D, G, opt_D, opt_G)))
+    assert torch.equal(results[0][0], results[1][0])
+    assert_same_state(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("kind", ["transposed", "upsampling"])
+def test_bf16_tracks_fp32(kind):
+    """bf16's epoch means stay within 0.01 of fp32's over 3 steps from the same seed, at the spec's learning rates.
+
+    Both paths draw the same random numbers (noise, label jitter, dropout,
+    augmentation). bf16 keeps 8 significant bits, a relative rounding of
+    about 0.2 % per value, and accumulates in float32; the measured
+    differences are at most about 2.3e-3 in the losses and probabilities
+    (both generators). 0.01 leaves room for other CPUs' kernels, while a real
+    fault on one path moves these numbers further: a discriminator that
+    never learns is off by about 0.04 after the same 3 steps (checked below).
+    """
+    K = ("loss_D", "loss_G", "D_x", "D_G_z")
+
+    def history(precision, lr_d=1e-5):
+        D, G, opt_D, opt_G = make(kind)
+        opt_D.param_groups[0]["lr"] = lr_d
+        return fit(D, G, opt_D, opt_G, smooth_images(2), epochs=3, batch_size=2,
+                   augment=BatchAugment(), progress=False, precision=precision)
+
+    reference, fast, broken = history("fp32"), history("bf16"), history("bf16", lr_d=0.0)
+    for ref, got in zip(reference, fast):
+        for name in K:
+            assert got[name] == pytest.approx(ref[name], abs=0.01), name
+    assert max(abs(ref[name] - bad[name]) for ref, bad in zip(reference, broken) for name in K) > 0.02
+
+
+def test_prepare_changes_layout_only():
+    D, G, opt_D, opt_G = make("upsampling")
+    train_step(D, G, opt_D, opt_G, smooth_images(1), precision="fp32")  # optimizer state exists
+    before = state(D, G, opt_D, opt_G)
+    images = smooth_images(3)
+    same = speed.prepare((D, G), (opt_D, opt_G), images, "fp32")
+    assert same is images and not G.to_rgb[0].weight.is_contiguous(memory_format=torch.channels_last)
+    prepared = speed.prepare((D, G), (opt_D, opt_G), images, "bf16")
+    assert prepared.is_contiguous(memory_format=torch.channels_last) and torch.equal(prepared, images)
+    for model in (D, G):
+        for param in model.parameters():
+            if param.dim() == 4:
+                assert param.is_contiguous(memory_format=torch.channels_last)
+                for value in (opt_D.state.get(param) or opt_G.state[param]).values():
+                    if value.shape == param.shape:
+                        assert value.stride() == param.stride()
+    after = state(D, G, opt_D, opt_G)
+    assert_same_state(before, after)  # same values, same shapes
+    fresh_D, fresh_G, fresh_opt_D, fresh_opt_G = make("upsampling", seed=1)
+    fresh_D.load_state_dict(after["D"])
+    fresh_G.load_state_dict(after["G"])
+    fresh_opt_G.load_state_dict(after["opt_G"])
+    assert torch.equal(fresh_G.to_rgb[0].weight, G.to_rgb[0].weight)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_optimizer_state_from_a_graphed_run_trains_on_the_cpu(precision):
+    """A CUDA-graph run saves capturable Adam groups; prepare() sets the flags of the path that loads them."""
+    D, G, opt_D, opt_G = make()
+    train_step(D, G, opt_D, opt_G, smooth_images(1), precision="fp32")
+    for group in opt_D.param_groups + opt_G.param_groups:
+        group["capturable"], group["foreach"] = True, True  # as saved by a graphed run
+    saved = state(D, G, opt_D, opt_G)
+    D, G, opt_D, opt_G = make(seed=1)
+    for obj, key in ((D, "D"), (G, "G"), (opt_D, "opt_D"), (opt_G, "opt_G")):
+        obj.load_state_dict(saved[key])
+    speed.prepare((D, G), (opt_D, opt_G), smooth_images(1), precision)
+    assert not any(group["capturable"] for group in opt_D.param_groups + opt_G.param_groups)
+    train_step(D, G, opt_D, opt_G, smooth_images(1), precision=precision)  # capturable Adam would refuse CPU tensors
+
+
+def test_fast_path_resumes_exactly():
+    """Two epochs in one go equal one epoch, a checkpoint round trip into fresh networks, and one more."""
+    images = smooth_images(3)  # batches of 2 and 1: the short batch runs too
+
+    def train(epochs, start=None):
+        D, G, opt_D, opt_G = make("upsampling", seed=0 if start is None else 7)
+        if start is not None:
+            D.load_state_dict(start["D"])
+            G.load_state_dict(start["G"])
+            opt_D.load_state_dict(start["opt_D"])
+            opt_G.load_state_dict(start["opt_G"])
+            torch.set_rng_state(start["rng"])
+        else:
+            torch.manual_seed(5)
+        history = fit(D, G, opt_D, opt_G, images, epochs=epochs, start_epoch=0 if start is None else 1,
+                      batch_size=2, augment=BatchAugment(), progress=False, precision="bf16")
+        return history, {**state(D, G, opt_D, opt_G), "rng": torch.get_rng_state()}
+
+    whole, whole_state = train(2)
+    first, checkpoint = train(1)
+    second, resumed_state = train(2, start=checkpoint)
+    assert [h["loss_D"] for h in whole] == [first[0]["loss_D"], second[0]["loss_D"]]
+    assert_same_state(whole_state, resumed_state)
+    assert torch.equal(whole_state["rng"], resumed_state["rng"])
+
+
+@pytest.mark.parametrize("stepped", [False, True])
+def test_warm_up_then_restore_leaves_no_trace(stepped):
+    """What GraphedStep does before capturing: warm-up steps, then everything back exactly, Adam state included."""
+    real = smooth_images(1)
+    twins = [make(), make()]
+    if stepped:  # optimizer state exists before the warm-up, as after a resume
+        for twin in twins:
+            torch.manual_seed(1)
+            train_step(*twin, real, precision="bf16")
+
+    def two_steps(twin):
+        return torch.stack([train_step(*twin, real, augment=BatchAugment(), precision="bf16") for _ in range(2)])
+
+    torch.manual_seed(2)
+    expected = two_steps(twins[0])
+    torch.manual_seed(2)
+    models, optimizers = twins[1][:2], twins[1][2:]
+    saved = speed.snapshot(models, optimizers)
+    two_steps(twins[1])  # the warm-up
+    speed.restore(saved, models, optimizers)
+    outputs = [expected, two_steps(twins[1])]
+    assert torch.equal(outputs[0], outputs[1])
+    assert_same_state(state(*twins[0]), state(*twins[1]))
+
+
+def test_graphed_step_runs_eagerly_without_capture():
+    calls = []
+
+    def step_fn(real):
+        calls.append(real.shape[0])
+        return real.sum()
+
+    step = speed.GraphedStep(step_fn, 2, [], [], capture=False)
+    assert step(torch.ones(2, 3)) == 6 and step(torch.ones(1, 3)) == 3
+    assert calls == [2, 1] and step.graph is None
+
+
+def test_failed_capture_falls_back_to_the_same_eager_training():
+    """Asked for graphs where none can be captured (here: batches on the CPU), the step warns and trains as eagerly."""
+    results = []
+    for capture in (False, True):
+        D, G, opt_D, opt_G = make()
+        step = speed.GraphedStep(lambda real: train_step(D, G, opt_D, opt_G, real, precision="bf16"),
+                                 1, (D, G), (opt_D, opt_G), capture=capture)
+        torch.manual_seed(4)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            outputs = torch.stack([step(smooth_images(1)) for _ in range(2)])
+        assert any("graph capture failed" in str(w.message) for w in caught) == capture
+        results.append((outputs, state(D, G, opt_D, opt_G)))
+    assert torch.equal(results[0][0], results[1][0])
+    assert_same_state(results[0][1], results[1][1])
+
+
+@CUDA
+def test_cuda_graphs_match_eager_and_resume_exactly():
+    images = smooth_images(5, "cuda")  # batches of 2, 2 and a short 1 (eager)
+    speed.setup("cuda")
+
+    def train(graphs, epochs, start=None):
+        D, G, opt_D, opt_G = make("upsampling", "cuda")
+        if start is not None:
+            for obj, key in ((D, "D"), (G, "G"), (opt_D, "opt_D"), (opt_G, "opt_G")):
+                obj.load_state_dict(start[key])
+            torch.cuda.set_rng_state(start["rng"])
+        else:
+            torch.manual_seed(5)
+        history = fit(D, G, opt_D, opt_G, images, epochs=epochs, start_epoch=0 if start is None else 1, batch_size=2,
+                      augment=BatchAugment(), progress=False, precision="bf16", graphs=graphs)
+        return history, {**state(D, G, opt_D, opt_G), "rng": torch.cuda.get_rng_state()}
+
+    eager, _ = train(False, 2)
+    graphed, graphed_state = train(True, 2)
+    for a, b in zip(eager, graphed):
+        for name in ("loss_D", "loss_G", "D_x", "D_G_z"):
+            assert b[name] == pytest.approx(a[name], abs=0.01)
+    first, checkpoint = train(True, 1)
+    second, resumed_state = train(True, 2, start=checkpoint)
+    assert [h["loss_D"] for h in graphed] == [first[0]["loss_D"], second[0]["loss_D"]]
+    assert_same_state(graphed_state, resumed_state)
+
+
+@CUDA
+def test_a_step_never_waits_for_the_gpu():
+    D, G, opt_D, opt_G = make("upsampling", "cuda")
+    real = smooth_images(2, "cuda")
+    train_step(D, G, opt_D, opt_G, real, augment=BatchAugment())  # lazy initialisation may synchronise once
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        train_step(D, G, opt_D, opt_G, real, augment=BatchAugment())
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
