@@ -62,9 +62,14 @@ def plot_losses(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[st
         epochs = [m["epoch"] for m in metrics]
         ax.plot(epochs, [m["loss_D"] for m in metrics], color=color, linestyle="-", marker="." if len(epochs) < 30 else None, label=f"{label}: loss_D")
         ax.plot(epochs, [m["loss_G"] for m in metrics], color=color, linestyle="--", marker="." if len(epochs) < 30 else None, label=f"{label}: loss_G")
+    return _epoch_axes(ax, "mean binary cross entropy")
+
+
+def _epoch_axes(ax, ylabel: str):
+    """Whole epochs along x, a label on y, a light grid and a small legend."""
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("mean binary cross entropy")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return ax
@@ -168,12 +173,7 @@ def plot_verdicts(run_dirs: dict[str, str | Path], ax=None):
         line, = ax.plot(epochs, [m["D_x"] for m in metrics], label=f"{label}: D(x), real")
         ax.plot(epochs, [m["D_G_z"] for m in metrics], linestyle="--", color=line.get_color(), label=f"{label}: D(G(z)), fake")
     ax.set_ylim(0, 1)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("mean probability 'real'")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    return ax
+    return _epoch_axes(ax, "mean probability 'real'")
 
 
 def plot_step_trace(trace: dict[str, list[float]], ax=None):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 
@@ -23,3 +24,12 @@ def write_image_folder(folder: Path, count: int, seed: int = 0) -> Path:
 def tiny_data(tmp_path: Path) -> Path:
     """A prepared data set of 8 images."""
     return write_image_folder(tmp_path / "tiny", 8)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One CPU thread per test: tiny tensors on a shared 2-core machine run several times slower with two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -25,13 +25,6 @@ from gan_helpers.models import build_generator
 FAST = dict(nhoods_per_image=16, directions=16, repeats=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread spares OpenMP's spin-waits, which cost 10x on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class ToyGenerator(nn.Module):

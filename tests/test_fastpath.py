@@ -18,13 +18,6 @@ from gan_helpers.training import d_step, fit, g_step, train_step
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread: on a shared 2-core machine two threads per test process run several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make(kind="transposed", device="cpu", seed=0):

@@ -28,13 +28,6 @@ from gan_helpers.quality import (
 FAST = dict(nhoods_per_image=32, directions=32, repeats=2)  # ProGAN uses 128, 128 and 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread spares OpenMP's spin-waits, which cost 10x on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

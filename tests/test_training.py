@@ -9,13 +9,6 @@ from gan_helpers.models import Discriminator, TransposedConvGenerator, Upsamplin
 from gan_helpers.training import TrainingDiverged, d_step, fit, g_step, jitter_labels, train_epoch, train_step
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread: on a shared 2-core machine two threads per test process run several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def params(model):
