@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_image_folder
+from image_folders import write_image_folder
 
 from gan_helpers import results, runs
 from gan_helpers.config import TrainConfig
