@@ -39,7 +39,7 @@ class TrainConfig:
     generator: str = _knob("transposed", "transposed (point 2) or upsampling (point 11)", choices=GENERATOR_KINDS)
     epochs: int = _knob(100, "train until this many epochs in total (a resumed run continues up to it)", "schedule")
     batch_size: int = _knob(8, "real images per discriminator step; as many fakes join them (point 7)")
-    sample_every: int = _knob(10, "sample grid and quality numbers every this many epochs (and at the last)", "schedule")
+    sample_every: int = _knob(10, "sample grid and quality numbers every this many epochs (and at every checkpoint)", "schedule")
     save_every: int = _knob(50, "full checkpoint every this many epochs (and at the last); never overwritten", "schedule")
     lr_d: float = _knob(1e-5, "discriminator Adam learning rate; very low on purpose (point 7)", "tunable")
     lr_g: float = _knob(1e-4, "generator Adam learning rate", "tunable")
@@ -96,8 +96,6 @@ class TrainConfig:
             raise UserError(f"rotate_degrees must be below 45 (the spec asks for a very small angle), not {self.rotate_degrees!r}.")
         if self.max_images is not None and self.max_images < 1:
             raise UserError(f"max_images must be at least 1 or None, not {self.max_images!r}.")
-        if self.save_every % self.sample_every:
-            raise UserError(f"save_every ({self.save_every}) must be a multiple of sample_every ({self.sample_every}), so every checkpoint has its grid and quality numbers.")
         if self.quality_samples < 0 or self.quality_samples == 1:
             raise UserError(f"quality_samples must be 0 (no quality numbers) or at least 2, not {self.quality_samples!r}.")
         if self.threads < 0:
