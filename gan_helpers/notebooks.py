@@ -22,7 +22,6 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import nbformat
 
 from gan_helpers.errors import UserError
 from gan_helpers.history import duration
@@ -40,6 +39,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 def inject(profile: str, out_dir: str | Path, data: str | Path | None = None, notebooks: Sequence[str] | None = None) -> list[Path]:
     """Write parameterised copies of the notebooks into `out_dir` without running them (for nbval)."""
+    import nbformat
     import papermill
 
     stems = _check_stems(notebooks)

@@ -24,9 +24,6 @@ import difflib
 import os
 from pathlib import Path
 
-import nbformat
-import yaml
-
 from gan_helpers.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.paths import PROJECT_ROOT, shown
@@ -66,7 +63,7 @@ def notebook_path(stem: str) -> Path:
     return NOTEBOOK_DIR / f"{stem}.ipynb"
 
 
-def parameters_cell(nb: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
+def parameters_cell(nb, name: str = "notebook"):
     """The notebook's one code cell tagged ``parameters``."""
     cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
     if len(cells) != 1:
@@ -76,6 +73,8 @@ def parameters_cell(nb: nbformat.NotebookNode, name: str = "notebook") -> nbform
 
 def notebook_parameters(path: str | Path) -> dict[str, object]:
     """The names the ``parameters`` cell assigns, with their default values (plain literals)."""
+    import nbformat  # here, not at import: jsonschema's validators take seconds to load, and --help needs none
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{shown(path)} does not exist; a parameter set names a notebook that is not there.")
@@ -98,6 +97,8 @@ def notebook_parameters(path: str | Path) -> dict[str, object]:
 
 def read_profile(name: str) -> dict[str, dict]:
     """The raw parameter set: {"train": {...}, notebook stem: {...}}, its shape checked."""
+    import yaml
+
     path = PARAMS_DIR / f"{name}.yaml"
     if not path.is_file():
         raise UserError(f"there is no parameter set {name!r} ({shown(path)}); use one of: {', '.join(profile_names()) or 'none'}.")
