@@ -32,10 +32,21 @@ COMMANDS = {
 _FLAG_TYPES = {"int": int, "float": float, "str": str}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand; given `argv`, only the module of the command it names is imported.
+
+    Importing a command module can take seconds (torch), so ``python -m
+    gan_helpers train --help`` loads the train command alone; the other
+    subcommands are still known by name. Without a command in `argv` every
+    module is imported, for the list of commands with their help.
+    """
+    chosen = next((word for word in argv or () if word in COMMANDS), None)
     parser = argparse.ArgumentParser(prog="python -m gan_helpers", description="DCGAN lab helpers.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
+        if chosen is not None and name != chosen:
+            sub.add_parser(name)
+            continue
         module = importlib.import_module(module_name)
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
@@ -80,5 +91,6 @@ def guarded(run, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     return guarded(args._run, args)

@@ -182,3 +182,11 @@ def test_committed_notebooks_carry_full_language_metadata_and_no_outputs():
         raw = json.loads(profiles.notebook_path(stem).read_text())
         assert raw["metadata"]["language_info"]["file_extension"] == ".py"
         assert all(not c.get("outputs") and not c.get("execution_count") for c in raw["cells"] if c["cell_type"] == "code")
+
+
+def test_a_subcommand_loads_only_its_own_module(tmp_path):
+    """`python -m gan_helpers data --help` must not pay for importing torch through the train command."""
+    code = ("import sys; from gan_helpers.cli import build_parser; build_parser(['data', '--help']); "
+            "print('torch' in sys.modules, 'gan_helpers.experiment' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["False", "False"], result.stderr
