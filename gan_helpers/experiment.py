@@ -8,7 +8,8 @@ the quality numbers (``quality.jsonl``, :mod:`gan_helpers.evaluate`); every ``sa
 
 :func:`lab_runs` is how notebooks 03–06 find their runs: by the settings
 that make runs the same (:meth:`TrainConfig.identity`), never by "the newest
-run", so every notebook of one profile sees the same two folders.
+run", so every notebook of one profile sees the same two folders; for the
+full profile a shipped result may stand in for them (gan_helpers.shipped).
 """
 
 from __future__ import annotations
@@ -86,8 +87,15 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     return run_dir
 
 
-def find_run(config: TrainConfig) -> Path | None:
-    """The newest run in ``config.runs_dir`` with the same identity as `config` and a checkpoint, if any."""
+def find_run(config: TrainConfig, source: str | None = None) -> Path | None:
+    """The folder the lab reads for `config`: the shipped result that replaces training, if any
+    (:func:`gan_helpers.shipped.shipped_result`), else the newest run in ``config.runs_dir`` with the
+    same identity as `config` and a checkpoint, else None."""
+    from gan_helpers.shipped import shipped_result
+
+    result = shipped_result(config, source, say=None)
+    if result is not None:
+        return result
     wanted = config.identity()
     for run_dir in reversed(runs.find_runs(from_root(config.runs_dir), config.generator)):
         saved = runs.read_config(run_dir)
@@ -96,18 +104,26 @@ def find_run(config: TrainConfig) -> Path | None:
     return None
 
 
-def lab_run(config: TrainConfig, generator: str) -> Path:
-    """The experiment's run of one generator: reused, continued or started.
+def lab_run(config: TrainConfig, generator: str, source: str | None = None) -> Path:
+    """The experiment's run of one generator: a shipped result, or a run reused, continued or started.
 
-    A finished run with the same identity (every setting but the schedule:
-    epochs, sample/save intervals, device, …) is returned untouched; an
-    unfinished one is resumed up to ``config.epochs``; otherwise a new run
-    starts. An interrupted notebook or report build therefore picks up where
-    it stopped, and two runs differing in one training setting are never
-    confused.
+    `source` (default ``$LAB_SOURCE``, else auto) decides whether a shipped
+    result (``results/reference/<generator>``) stands in for training; see
+    :mod:`gan_helpers.shipped`. Otherwise a finished run with the same
+    identity (every setting but the schedule: epochs, sample/save intervals,
+    device, …) is returned untouched; an unfinished one is resumed up to
+    ``config.epochs``; otherwise a new run starts. An interrupted notebook or
+    report build therefore picks up where it stopped, and two runs differing
+    in one training setting are never confused.
     """
+    from gan_helpers.shipped import shipped_result
+
     config = config.replace(generator=generator)
-    run_dir = find_run(config)
+    result = shipped_result(config, source)
+    if result is not None:
+        print(f"Using the shipped result {shown(result)} (trained elsewhere; LAB_SOURCE=train trains here instead)")
+        return result
+    run_dir = find_run(config, "train")
     if run_dir is None:
         return train(config)
     last = max(runs.checkpoints(run_dir))
@@ -118,9 +134,9 @@ def lab_run(config: TrainConfig, generator: str) -> Path:
     return train(resume=run_dir, **schedule)
 
 
-def lab_runs(config: TrainConfig, generators=GENERATOR_KINDS) -> dict[str, Path]:
-    """The experiment's runs, one per generator kind: ``{"transposed": Path, "upsampling": Path}``."""
-    return {kind: lab_run(config, kind) for kind in generators}
+def lab_runs(config: TrainConfig, generators=GENERATOR_KINDS, source: str | None = None) -> dict[str, Path]:
+    """The experiment's runs (or shipped results), one per generator kind: ``{"transposed": Path, "upsampling": Path}``."""
+    return {kind: lab_run(config, kind, source) for kind in generators}
 
 
 def _resume(target: Path, overrides: dict) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gan_helpers import runs
 from gan_helpers.errors import UserError
-from gan_helpers.paths import from_root
+from gan_helpers.paths import from_root, shown
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 
@@ -44,8 +44,14 @@ def device_used(run_dir: Path, config: dict) -> str:
     """The device a run trained on: its setting, resolved for 'auto' from its newest checkpoint.
 
     A checkpoint carries CUDA random-number states exactly when CUDA was
-    available, and 'auto' picks CUDA exactly then.
+    available, and 'auto' picks CUDA exactly then. A shipped result's
+    provenance.json names the machine it was trained on.
     """
+    if runs.is_shipped(run_dir):
+        from gan_helpers.provenance import read_provenance
+
+        env = read_provenance(run_dir).get("environment", {})
+        return f"{env.get('device', '?')} ({env.get('device_name') or 'unrecorded'})"
     setting = config.get("device", "?")
     if setting != "auto":
         return setting
@@ -79,7 +85,7 @@ def tail(metrics: Sequence[dict], fraction: float = TAIL) -> list[dict]:
 
 
 def samples_at(run_dir: str | Path, epoch: int) -> "torch.Tensor":
-    """The fixed-noise samples of the generator saved at `epoch` (eval mode, CPU, fp32)."""
+    """The fixed-noise samples of the generator saved at `epoch` (eval mode, CPU, fp32), of a run or a shipped result."""
     from gan_helpers.models import generate
 
     saved = runs.checkpoints(run_dir)
@@ -95,9 +101,12 @@ def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
     "End" values are means over the last `tail` fraction of the epochs (at
     least one epoch), so one noisy epoch does not decide them. Balance is
     the mean of |loss_D - loss_G| and of loss_G / loss_D over the same epochs.
+    A shipped result (gan_helpers.results) is summarised the same way, named
+    by its path, with its data folder as seen from this project.
     """
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
+    shipped = runs.is_shipped(run_dir)
     metrics = runs.read_metrics(run_dir)
     problems = []
     epochs = [m.get("epoch") for m in metrics]
@@ -131,11 +140,15 @@ def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
     end_D = [m.get("loss_D", math.nan) for m in end]
     end_G = [m.get("loss_G", math.nan) for m in end]
     data = config.get("data", "")
+    if shipped and data:
+        from gan_helpers.provenance import data_key, read_provenance
+
+        data = data_key(data, read_provenance(run_dir).get("project_root") or from_root("."))  # trained on another machine
     images = count_images(data) if data else None
     if images is not None and config.get("max_images"):
         images = min(images, config["max_images"])
     return {
-        "run": run_dir.name,
+        "run": shown(run_dir) if shipped else run_dir.name,
         "generator": config.get("generator", "?"),
         "epochs": last_epoch,
         "planned_epochs": config.get("epochs"),

@@ -68,6 +68,9 @@ def load_target_image(path: str | Path) -> torch.Tensor:
 def save_latent(result: Inversion, run_dir: str | Path, epoch: int, name: str) -> Path:
     """Store a found vector as ``run_dir/latents/epoch-NNNNNN-<name>.pt`` and return the path.
 
+    For a shipped result (``results/NAME/GENERATOR``, tracked by git) the
+    folder is ``runs/shipped/NAME/GENERATOR/latents/`` instead
+    (:func:`gan_helpers.shipped.work_dir`): nothing is written into results/.
     The file holds the vector, its final error, the loss curve, the
     settings and the evolution frames (as 8-bit images); a PNG of the same
     name shows the target and the evolution in one row (point 13: save the
@@ -75,8 +78,13 @@ def save_latent(result: Inversion, run_dir: str | Path, epoch: int, name: str) -
     vector again returns the existing file, a different one gets the next
     free ``-vN`` name.
     """
+    shipped = runs.is_shipped(run_dir)
+    if shipped:
+        from gan_helpers.shipped import work_dir
+
+        run_dir = work_dir(run_dir)
     folder = Path(run_dir) / "latents"
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=shipped, exist_ok=True)
     stem = f"epoch-{epoch:06d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('_') or 'latent'}"
     record = {
         "z": result.z, "final_mse": result.final_mse, "losses": result.losses, "epoch": epoch,
@@ -107,11 +115,19 @@ def choose_checkpoint(run_dir: str | Path, epoch: int = -1) -> tuple[int, Path, 
     Returns (epoch, path, the numbers behind the choice or None). The choice
     is :func:`gan_helpers.evaluate.best_epoch`: the lowest SWD among
     checkpoint epochs, ties within SWD's own spread broken by fewer near
-    copies of training images.
+    copies of training images. A shipped result made that choice among all
+    of its run's checkpoints when it was exported; its provenance.json says
+    which epoch and why.
     """
     from gan_helpers.evaluate import best_epoch, read_quality
 
     saved = runs.checkpoints(run_dir)
+    if epoch == -1 and runs.is_shipped(run_dir):
+        from gan_helpers.provenance import read_provenance
+
+        chosen = read_provenance(run_dir).get("epochs", {})
+        if chosen.get("best") in saved:
+            return chosen["best"], saved[chosen["best"]], chosen.get("best_numbers") or None
     if epoch == -1 and saved and {r["epoch"] for r in read_quality(run_dir)} & set(saved):
         chosen, numbers = best_epoch(run_dir)
         return chosen, saved[chosen], numbers

@@ -11,7 +11,8 @@ half. A run folder is built under its bare number (``00007``) and renamed to
 ``00007-<tag>`` only when complete; a bare-number folder is an interrupted
 start and may be deleted. Checkpoints and the fixed noise are read and
 checked in gan_helpers.checkpoints (``runs.load_checkpoint`` and friends
-still work).
+still work); :func:`checkpoints` and :func:`load_generator` also read a
+shipped result's generator weights (gan_helpers.results), so notebooks read both alike.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from gan_helpers.errors import UserError
 _RUN_NAME = re.compile(r"^(\d{5})-")
 _NUMBERED = re.compile(r"^(\d{5})(?:-|$)")  # run folders and numbers being claimed
 _EPOCH_FILE = re.compile(r"^epoch-(\d{6})\.(pt|png)$")
-_CHECKPOINT_NAMES = ("save_checkpoint", "load_checkpoint", "load_training_state", "load_generator", "save_fixed_noise", "load_fixed_noise")
+_CHECKPOINT_NAMES = ("save_checkpoint", "load_checkpoint", "load_training_state", "save_fixed_noise", "load_fixed_noise")
 
 
 def __getattr__(name: str):
@@ -276,9 +277,31 @@ def truncate_metrics(run_dir: str | Path, last_epoch: int) -> None:
 # ---- saved files by epoch ------------------------------------------------------------------
 
 
+def is_shipped(folder: str | Path) -> bool:
+    """Whether `folder` is a shipped result (``provenance.json`` and ``generator/``), not a run folder."""
+    folder = Path(folder)
+    return (folder / "provenance.json").is_file() and (folder / "generator").is_dir() and not (folder / "checkpoints").is_dir()
+
+
 def checkpoints(run_dir: str | Path) -> dict[int, Path]:
-    """Saved checkpoints by epoch, in epoch order."""
-    return _epoch_files(Path(run_dir) / "checkpoints", "pt")
+    """Saved checkpoints by epoch, in epoch order; of a shipped result, its generator weights files."""
+    return _epoch_files(Path(run_dir) / ("generator" if is_shipped(run_dir) else "checkpoints"), "pt")
+
+
+def load_generator(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """The generator of a checkpoint (or of a run's newest one) in eval mode, and what was loaded.
+
+    A run's checkpoint: :func:`gan_helpers.checkpoints.load_generator`, with the full training state. A shipped
+    result's weights file (or folder: its last epoch): float32, with ``{"epoch", "config", "G"}`` (gan_helpers.shipped).
+    """
+    path = Path(checkpoint)
+    if is_shipped(path if path.is_dir() else path.parent.parent):
+        from gan_helpers.shipped import load_shipped
+
+        return load_shipped(path, device)
+    from gan_helpers.checkpoints import load_generator as load_checkpointed
+
+    return load_checkpointed(path, device)
 
 
 def samples(run_dir: str | Path) -> dict[int, Path]:

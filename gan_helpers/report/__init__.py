@@ -1,14 +1,17 @@
 """The lab report (``python -m gan_helpers report``): execute notebooks 01–06, merge them, render report/lab_report.pdf.
 
-    python -m gan_helpers report [--profile smoke|quick|full] [--data DIR] [--render-only]
+    python -m gan_helpers report [--profile smoke|quick|full] [--data DIR] [--render-only] [--source auto|shipped|train]
 
 The executed notebooks land in ``build/<profile>/``; the merged notebook and
-the files of the rendering in ``build/<profile>/report/``. The modules:
+the files of the rendering in ``build/<profile>/report/``. With the full
+profile, a shipped result in ``results/reference/`` stands in for training
+when it fits (:mod:`gan_helpers.shipped`). The modules:
 :mod:`~gan_helpers.report.reading` (title page settings, notebooks, point
 headings), :mod:`~gan_helpers.report.cleaning` (what the PDF leaves out),
 :mod:`~gan_helpers.report.spec_code` (the code the PDF prints, where each
 point's code is), :mod:`~gan_helpers.report.front` (front matter),
 :mod:`~gan_helpers.report.tables`, :mod:`~gan_helpers.report.merge`,
+:mod:`~gan_helpers.report.observations` (a shipped result's written observations),
 :mod:`~gan_helpers.report.layout` (print checks),
 :mod:`~gan_helpers.report.render` (xelatex or Chromium) and
 :mod:`~gan_helpers.report.build` (the whole job).
@@ -28,7 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--render-only", action="store_true", help="skip execution; render from the executed notebooks in build/PROFILE/")
     parser.add_argument("--renderer", choices=["auto", "latex", "html"], default="auto", help="latex (xelatex), html (Chromium) or auto: latex when installed")
     parser.add_argument("--pdf", default=None, help="where to write the PDF (default: report/lab_report.pdf)")
-    parser.add_argument("--runs-source", default="", help='where the training figures come from, for the title page (e.g. "trained here on cpu")')
+    parser.add_argument("--runs-source", default="", help="the title page's line on where the training figures come from (default: computed)")
+    parser.add_argument("--source", choices=["auto", "shipped", "train"], default=None,
+                        help="the shipped result results/reference instead of training (shipped), never (train), or for the "
+                             "full profile when it fits (auto; default: $LAB_SOURCE, else auto)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,5 +44,6 @@ def run(args: argparse.Namespace) -> int:
     profile = resolve_profile(args.profile)
     data = data_argument(args.data) if args.data else None
     pdf = Path(args.pdf).expanduser().resolve() if args.pdf else PDF
-    build(profile, data, render_only=args.render_only, renderer=args.renderer, pdf=pdf, runs_source=args.runs_source)
+    build(profile, data, render_only=args.render_only, renderer=args.renderer, pdf=pdf, runs_source=args.runs_source,
+          source=args.source or "")
     return 0

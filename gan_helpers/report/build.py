@@ -27,6 +27,7 @@ from gan_helpers.report.layout import layout_notes
 from gan_helpers.report.merge import merge
 from gan_helpers.report.reading import REPORT_DIR, load_config, point_locations, read_executed
 from gan_helpers.report.render import choose_renderer, page_count, render_pdf
+from gan_helpers.shipped import describe_source, observations_file, resolve_source, shipped_results, source_for_kernels
 
 PDF = REPORT_DIR / "lab_report.pdf"
 INTRO = (
@@ -38,11 +39,13 @@ INTRO = (
 
 
 def report_info(profile: str, executed: dict[str, nbformat.NotebookNode], config: dict | None = None, *,
-                data: str | None = None, runs_source: str = "", departures: list[dict] | None = None) -> dict:
+                data: str | None = None, runs_source: str = "", departures: list[dict] | None = None,
+                runs_folders: list[str] | None = None) -> dict:
     """Title page fields and the facts stated once up front: parameter set, data, runs, settings, device, date.
 
     `runs_source` says where the training figures come from (e.g. "trained
-    here on cpu"); it is printed on the title page when given.
+    here on cpu"); it is printed on the title page when given. `runs_folders`
+    names where the runs are read from (default: the experiment's runs_dir).
     """
     import torch
 
@@ -57,7 +60,7 @@ def report_info(profile: str, executed: dict[str, nbformat.NotebookNode], config
         ("Parameter set", f"{profile} (`notebooks/params/{profile}.yaml`)"),
         ("Data set", f"`{experiment.data}` ({'folder missing' if images is None else f'{images} images'}"
                      f"{f'; the runs use the first {experiment.max_images}' if experiment.max_images else ''})"),
-        ("Training runs", f"`{experiment.runs_dir}`"),
+        ("Training runs", ", ".join(f"`{folder}`" for folder in runs_folders or [experiment.runs_dir])),
         *([("Training figures", runs_source)] if runs_source else []),
         ("Built on", f"{device}, torch {torch.__version__}"),
         ("Built", f"{now:%Y-%m-%d %H:%M}{_commit()}"),
@@ -73,23 +76,16 @@ def report_info(profile: str, executed: dict[str, nbformat.NotebookNode], config
 
 
 def build(profile: str, data: str | None = None, *, render_only: bool = False, renderer: str = "auto",
-          pdf: Path = PDF, runs_source: str = "") -> Path:
-    """Execute the notebooks (unless `render_only`), merge them and render `pdf`; return its path."""
+          pdf: Path = PDF, runs_source: str = "", source: str = "") -> Path:
+    """Execute the notebooks (unless `render_only`), merge them and render `pdf`; return its path.
+
+    `source` (auto, shipped or train; default ``$LAB_SOURCE``, else auto)
+    says whether a shipped result stands in for training (gan_helpers.shipped).
+    """
     started = time.perf_counter()
     renderer = choose_renderer(renderer)  # before an hour of notebooks, not after
-    config = load_config()
-    departures, notes = load_departures(profile=profile)
     out = PROJECT_ROOT / "build" / profile
-    if not render_only:
-        sources = {stem: nbformat.read(nbrun.notebook_path(stem), as_version=4) for stem in nbrun.NOTEBOOKS if nbrun.notebook_path(stem).is_file()}
-        if len(sources) == len(nbrun.NOTEBOOKS):
-            point_locations({s: clean_notebook(nb) for s, nb in sources.items()})  # fail now, not after the run
-        nbrun.ensure_default_data(profile, data)
-        nbrun.execute(profile, out, data=data)
-    executed = read_executed(out)
-    info = report_info(profile, executed, config, data=data, runs_source=runs_source, departures=departures)
-    merged = merge(executed, info, fmt=renderer, notes=notes)
-    notes += layout_notes(merged, captions=renderer == "latex")
+    merged, notes = assemble(profile, out, data, execute=not render_only, fmt=renderer, runs_source=runs_source, source=source)
     build_dir = out / "report"
     build_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(build_dir / "lab_report.ipynb", nbformat.writes(merged))
@@ -103,6 +99,36 @@ def build(profile: str, data: str | None = None, *, render_only: bool = False, r
     where = f"; {len(notes)} notes in {_show(build_dir / 'notes.txt')}" if notes else ""
     print(f"Report: {_show(pdf)} ({size}{pdf.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.0f} s{where}", flush=True)
     return pdf
+
+
+def assemble(profile: str, out: Path, data: str | None = None, *, execute: bool = True, fmt: str = "latex",
+             runs_source: str = "", source: str = "") -> tuple[nbformat.NotebookNode, list[str]]:
+    """Execute the notebooks into `out` (unless not `execute`) and merge them: (the merged notebook, notes).
+
+    Which runs the notebooks read is decided here once, before any notebook
+    runs, and handed to their kernels through ``$LAB_SOURCE``; the title
+    page's "Training figures" line (unless `runs_source` is given) and the
+    observation cells of a shipped result follow from the same decision.
+    """
+    config = load_config()
+    departures, notes = load_departures(profile=profile)
+    source = resolve_source(source)
+    experiment = experiment_config(profile, data=data or "")
+    used = shipped_results(experiment, source)  # a result forced but unusable fails now, not after the notebooks
+    if execute:
+        sources = {stem: nbformat.read(nbrun.notebook_path(stem), as_version=4) for stem in nbrun.NOTEBOOKS if nbrun.notebook_path(stem).is_file()}
+        if len(sources) == len(nbrun.NOTEBOOKS):
+            point_locations({s: clean_notebook(nb) for s, nb in sources.items()})  # fail now, not after the run
+        nbrun.ensure_default_data(profile, data)
+        with source_for_kernels(source):
+            nbrun.execute(profile, out, data=data)
+    executed = read_executed(out)
+    folders = sorted({_show(folder.parent) if folder is not None else experiment.runs_dir for folder in used.values()})
+    info = report_info(profile, executed, config, data=data, runs_source=runs_source or describe_source(used, experiment),
+                       departures=departures, runs_folders=folders)
+    merged = merge(executed, info, fmt=fmt, notes=notes, observations=observations_file(used))
+    notes += layout_notes(merged, captions=fmt == "latex")
+    return merged, notes
 
 
 def _commit() -> str:

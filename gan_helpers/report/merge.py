@@ -8,6 +8,7 @@ a ``**Figure (Point N).** …`` line becomes the caption of the figure above it.
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_markdown_cell, new_raw_cell
@@ -15,6 +16,7 @@ from nbformat.v4 import new_markdown_cell, new_raw_cell
 from gan_helpers.notebooks import KERNELSPEC
 from gan_helpers.report.cleaning import CAPTION, clean_notebook, unlisted_definitions
 from gan_helpers.report.front import anchor_name, front_matter
+from gan_helpers.report.observations import place_observations
 from gan_helpers.report.reading import LANGUAGES, level_one_titles, markdown_headings, notebook_title, point_locations, points_in
 from gan_helpers.report.tables import widen_headers
 
@@ -77,11 +79,13 @@ def _widen_tables(cell) -> None:
 
 
 def merge(notebooks: dict[str, nbformat.NotebookNode], info: dict, fmt: str = "latex",
-          notes: list[str] | None = None) -> nbformat.NotebookNode:
+          notes: list[str] | None = None, observations: Path | None = None) -> nbformat.NotebookNode:
     """One printable notebook (fmt 'latex' or 'html'); what was left out on purpose is added to `notes`.
 
     A notebook without exactly one level-1 heading gets a chapter heading from
-    its file name and its headings move one level down.
+    its file name and its headings move one level down. `observations`, a
+    shipped result's observations.md, fills the "Observations (Point N)"
+    cells (:mod:`~gan_helpers.report.observations`).
     """
     notes = [] if notes is None else notes
     cleaned = {stem: clean_notebook(nb, stem, notes) for stem, nb in notebooks.items()}
@@ -103,6 +107,7 @@ def merge(notebooks: dict[str, nbformat.NotebookNode], info: dict, fmt: str = "l
                 _widen_tables(cell)
             cells.append(cell)
     merged = nbformat.v4.new_notebook(cells=cells, metadata={"lab_report": {k: info.get(k) or "" for k in TITLE_KEYS}})
+    notes += place_observations(merged, observations)
     notes += [f"printed code defines {name}, which is not in spec_code.PRINTED" for name in unlisted_definitions(merged)]
     if fmt == "html":
         html_front(merged, info)

@@ -1,0 +1,333 @@
+"""A shipped result in place of training: detection, reading it like a run, live inversion, observations, the report.
+
+The result is made here, in a temporary folder, from a 2-epoch CPU run of
+each generator with the full profile's settings on 8 tiny images; LAB_RESULTS
+points the lab at it, so the project's results/ is never read or written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from image_folders import write_image_folder
+from nbformat.v4 import new_markdown_cell, new_notebook
+
+from gan_helpers import experiment, runs, shipped
+from gan_helpers.errors import UserError
+from gan_helpers.evaluate import append_quality, read_quality
+from gan_helpers.history import run_summary, samples_at
+from gan_helpers.latent import invert
+from gan_helpers.latent_files import choose_checkpoint, save_latent
+from gan_helpers.models import GENERATORS, generate
+from gan_helpers.paths import shown
+from gan_helpers.profiles import NOTEBOOK_DIR, NOTEBOOKS, experiment_config, load_profile
+from gan_helpers.report.observations import place_observations, read_observations
+from gan_helpers.results import check_result, export_run, sizes
+from gan_helpers.utils import pick_device
+
+pytestmark = pytest.mark.xdist_group("shipped")  # under pytest-xdist, one worker builds the module's result once
+KINDS = ("transposed", "upsampling")
+OBSERVATIONS = """# Observations: reference
+
+Text before the first section is not printed.
+
+## Point 13 — inversion
+The imitation of A keeps the bright centre.
+
+## Point 14
+Coordinate 78 changes brightness.
+
+## Point 9
+No cell asks for this.
+"""
+
+
+def full_settings(data: Path, runs_dir: Path, kind: str = "transposed"):
+    """The full profile's experiment on tiny data: the settings a shipped reference result is compared with."""
+    return experiment_config("full", data=str(data)).replace(generator=kind, runs_dir=str(runs_dir), progress=False)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> dict:
+    """Runs of both generators with the full profile's settings (2 epochs, epoch 1 rated best), exported as results/reference."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("shipped")
+    data = write_image_folder(root / "tiny", 8)
+    made = {"root": root, "data": data, "runs": {}, "results": {}}
+    for kind in KINDS:
+        config = full_settings(data, root / "runs", kind).replace(epochs=2, sample_every=1, save_every=1, quality_samples=2)
+        run_dir = experiment.train(config)
+        for record in read_quality(run_dir):  # epoch 1 best, so the best and last weights differ
+            append_quality(run_dir, {**record, "swd": 1.0 if record["epoch"] == 1 else 100.0})
+        made["runs"][kind] = run_dir
+        made["results"][kind] = export_run(run_dir, root / "results" / "reference" / kind, commands=[(60.0, "make report")], commit="abc1234")
+    (root / "results" / "reference" / "observations.md").write_text(OBSERVATIONS)
+    yield made
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def lab_results(made, monkeypatch) -> Path:
+    """Every test reads results from the temporary folder, with LAB_SOURCE unset (auto)."""
+    monkeypatch.setenv(shipped.RESULTS_VARIABLE, str(made["root"] / "results"))
+    monkeypatch.delenv(shipped.SOURCE_VARIABLE, raising=False)
+    return made["root"] / "results"
+
+
+def copied_results(made, tmp_path: Path, monkeypatch) -> Path:
+    """A copy of the results folder that LAB_RESULTS points at, for tests that change it."""
+    copy = Path(shutil.copytree(made["root"] / "results", tmp_path / "results"))
+    monkeypatch.setenv(shipped.RESULTS_VARIABLE, str(copy))
+    return copy
+
+
+# ---- detection ---------------------------------------------------------------------------------
+
+
+def test_a_fitting_result_stands_in_for_training_with_the_full_settings(made, tmp_path, capsys):
+    config = full_settings(made["data"], tmp_path / "runs")
+    assert experiment.lab_runs(config) == made["results"]
+    printed = capsys.readouterr().out
+    assert printed.count("Using the shipped result") == 2 and "Not using" not in printed
+    assert experiment.find_run(config.replace(generator="upsampling")) == made["results"]["upsampling"]
+    assert not (tmp_path / "runs").exists(), "nothing is trained or written in runs_dir"
+
+
+def test_other_profiles_and_source_train_ignore_results_silently(made, capsys):
+    for profile in ("quick", "smoke"):
+        config = experiment_config(profile, data=str(made["data"]))
+        assert shipped.shipped_results(config) == {"transposed": None, "upsampling": None}
+    assert shipped.shipped_result(full_settings(made["data"], "runs/x"), "train") is None
+    assert capsys.readouterr().out == "", "quick and smoke train as today, without a word about results/"
+
+
+def test_a_mismatch_in_data_or_settings_means_training_said_in_one_line(made, tmp_path, monkeypatch, capsys):
+    other_data = full_settings(write_image_folder(tmp_path / "other", 8), tmp_path / "runs")
+    assert shipped.shipped_result(other_data) is None
+    line = capsys.readouterr().out
+    assert line.count("\n") == 1 and "data" in line and "training here instead" in line
+
+    results = copied_results(made, tmp_path, monkeypatch)
+    saved = json.loads((results / "reference" / "transposed" / "config.json").read_text())
+    (results / "reference" / "transposed" / "config.json").write_text(json.dumps({**saved, "lr_d": 2e-5}))
+    config = full_settings(made["data"], tmp_path / "runs")
+    trained = []
+    monkeypatch.setattr(experiment, "train", lambda config=None, **_: trained.append(config) or tmp_path / "trained")
+    assert experiment.lab_run(config, "transposed") == tmp_path / "trained" and trained[0].generator == "transposed"
+    line = capsys.readouterr().out
+    assert line.count("\n") == 1 and "was trained with lr_d 2e-05, not lr_d 1e-05" in line and "training here instead" in line
+    with pytest.raises(UserError, match=r"LAB_SOURCE=shipped, but .* lr_d 2e-05, not lr_d 1e-05; use those settings or set LAB_SOURCE=train"):
+        experiment.lab_run(config, "transposed", "shipped")
+
+
+def test_forcing_a_source_and_its_errors(made, tmp_path, monkeypatch):
+    smoke = experiment_config("smoke", data=str(made["data"]))
+    with pytest.raises(UserError, match="max_images"):
+        shipped.shipped_result(smoke.replace(generator="upsampling"), "shipped")  # forced, yet still never a wrong result
+    monkeypatch.setenv(shipped.SOURCE_VARIABLE, "shipped")
+    assert shipped.shipped_result(full_settings(made["data"], tmp_path, "upsampling")) == made["results"]["upsampling"]
+    monkeypatch.setenv(shipped.RESULTS_VARIABLE, str(tmp_path / "empty"))
+    with pytest.raises(UserError, match="no shipped result .*empty/reference/transposed"):
+        shipped.shipped_result(full_settings(made["data"], tmp_path))
+    assert shipped.shipped_result(full_settings(made["data"], tmp_path), "auto") is None
+    with pytest.raises(UserError, match="LAB_SOURCE='always' is not a source of runs; use one of auto, shipped, train"):
+        shipped.resolve_source("always")
+
+
+def test_the_report_decides_once_and_hands_the_decision_to_the_kernels(monkeypatch):
+    import os
+
+    from gan_helpers import report
+    from gan_helpers.report import build
+
+    monkeypatch.setenv(shipped.SOURCE_VARIABLE, "auto")
+    with shipped.source_for_kernels("train"):
+        assert os.environ[shipped.SOURCE_VARIABLE] == "train"
+    assert os.environ[shipped.SOURCE_VARIABLE] == "auto"
+    called = {}
+    monkeypatch.setattr(build, "build", lambda *args, **kwargs: called.update(kwargs))
+    parser = argparse.ArgumentParser()
+    report.add_arguments(parser)
+    report.run(parser.parse_args(["--profile", "smoke", "--source", "shipped"]))
+    assert called["source"] == "shipped" and called["runs_source"] == ""
+
+
+# ---- reading a result like a run ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_run_helpers_read_curves_grids_and_checkpoints_of_a_result(made, kind):
+    result, run_dir = made["results"][kind], made["runs"][kind]
+    assert runs.is_shipped(result) and not runs.is_shipped(run_dir)
+    assert {e: p.relative_to(result).as_posix() for e, p in runs.checkpoints(result).items()} == {
+        1: "generator/epoch-000001.pt", 2: "generator/epoch-000002.pt"}
+    assert runs.checkpoints(run_dir)[2].parent.name == "checkpoints", "run folders read as before"
+    assert [m["epoch"] for m in runs.read_metrics(result)] == [1, 2] and list(runs.samples(result)) == [0, 1, 2]
+    assert [r["epoch"] for r in read_quality(result)] == [0, 1, 2]
+
+    G, state = runs.load_generator(runs.checkpoints(result)[2])
+    assert isinstance(G, GENERATORS[kind]) and not G.training and state["epoch"] == 2 and state["config"]["generator"] == kind
+    assert all(p.dtype == torch.float32 for p in G.parameters())
+    assert runs.load_generator(result)[1]["epoch"] == 2, "a folder means its last epoch, as for a run"
+    assert "D" in runs.load_generator(runs.checkpoints(run_dir)[2])[1], "a run's checkpoint still gives the full state"
+    if kind == "transposed":  # 36 images a call: once is enough
+        fakes = samples_at(result, 1)
+        assert fakes.shape == (36, 3, 64, 64) and (fakes - samples_at(run_dir, 1)).abs().max() < 2e-3
+
+    epoch, path, why = choose_checkpoint(result)
+    assert (epoch, path.name) == (1, "epoch-000001.pt") and why["lowest_swd"] == 1.0, "the best epoch its provenance names"
+    assert choose_checkpoint(result, 2)[:2] == (2, runs.checkpoints(result)[2])
+    with pytest.raises(UserError, match=r"has no checkpoint for epoch 0; choose one of \[1, 2\]"):
+        choose_checkpoint(result, 0)
+
+    summary, original = run_summary(result), run_summary(run_dir)
+    assert summary["run"] == shown(result) and original["run"] == run_dir.name
+    machine = json.loads((result / "provenance.json").read_text())["environment"]
+    assert summary["device"] == f"{machine['device']} ({machine['device_name']})" and summary["images"] == 8 and summary["checkpoints"] == 2
+    assert {k: summary[k] for k in ("epochs", "final_loss_D", "end_gap", "problems")} == {
+        k: original[k] for k in ("epochs", "final_loss_D", "end_gap", "problems")}
+
+
+def test_the_best_epoch_is_the_one_the_export_chose_among_all_checkpoints(made, tmp_path):
+    result = Path(shutil.copytree(made["results"]["transposed"], tmp_path / "reference" / "transposed"))
+    for record in read_quality(result):  # among the two shipped epochs alone, epoch 2 would now look best
+        append_quality(result, {**record, "swd": 100.0 if record["epoch"] == 1 else 1.0})
+    epoch, path, why = choose_checkpoint(result)
+    assert (epoch, path) == (1, result / "generator" / "epoch-000001.pt") and why["swd"] == 1.0 and why["lowest_swd_epoch"] == 1
+
+
+def test_live_inversion_from_the_float16_weights_saves_under_runs(made):
+    result = made["results"]["upsampling"]
+    before = sizes(result)
+    epoch, checkpoint, _ = choose_checkpoint(result)
+    G, _ = runs.load_generator(checkpoint)
+    target = generate(G, torch.randn(1, 128, generator=torch.Generator().manual_seed(1)))[0]
+    found = invert(G, target, steps=6, lr=0.01, reduction="sum", seed=0, frames=3)
+    assert found.final_mse < found.losses[0]
+    path = save_latent(found, result, epoch, "A-train0")
+    assert path == made["root"] / "runs" / "shipped" / "reference" / "upsampling" / "latents" / "epoch-000001-A-train0.pt"
+    assert torch.equal(torch.load(path, weights_only=True)["z"], found.z) and path.with_suffix(".png").is_file()
+    assert sizes(result) == before and check_result(result) == [], "nothing is written into results/"
+
+
+# ---- title page and observations ---------------------------------------------------------------
+
+
+def test_the_title_page_line_is_computed_from_provenance_or_this_machine(made, tmp_path, monkeypatch):
+    config = full_settings(made["data"], tmp_path)
+    line = shipped.describe_source(shipped.shipped_results(config), config)
+    machine = json.loads((made["results"]["transposed"] / "provenance.json").read_text())["environment"]["device_name"]
+    assert line.startswith(f"shipped result {shown(made['root'] / 'results' / 'reference')}, trained on {machine} (")
+    assert f"torch {torch.__version__}): transposed 2 epochs in " in line and ", upsampling 2 epochs in " in line
+    assert line.endswith(" s (provenance.json)") and line.count("trained on") == 1, "one machine trained both"
+    here = pick_device(config.device)
+    name = f" ({torch.cuda.get_device_name(here)})" if here.type == "cuda" else ""
+    assert shipped.describe_source({"transposed": None, "upsampling": None}, config) == f"trained here on {here.type}{name}"
+    assert shipped.describe_source({**shipped.shipped_results(config), "upsampling": None}, config).endswith(
+        f"; upsampling trained here on {here.type}{name}")
+
+    results = copied_results(made, tmp_path, monkeypatch)
+    gpu = {"device": "cuda", "device_name": "NVIDIA H100 80GB HBM3", "driver": "550.54.15", "cuda": "12.4", "torch": "2.5.1"}
+    for kind in KINDS:
+        path = results / "reference" / kind / "provenance.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "environment": gpu}))
+    assert "trained on NVIDIA H100 80GB HBM3 (cuda 12.4, driver 550.54.15, torch 2.5.1): transposed" in shipped.describe_source(
+        shipped.shipped_results(config), config)
+
+
+def test_observations_file_sections_and_errors(tmp_path):
+    path = tmp_path / "observations.md"
+    path.write_text(OBSERVATIONS)
+    assert read_observations(path) == {13: "The imitation of A keeps the bright centre.", 14: "Coordinate 78 changes brightness.",
+                                       9: "No cell asks for this."}
+    path.write_text("## Point 10\na\n\n## Point 10\nb\n")
+    with pytest.raises(UserError, match="two sections for point 10"):
+        read_observations(path)
+    path.write_text("## Point 10\na\n\n## Training\nb\n")
+    with pytest.raises(UserError, match="a section '## Training'; every '## ' heading must be '## Point N'"):
+        read_observations(path)
+
+
+def lab_notebooks() -> dict[str, nbformat.NotebookNode]:
+    """Notebooks with every point's heading and observation cells for points 10, 13 and 14."""
+    layout = {"01_warmup": [1, 2, 3, 4, 5, 6], "02_data": [7, 8, 9], "03_dcgan": [10, 11, 12],
+              "04_upsampling": [], "05_latent": [13, 14, 15, 16, 17], "06_reflections": [18]}
+    found = {}
+    for stem, points in layout.items():
+        cells = [new_markdown_cell(f"# Title of {stem}")]
+        for point in points:
+            cells.append(new_markdown_cell(f"## Point {point} — answer"))
+            if point in (10, 13, 14):
+                cells.append(new_markdown_cell(f"**Observations (Point {point}).** *To be written by whoever looked.* What to look at: x."))
+        found[stem] = new_notebook(cells=cells)
+    return found
+
+
+def test_observations_fill_their_cells_and_others_keep_the_prompt(made):
+    from gan_helpers.report.merge import merge
+
+    info = {"title": "T", "author": "", "course": "", "date": "today", "language": "english", "profile": "full",
+            "intro": "Intro.", "facts": []}
+    path = made["root"] / "results" / "reference" / "observations.md"
+    notes = []
+    merged = merge(lab_notebooks(), info, notes=notes, observations=path)
+    cells = {int(c.source.split("Point ")[1].split(")")[0]): c.source for c in merged.cells if c.source.startswith("**Observations")}
+    assert cells[13] == f"**Observations (Point 13).** *Written for this result ({shown(path)}).*\n\nThe imitation of A keeps the bright centre."
+    assert cells[14].endswith("Coordinate 78 changes brightness.") and "To be written" in cells[10]
+    assert any("point 10:" in n and "keeps the prompt" in n for n in notes)
+    assert any("point 9 has no observations cell" in n for n in notes)
+    untouched = merge(lab_notebooks(), info)
+    assert all("To be written" in c.source for c in untouched.cells if c.source.startswith("**Observations"))
+    assert shipped.observations_file(made["results"]) == path
+    assert shipped.observations_file({**made["results"], "upsampling": None}) is None, "not for runs trained here"
+
+
+# ---- the report from a shipped result ----------------------------------------------------------
+
+
+def test_notebook_05_runs_from_the_result_and_merges_into_the_report(made, tmp_path, monkeypatch):
+    """Notebook 05 (smoke's knobs, the full profile's experiment on the tiny data) executed against the result:
+    nothing trained, latents under runs/shipped, then merged with the title line and the observations.
+
+    The two nearest-neighbour figures (128 samples each, half the notebook's time on 2 cores) are left out.
+    """
+    import papermill
+
+    from gan_helpers.notebooks import KERNEL
+    from gan_helpers.report.build import assemble
+
+    monkeypatch.setenv(shipped.SOURCE_VARIABLE, "shipped")  # a failure to use the result is an error, never a 2000-epoch run
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "executed"
+    out.mkdir()
+    values = {**load_profile("smoke")["05_latent"], "profile": "full", "data": str(made["data"]), "progress": False, "interactive": False}
+    notebook = nbformat.read(NOTEBOOK_DIR / "05_latent.ipynb", as_version=4)
+    notebook.cells = [c for c in notebook.cells if "show_nearest_pairs(" not in c.source]
+    nbformat.write(notebook, tmp_path / "05_latent.ipynb")
+    papermill.execute_notebook(str(tmp_path / "05_latent.ipynb"), str(out / "05_latent.ipynb"), parameters=values,
+                               kernel_name=KERNEL, cwd=str(NOTEBOOK_DIR), progress_bar=False)
+    for stem in NOTEBOOKS:
+        if stem != "05_latent":
+            shutil.copy(NOTEBOOK_DIR / f"{stem}.ipynb", out / f"{stem}.ipynb")
+
+    printed = "".join(o.get("text", "") for c in nbformat.read(out / "05_latent.ipynb", as_version=4).cells for o in c.get("outputs", []))
+    assert printed.count("Using the shipped result") == 2 and "generator/epoch-000001.pt" in printed
+    for kind in KINDS:
+        latents = made["root"] / "runs" / "shipped" / "reference" / kind / "latents"
+        assert {p.name for p in latents.glob("*.pt")} >= {"epoch-000001-outside-grace_hopper.pt"}
+        assert experiment.find_run(experiment_config("full", data=str(made["data"])).replace(generator=kind), "train") is None
+        assert check_result(made["results"][kind]) == []
+
+    merged, notes = assemble("full", out, str(made["data"]), execute=False)
+    assert merged.metadata.lab_report["runs_source"].startswith(f"shipped result {shown(made['root'] / 'results' / 'reference')}, trained on ")
+    text = "\n".join(c.source for c in merged.cells)
+    assert f"Training runs & \\texttt{{{shown(made['root'] / 'results' / 'reference')}}}" in text, "the front matter names the result"
+    assert "The imitation of A keeps the bright centre." in text and "Coordinate 78 changes brightness." in text
+    assert "No cell asks for this." not in text and any("point 9 has no observations cell" in n for n in notes)
