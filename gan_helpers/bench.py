@@ -32,6 +32,7 @@ import torch
 
 from gan_helpers import speed
 from gan_helpers.augment import Augment, BatchAugment
+from gan_helpers.config import TrainConfig
 from gan_helpers.models import Discriminator, build_generator
 from gan_helpers.training import prepare_training, train_epoch
 from gan_helpers.utils import pick_device
@@ -70,8 +71,9 @@ def _trainer(variant: Variant, generator: str, images: torch.Tensor, batch_size:
     """Fresh networks and optimizers for `variant` and a function that trains one epoch and returns its seconds."""
     torch.manual_seed(seed)
     G, D = build_generator(generator).to(images.device), Discriminator().to(images.device)
-    opt_G = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.5, 0.999))
-    opt_D = torch.optim.Adam(D.parameters(), lr=1e-5, betas=(0.5, 0.999))
+    spec = TrainConfig()  # the lab's learning rates (speed does not depend on them)
+    opt_G = torch.optim.Adam(G.parameters(), lr=spec.lr_g, betas=(spec.beta1, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), lr=spec.lr_d, betas=(spec.beta1, 0.999))
     augment = (BatchAugment if variant.batched_augment else Augment)()
     data, step = prepare_training(D, G, opt_D, opt_G, images, batch_size, augment=augment,
                                   precision=variant.precision, graphs=variant.graphs)

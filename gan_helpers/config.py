@@ -42,7 +42,7 @@ class TrainConfig:
     sample_every: int = _knob(10, "sample grid and quality numbers every this many epochs (and at every checkpoint)", "schedule")
     save_every: int = _knob(50, "full checkpoint every this many epochs (and at the last); never overwritten", "schedule")
     lr_d: float = _knob(1e-5, "discriminator Adam learning rate; very low on purpose (point 7)", "tunable")
-    lr_g: float = _knob(1e-4, "generator Adam learning rate", "tunable")
+    lr_g: float = _knob(2e-4, "generator Adam learning rate (the DCGAN paper's; see report/departures.yaml)", "tunable")
     beta1: float = _knob(0.5, "Adam first-moment decay for both networks (0.5 is the DCGAN paper value)")
     label_noise: float = _knob(0.05, "labels are jittered by uniform +-label_noise, folded back into [0, 1]")
     dropout: float = _knob(0.2, "dropout before the discriminator's linear layer (point 1)")

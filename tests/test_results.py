@@ -21,7 +21,6 @@ from gan_helpers.models import GENERATORS, build_generator, generate
 from gan_helpers.provenance import read_provenance_input
 from gan_helpers.results import check_result, choose_grids, export_run, matches, result_checkpoints, shipped_generator
 
-pytestmark = pytest.mark.xdist_group("results")  # under pytest-xdist, one worker trains the module's runs once
 KINDS = ("transposed", "upsampling")
 TOP_FILES = {"config.json", "metrics.jsonl", "quality.jsonl", "fixed_noise.pt", "reals.png", "evolution.gif", "provenance.json"}
 COMMANDS = [(12.5, "make report PROFILE=smoke"), (3.25, "python -m gan_helpers evaluate runs/x")]

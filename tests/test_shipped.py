@@ -31,7 +31,6 @@ from gan_helpers.report.observations import place_observations, read_observation
 from gan_helpers.results import check_result, export_run, sizes
 from gan_helpers.utils import pick_device
 
-pytestmark = pytest.mark.xdist_group("shipped")  # under pytest-xdist, one worker builds the module's result once
 KINDS = ("transposed", "upsampling")
 OBSERVATIONS = """# Observations: reference
 
