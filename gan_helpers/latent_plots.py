@@ -22,7 +22,7 @@ def show_inversion(result: Inversion, title: str | None = None, size: float = 1.
     for i, (image, label) in enumerate(pictures):
         ax = fig.add_subplot(grid[0, i])
         ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
-        ax.set_title(label, fontsize="small")
+        ax.set_title(label)
         ax.set_axis_off()
     plot_inversion_losses({"": result}, ax=fig.add_subplot(grid[0, -1]), legend=False)
     if title:
@@ -31,7 +31,10 @@ def show_inversion(result: Inversion, title: str | None = None, size: float = 1.
 
 
 def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool = True):
-    """Loss curves (MSE per step) of several inversions on one axes; log scale when they span a factor of 3."""
+    """Loss curves (MSE per step) of several inversions on one axes; log scale when they span a factor of 3.
+
+    The legend sits in room made for it above the curves.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
     values = []
@@ -47,20 +50,32 @@ def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool =
     ax.set_xlabel("SGD step")
     ax.set_ylabel("MSE")
     ax.grid(alpha=0.3, which="both")
-    if legend and any(results):
-        ax.legend(fontsize="small")
+    if legend and any(results):  # room above the curves for the legend, so it covers none of them
+        low, high = ax.get_ylim()
+        share = 0.15 * len(results)
+        ax.set_ylim(low, high * (high / low) ** share if ax.get_yscale() == "log" else high + (high - low) * share)
+        ax.legend(loc="upper right")
     return ax
 
 
-def show_rows(rows: dict[str, torch.Tensor], title: str | None = None, size: float = 1.3):
-    """One labelled row of images per entry (e.g. one per generator or per method), all (N, 3, 64, 64)."""
+def show_rows(rows: dict[str, torch.Tensor], title: str | None = None, size: float = 1.3, label_width: float = 1.6):
+    """One row of images per entry (e.g. one per generator or per method), all (N, 3, 64, 64), named on its left.
+
+    Images are at most `size` inches square and the figure at most 8 inches
+    wide; a label may hold a line break. Shorter rows start at the left edge.
+    """
     width = max(r.shape[0] for r in rows.values())
-    size = min(size, 8.0 / width)  # at most 8 inches wide
-    fig, axes = plt.subplots(len(rows), 1, figsize=(size * width, size * len(rows) + 0.6), squeeze=False)
+    size = min(size, (8.0 - label_width) / width)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(size * width + label_width, (size + 0.08) * len(rows) + (0.4 if title else 0.1)),
+                             squeeze=False)
     for ax, (label, images) in zip(axes[:, 0], rows.items()):
         ax.imshow(image_grid(images, nrow=images.shape[0]).permute(1, 2, 0).numpy(), interpolation="nearest")
-        ax.set_title(label, fontsize="small", loc="left")
-        ax.set_axis_off()
+        ax.set_anchor("W")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -69,43 +84,79 @@ def show_rows(rows: dict[str, torch.Tensor], title: str | None = None, size: flo
 
 def show_edits(original: torch.Tensor, edited: torch.Tensor, coords: Sequence[int], values: Sequence[float], title: str | None = None, size: float = 1.3):
     """Point 14 grid: the unedited image, then one row per coordinate and one column per value."""
-    size = min(size, 8.0 / (len(values) + 1))  # at most 8 inches wide
-    fig, axes = plt.subplots(len(coords), len(values) + 1, figsize=(size * (len(values) + 1), size * len(coords) + 0.8), squeeze=False)
-    for i, coord in enumerate(coords):
-        for j in range(len(values) + 1):
-            image = original.reshape(3, 64, 64) if j == 0 else edited[i * len(values) + j - 1]
-            ax = axes[i, j]
-            ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title("found" if j == 0 else f"{values[j - 1]:+g}", fontsize="small")
-        axes[i, 0].set_ylabel(f"z[{coord}]", fontsize="small")
+    return show_edit_groups({"": (original, edited, coords)}, values, title=title, size=size)
+
+
+def show_edit_groups(groups: dict[str, tuple[torch.Tensor, torch.Tensor, Sequence[int]]], values: Sequence[float],
+                     title: str | None = None, size: float = 1.3):
+    """Point 14 grids side by side, one per entry (e.g. per generator): (found image, edited images, coordinates).
+
+    In each grid the first column is the unedited image and each further
+    column sets the row's coordinate to one of `values`; the whole figure is
+    at most 8 inches wide, so its 10 pt labels print at 8 pt or more.
+    """
+    columns = len(values) + 1
+    rows = max(len(coords) for _, _, coords in groups.values())
+    size = min(size, (8.0 - 0.5 * len(groups)) / (columns * len(groups)) - 0.1)
+    named = any(groups)
+    fig = plt.figure(figsize=((size + 0.1) * columns * len(groups) + 0.5 * len(groups), (size + 0.05) * rows + 0.45 + 0.3 * named + 0.3 * bool(title)),
+                     layout="constrained")
+    panels = fig.subfigures(1, len(groups), squeeze=False)[0] if len(groups) > 1 else [fig]
+    for panel, (name, (original, edited, coords)) in zip(panels, groups.items()):
+        axes = panel.subplots(len(coords), columns, squeeze=False)
+        for i, coord in enumerate(coords):
+            for j in range(columns):
+                image = original.reshape(3, 64, 64) if j == 0 else edited[i * len(values) + j - 1]
+                ax = axes[i, j]
+                ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if i == 0:
+                    ax.set_title("found" if j == 0 else f"{values[j - 1]:+g}")
+            axes[i, 0].set_ylabel(f"z[{coord}]")
+        if name and len(groups) > 1:
+            panel.suptitle(name)
+        elif name:
+            fig.suptitle(name)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
-def show_inversions(results: dict[str, Inversion], title: str | None = None, width: float = 8.0):
-    """Several inversions of one target in one figure: a row of frames per setting, then all loss curves."""
-    first = next(iter(results.values()))
+def show_inversions(results: dict[str, Inversion] | dict[str, dict[str, Inversion]], title: str | None = None,
+                    width: float = 8.0, tile: float = 0.9, loss_width: float = 2.5, label_width: float = 0.9):
+    """Inversions of one target: a row of frames per setting (random start to imitation), the loss curves beside them.
+
+    A dict of dicts groups the rows (one group per generator, say): each
+    group is named above its rows and has its own loss panel. Frames are
+    titled with the SGD step they show (the bare number where frames are
+    small); rows are named on their left; the figure is at most `width` inches wide.
+    """
+    groups = results if all(isinstance(v, dict) for v in results.values()) else {"": results}
+    first = next(iter(next(iter(groups.values())).values()))
     columns = 1 + len(first.frames)
-    size = width / columns
-    fig = plt.figure(figsize=(width, size * len(results) + 2.6), layout="constrained")
-    grid = fig.add_gridspec(len(results) + 1, columns, height_ratios=[size] * len(results) + [2.4])
-    for row, (label, result) in enumerate(results.items()):
-        pictures = [(result.target[0], "target")] + [(f, f"step {s}") for f, s in zip(result.frames, result.frame_steps)]
-        for col, (image, caption) in enumerate(pictures):
-            ax = fig.add_subplot(grid[row, col])
-            ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(caption, fontsize=8)
-            if col == 0:
-                ax.set_ylabel(label, fontsize=8)
-    plot_inversion_losses(results, ax=fig.add_subplot(grid[-1, :]))
+    tile = min(tile, (width - loss_width - label_width - 0.2) / columns)
+    heights = [max(tile * len(group), 1.7) + 0.3 * bool(name) for name, group in groups.items()]
+    fig = plt.figure(figsize=(tile * columns + loss_width + label_width + 0.2, sum(heights) + 0.3 + 0.35 * bool(title)),
+                     layout="constrained")
+    panels = fig.subfigures(len(groups), 1, squeeze=False, height_ratios=heights)[:, 0] if len(groups) > 1 else [fig]
+    for number, (panel, (name, group)) in enumerate(zip(panels, groups.items())):
+        grid = panel.add_gridspec(len(group), columns + 1, width_ratios=[tile] * columns + [loss_width])
+        for row, (label, result) in enumerate(group.items()):
+            steps = [f"step {s}" if tile >= 0.7 else str(s) for s in result.frame_steps]
+            pictures = [(result.target[0], "target")] + list(zip(result.frames, steps))
+            for col, (image, caption) in enumerate(pictures):
+                ax = panel.add_subplot(grid[row, col])
+                ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if row == 0 and number == 0:
+                    ax.set_title(caption)
+                if col == 0:
+                    ax.set_ylabel(label, rotation=0, ha="right", va="center")
+        plot_inversion_losses(group, ax=panel.add_subplot(grid[:, -1]))
+        if name:
+            panel.suptitle(name)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title)
     return fig

@@ -1,9 +1,16 @@
-"""Figures the notebooks show: image grids, loss curves, sample evolution, code excerpts."""
+"""Figures the notebooks show: image grids, loss curves, sample evolution, code excerpts.
+
+Sized for print (report/README.md): the report scales a figure to the 6.5 in
+text width, so line plots, whose legends are set small, are drawn 6.5 in wide
+(printed 1:1), and image figures at most 8 in wide with 10 pt text (printed
+at 8 pt or more).
+"""
 
 from __future__ import annotations
 
 import inspect
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,39 +47,74 @@ def show_images(images: torch.Tensor, nrow: int | None = None, title: str | None
 
 
 def show_png(path: str | Path, title: str | None = None, ax=None, size: float = 6.0):
-    """Draw a saved PNG (a run's sample grid, say) on `ax`."""
+    """Draw a saved PNG (a run's sample grid, say) on `ax`.
+
+    A grid saved with its label drawn above it (gan_helpers.animation) is shown
+    without that strip when a `title` names it: at figure size the strip's
+    text would print far below 8 pt, and the title says the same.
+    """
+    import numpy as np
+    from PIL import Image
+
     if ax is None:
         _, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(plt.imread(path), interpolation="nearest")
+    with Image.open(path) as image:
+        labelled = "label" in getattr(image, "text", {})
+        pixels = np.asarray(image.convert("RGB"))
+    if labelled and title:
+        pixels = pixels[max(14, pixels.shape[1] // 22):]  # the strip's height in animation.label_image
+    ax.imshow(pixels, interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title)
     return ax
 
 
-def plot_losses(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[str] | None = None, ax=None):
-    """Mean discriminator and generator loss per epoch of one or more runs (from metrics.jsonl)."""
+def plot_losses(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[str] | None = None, ax=None, legend: bool = True):
+    """Mean discriminator (solid) and generator (dashed) loss per epoch of one or more runs (from metrics.jsonl).
+
+    ``legend=False`` leaves the legend to :func:`run_style_legend` (one for a figure of several panels).
+    """
     if isinstance(run_dirs, (str, Path)):
         run_dirs = [run_dirs]
     labels = labels or [Path(r).name for r in run_dirs]
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 4))
+        _, ax = plt.subplots(figsize=(6.5, 3))
     for run_dir, label, color in zip(run_dirs, labels, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 2):
         metrics = runs.read_metrics(run_dir)
         epochs = [m["epoch"] for m in metrics]
-        ax.plot(epochs, [m["loss_D"] for m in metrics], color=color, linestyle="-", marker="." if len(epochs) < 30 else None, label=f"{label}: loss_D")
-        ax.plot(epochs, [m["loss_G"] for m in metrics], color=color, linestyle="--", marker="." if len(epochs) < 30 else None, label=f"{label}: loss_G")
-    return _epoch_axes(ax, "mean binary cross entropy")
+        ax.plot(epochs, [m["loss_D"] for m in metrics], color=color, linestyle="-", marker="." if len(epochs) < 30 else None, label=f"{label} loss_D")
+        ax.plot(epochs, [m["loss_G"] for m in metrics], color=color, linestyle="--", marker="." if len(epochs) < 30 else None, label=f"{label} loss_G")
+    return _epoch_axes(ax, "mean binary cross entropy", legend)
 
 
-def _epoch_axes(ax, ylabel: str):
-    """Whole epochs along x, a label on y, a light grid and a small legend."""
+def _epoch_axes(ax, ylabel: str, legend: bool = True):
+    """Whole epochs along x, a label on y, a light grid and (if `legend`) a small legend in room made above the curves."""
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    if legend:
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + (high - low) * 0.2 * len(ax.get_lines()))
+        ax.legend(fontsize="small", loc="upper right")
     return ax
+
+
+def run_style_legend(fig, labels: Sequence[str]) -> None:
+    """One legend under a figure of loss and verdict panels drawn with ``legend=False``.
+
+    A colour per run (in the order the panels drew them), a solid line for
+    the discriminator's curve (loss_D, D(x) of reals) and a dashed one for the
+    generator's (loss_G, D(G(z)) of fakes). The figure needs constrained layout.
+    """
+    from matplotlib.lines import Line2D
+
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    handles = [Line2D([], [], color=color) for color in colors[:len(labels)]]
+    handles += [Line2D([], [], color="grey"), Line2D([], [], color="grey", linestyle="--")]
+    names = [*labels, "solid: loss_D; D(x) of reals", "dashed: loss_G; D(G(z)) of fakes"]
+    fig.legend(handles, names, loc="outside lower center", ncol=len(handles) if len(labels) == 1 else 2, fontsize="small")
 
 
 def pick_epochs(available: Sequence[int], count: int) -> list[int]:
@@ -84,32 +126,56 @@ def pick_epochs(available: Sequence[int], count: int) -> list[int]:
     return sorted({available[round(i * step)] for i in range(count)})
 
 
-def show_sample_evolution(run_dir: str | Path, count: int = 6, epochs: Sequence[int] | None = None, title: str | None = None):
-    """The fixed-noise sample grids of a run at several saved epochs, side by side."""
+def show_sample_evolution(run_dir: str | Path, count: int = 6, epochs: Sequence[int] | None = None, title: str | None = None,
+                          size: float = 3.0, reals: bool = False):
+    """The fixed-noise sample grids of a run at several saved epochs, side by side (each at most `size` inches).
+
+    ``reals`` adds the run's grid of real training images (``reals.png``) on
+    the right, at the same size, so the last samples can be compared with the data.
+    """
     saved = runs.samples(run_dir)
     epochs = list(epochs) if epochs is not None else pick_epochs(list(saved), count)
-    width = min(3.0, 8.0 / len(epochs))  # at most 8 inches: labels stay legible at print size
-    fig, axes = plt.subplots(1, len(epochs), figsize=(width * len(epochs), width + 0.5), squeeze=False)
-    for ax, epoch in zip(axes[0], epochs):
-        show_png(saved[epoch], title=f"epoch {epoch}", ax=ax)
+    panels = [(saved[epoch], f"epoch {epoch}") for epoch in epochs]
+    if reals:
+        panels.append((Path(run_dir) / "reals.png", "real images"))
+    width = min(size, 8.0 / len(panels))  # at most 8 inches: labels stay legible at print size
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), width + 0.5), squeeze=False)
+    for ax, (path, label) in zip(axes[0], panels):
+        show_png(path, title=label, ax=ax)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def show_nearest_pairs(samples: torch.Tensor, reals: torch.Tensor, count: int = 8, title: str | None = None):
+def show_nearest_pairs(samples: torch.Tensor | dict[str, torch.Tensor], reals: torch.Tensor, count: int = 8,
+                       title: str | None = None):
     """The `count` samples closest to a training image (the memorisation check), each above that image.
 
     Each column is titled with its ratio (see gan_helpers.quality.memorisation:
     about 1 for a new image, 0 for a copy); the training image is shown
-    mirrored where its mirror was the nearer one.
+    mirrored where its mirror was the nearer one. A dict of samples (one
+    entry per generator, say) sets its groups side by side, each under its name.
     """
+    groups = samples if isinstance(samples, dict) else {None: samples}
+    columns = count * len(groups)
+    size = min(1.6, 7.5 / columns)  # at most 8 inches wide: 10 pt text prints at 8 pt or more
+    fig = plt.figure(figsize=(size * columns + 0.5, 2 * size + 0.9), layout="constrained")
+    panels = fig.subfigures(1, len(groups), squeeze=False)[0] if len(groups) > 1 else [fig]
+    for panel, (label, group) in zip(panels, groups.items()):
+        _nearest_pair_columns(panel, group, reals, count)
+        if label is not None:
+            panel.suptitle(label)
+    fig.suptitle(title or "samples closest to a training image (ratio to that image's own nearest neighbour)")
+    return fig
+
+
+def _nearest_pair_columns(fig, samples: torch.Tensor, reals: torch.Tensor, count: int) -> None:
     from gan_helpers.quality import memorisation
 
     found = memorisation(samples, reals)
     order = found["ratio"].argsort()[:count].tolist()
-    fig, axes = plt.subplots(2, len(order), figsize=(1.6 * len(order), 3.7), squeeze=False)
+    axes = fig.subplots(2, len(order), squeeze=False)
     for col, i in enumerate(order):
         neighbour = reals[found["index"][i]]
         neighbour = neighbour.flip(-1) if found["mirrored"][i] else neighbour
@@ -117,12 +183,9 @@ def show_nearest_pairs(samples: torch.Tensor, reals: torch.Tensor, count: int = 
             axes[row, col].imshow(image.detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
             axes[row, col].set_xticks([])
             axes[row, col].set_yticks([])
-        axes[0, col].set_title(f"{found['ratio'][i]:.2f}" + (" copy" if found["near_copy"][i] else ""), fontsize="small")
+        axes[0, col].set_title(f"{found['ratio'][i]:.2f}" + (" copy" if found["near_copy"][i] else ""))
     axes[0, 0].set_ylabel("sample")
-    axes[1, 0].set_ylabel("nearest\ntraining image")
-    fig.suptitle(title or "samples closest to a training image (ratio to that image's own nearest neighbour)", fontsize="medium")
-    fig.tight_layout()
-    return fig
+    axes[1, 0].set_ylabel("nearest")
 
 
 def plot_quality(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[str] | None = None, key: str = "swd",
@@ -131,6 +194,8 @@ def plot_quality(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[s
 
     With `calibration` rows (gan_helpers.quality.calibration) the floor and
     ceiling rows are drawn as horizontal lines, so the curves read against them.
+    The legend stands to the right of the axes: a figure with constrained
+    layout keeps it inside its width.
     """
     from gan_helpers.evaluate import read_quality
 
@@ -138,48 +203,66 @@ def plot_quality(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[s
         run_dirs = [run_dirs]
     labels = labels or [Path(r).name for r in run_dirs]
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 4))
+        _, ax = plt.subplots(figsize=(6.5, 3))
     for run_dir, label in zip(run_dirs, labels):
         records = read_quality(run_dir)
         ax.plot([r["epoch"] for r in records], [r[key] for r in records], marker="." if len(records) < 30 else None, label=label)
     for row in calibration or []:
         if row["case"] in ("floor", "ceiling"):
             ax.axhline(row[key], color="grey", linestyle=":" if row["case"] == "floor" else "--", linewidth=1)
-            ax.annotate(row["label"], (0, row[key]), xycoords=("axes fraction", "data"), fontsize="x-small", color="grey", va="bottom")
+            ax.annotate(row["label"], (0, row[key]), xycoords=("axes fraction", "data"), fontsize=8.5, color="grey", va="bottom")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("SWD ×10³ (lower is closer to the data)" if key == "swd" else key)
+    ax.set_ylabel("SWD ×10³ (lower: closer)" if key == "swd" else key)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    # Beside the axes, clear of the curves and of the calibration labels (draw the figure with constrained layout).
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     return ax
 
 
-def show_source(*objects) -> None:
-    """Display the source code of classes or functions as a highlighted block (for `[code]` points)."""
+def show_source(*objects, brief: bool = False, excerpt: tuple[str, str] | None = None) -> None:
+    """Display the source code of classes or functions as a highlighted block (for `[code]` points).
+
+    ``brief`` cuts every docstring to its first paragraph (closed by ``[…]``):
+    the code stays complete, the prose stays in the package. ``excerpt=(first,
+    last)`` prints one function's signature (without type hints) and only
+    its lines from the first one containing `first` to the next one containing
+    `last`, with ``...`` where lines are left out: the core of a long function.
+    """
     from IPython.display import Markdown, display
 
+    from gan_helpers.report.spec_code import short_docstrings, source_excerpt
+
+    if excerpt is not None and len(objects) != 1:
+        raise ValueError("excerpt= needs exactly one object")
     for obj in objects:
         module = inspect.getmodule(obj).__name__
-        display(Markdown(f"`{module}.{obj.__qualname__}`\n\n```python\n{inspect.getsource(obj).rstrip()}\n```"))
+        code = textwrap.dedent(inspect.getsource(obj)).rstrip()
+        if brief:
+            code = short_docstrings(code)
+        if excerpt is not None:
+            code = source_excerpt(obj, code, *excerpt)
+        display(Markdown(f"`{module}.{obj.__qualname__}`\n\n```python\n{code}\n```"))
 
 
-def plot_verdicts(run_dirs: dict[str, str | Path], ax=None):
+def plot_verdicts(run_dirs: dict[str, str | Path], ax=None, legend: bool = True):
     """The discriminator's mean probability "real" per epoch, for reals (solid) and fakes (dashed), per run."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 4))
+        _, ax = plt.subplots(figsize=(6.5, 3))
     for label, run_dir in run_dirs.items():
         metrics = runs.read_metrics(run_dir)
         epochs = [m["epoch"] for m in metrics]
-        line, = ax.plot(epochs, [m["D_x"] for m in metrics], label=f"{label}: D(x), real")
-        ax.plot(epochs, [m["D_G_z"] for m in metrics], linestyle="--", color=line.get_color(), label=f"{label}: D(G(z)), fake")
+        line, = ax.plot(epochs, [m["D_x"] for m in metrics], label=f"{label} D(x)")
+        ax.plot(epochs, [m["D_G_z"] for m in metrics], linestyle="--", color=line.get_color(), label=f"{label} D(G(z))")
     ax.set_ylim(0, 1)
-    return _epoch_axes(ax, "mean probability 'real'")
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    return _epoch_axes(ax, "mean probability 'real'", legend)
 
 
 def plot_step_trace(trace: dict[str, list[float]], ax=None):
     """Point 7: D(x) and D(G(z)) at every step of the first steps of training (from checks.trace_steps)."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 3.5))
+        _, ax = plt.subplots(figsize=(6.5, 2.5))
     steps = range(1, len(trace["D_x"]) + 1)
     ax.plot(steps, trace["D_x"], label="D(x): real images")
     ax.plot(steps, trace["D_G_z"], label="D(G(z)): fakes")
@@ -191,40 +274,67 @@ def plot_step_trace(trace: dict[str, list[float]], ax=None):
     return ax
 
 
-def show_untrained(outputs: dict[str, torch.Tensor], size: float = 2.6):
-    """Untrained generators' outputs: as they are, contrast stretched, and a 16x16 corner enlarged (points 3, 11)."""
-    fig, axes = plt.subplots(len(outputs), 3, figsize=(3 * size, size * len(outputs)), squeeze=False)
-    for row, (label, images) in zip(axes, outputs.items()):
+def show_untrained(outputs: dict[str, torch.Tensor], size: float = 1.8):
+    """Untrained generators' outputs: as they are, contrast stretched, and a 16x16 corner enlarged (points 3, 11).
+
+    One row per entry of `outputs`, named on its left; the columns are named once, on top.
+    """
+    fig, axes = plt.subplots(len(outputs), 3, figsize=(3 * size + 0.4, size * len(outputs) + 0.4), squeeze=False)
+    for number, (row, (label, images)) in enumerate(zip(axes, outputs.items())):
         stretched = (images - images.min()) / (images.max() - images.min()).clamp_min(1e-12)
-        show_images(images, nrow=4, title=f"{label}: as generated", ax=row[0])
-        show_images(stretched, nrow=4, title=f"{label}: contrast stretched", ax=row[1])
+        show_images(images, nrow=4, ax=row[0])
+        show_images(stretched, nrow=4, ax=row[1])
         row[2].imshow(stretched[0, :, :16, :16].permute(1, 2, 0).numpy(), interpolation="nearest")
-        row[2].set_title(f"{label}: 16×16 corner, stretched")
         row[2].set_axis_off()
+        if number == 0:
+            for ax, name in zip(row, ("as generated", "stretched", "16×16 corner")):
+                ax.set_title(name)
+        _row_label(row[0], label)
     fig.tight_layout()
     return fig
 
 
-def show_runs_at_epochs(run_dirs: dict[str, str | Path], count: int = 5):
-    """The fixed-noise grids of several runs at the same epochs: one row per run."""
-    common = sorted(set.intersection(*(set(runs.samples(r)) for r in run_dirs.values())))
-    epochs = pick_epochs(common, count)
-    fig, axes = plt.subplots(len(run_dirs), len(epochs), figsize=(1.6 * len(epochs), 1.9 * len(run_dirs)), squeeze=False)
+def _row_label(ax, label: str) -> None:
+    """Name a row of image panels on the left of its first axes (which otherwise shows no frame or ticks)."""
+    ax.set_axis_on()
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_ylabel(label)
+
+
+def show_runs_at_epochs(run_dirs: dict[str, str | Path], count: int = 5, epochs: dict[str, Sequence[int]] | None = None,
+                        notes: dict[str, dict[int, str]] | None = None, size: float = 1.6):
+    """The fixed-noise grids of several runs at the same epochs: one row per run, named on its left.
+
+    `epochs` gives each run its own epochs instead (rows may differ in
+    length); `notes` adds a word to an epoch's title, e.g. {"transposed": {40: "chosen"}}.
+    """
+    if epochs is None:
+        common = sorted(set.intersection(*(set(runs.samples(r)) for r in run_dirs.values())))
+        epochs = {label: pick_epochs(common, count) for label in run_dirs}
+    columns = max(len(e) for e in epochs.values())
+    size = min(size, 7.6 / columns)  # at most 8 inches wide with the row names
+    fig, axes = plt.subplots(len(run_dirs), columns, figsize=(size * columns + 0.4, (size + 0.3) * len(run_dirs)), squeeze=False)
     for row, (label, run_dir) in zip(axes, run_dirs.items()):
-        for ax, epoch in zip(row, epochs):
-            show_png(runs.samples(run_dir)[epoch], title=f"{label}, epoch {epoch}", ax=ax)
-            ax.title.set_fontsize(8)
+        for ax in row:
+            ax.set_axis_off()
+        for ax, epoch in zip(row, epochs[label]):
+            note = (notes or {}).get(label, {}).get(epoch)
+            show_png(runs.samples(run_dir)[epoch], title=f"epoch {epoch}" + (f" ({note})" if note else ""), ax=ax)
+        _row_label(row[0], label)
     fig.tight_layout()
     return fig
 
 
-def show_centre_crops(images: dict[str, torch.Tensor], crop: int = 32):
+def show_centre_crops(images: dict[str, torch.Tensor], crop: int = 32, size: float = 1.6):
     """The central crop x crop pixels of one image per entry, enlarged without smoothing (grid artifacts up close)."""
-    fig, axes = plt.subplots(1, len(images), figsize=(2.6 * len(images), 2.9), squeeze=False)
+    fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.4), squeeze=False)
     for ax, (title, image) in zip(axes[0], images.items()):
         start = (image.shape[-1] - crop) // 2
         ax.imshow(image[:, start:start + crop, start:start + crop].clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title)
         ax.set_axis_off()
     fig.tight_layout()
     return fig

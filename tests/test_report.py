@@ -182,6 +182,226 @@ def test_every_printed_and_mapped_name_exists():
     assert set(spec_code.CODE_MAP) == set(reading.POINTS)
 
 
+def test_short_docstrings_keep_the_first_paragraph_and_all_code():
+    code = (
+        'class Net:\n    """Point 1: a net.\n\n    Long prose about it.\n    More prose.\n    """\n\n'
+        '    def forward(self, x):\n        """Probabilities, shape (B,)."""\n        return x\n\n'
+        '    def logits(self, x):\n        """Scores before the sigmoid,\n        shape (B,).\n\n        Why: stability.\n        """\n'
+        '        y = x + 1  # a comment stays\n        return y\n'
+    )
+    short = spec_code.short_docstrings(code)
+    assert "Long prose" not in short and "Why: stability" not in short
+    assert '"""Point 1: a net. […]"""' in short and '"""Probabilities, shape (B,)."""' in short
+    assert "        shape (B,). […]\"\"\"" in short and "y = x + 1  # a comment stays" in short
+    compile(short, "<short>", "exec")  # still valid Python
+    assert spec_code.short_docstrings(short) == short
+
+
+def test_an_excerpt_is_the_signature_and_the_lines_between_the_markers():
+    import IPython.display
+
+    from gan_helpers import plots
+    from gan_helpers.latent import invert
+
+    displayed = []
+    with mock.patch.object(IPython.display, "display", displayed.append):
+        plots.show_source(invert, excerpt=("optimizer = torch.optim.SGD", "optimizer.step()"))
+    output = new_output("display_data", data={"text/markdown": displayed[0].data})
+    assert cleaning.shown_object(output) == "gan_helpers.latent.invert"
+    code = displayed[0].data.split("```python\n")[1].split("\n```")[0].splitlines()
+    assert code[0].startswith("def invert(G, target, *, steps, lr=0.01, momentum=0.9,") and code[0].endswith("):")
+    assert code[1].strip().startswith("...") and code[-1].strip().startswith("...")
+    assert code[2].strip().startswith("optimizer = torch.optim.SGD") and code[-2].strip() == "optimizer.step()"
+    assert "raise UserError" not in "\n".join(code)  # the argument checks are left out
+    assert cleaning.printed_definitions(new_notebook(cells=[new_code_cell("", outputs=[output])])) == ["invert"]
+    with pytest.raises(ValueError, match="no line containing"):
+        plots.show_source(invert, excerpt=("not in the source", "optimizer.step()"))
+
+
+def notebook_cells(stem: str) -> list:
+    from gan_helpers.profiles import notebook_path
+
+    return nbformat.read(notebook_path(stem), as_version=4).cells
+
+
+def hidden(cell) -> bool:
+    return bool(set(cell.metadata.get("tags", [])) & cleaning.HIDDEN_CELL_TAGS)
+
+
+def test_the_notebooks_print_spec_code_shortened_and_within_a_budget():
+    """Every show_source call the PDF prints runs, prints only PRINTED objects, shortened, in about four pages in all."""
+    import ast as _ast
+
+    import IPython.display
+
+    from gan_helpers import plots
+
+    objects = {name.rsplit(".", 1)[1]: spec_code.resolve(*name.rsplit(".", 1)) for name in spec_code.PRINTED}
+    lines, calls = 0, 0
+    for stem in reading.NOTEBOOKS:
+        for cell in notebook_cells(stem):
+            if cell.cell_type != "code" or "show_source(" not in cell.source or hidden(cell):
+                continue
+            for node in _ast.walk(_ast.parse(cell.source)):
+                if not (isinstance(node, _ast.Call) and getattr(node.func, "id", "") == "show_source"):
+                    continue
+                names = [arg.id for arg in node.args]
+                if not set(names) <= set(objects):
+                    continue  # the merge leaves these out (test_clean_hides_plumbing_code_and_unlisted_source)
+                options = {k.arg: _ast.literal_eval(k.value) for k in node.keywords}
+                assert options.get("brief") or options.get("excerpt"), f"{stem}: show_source({', '.join(names)}) prints whole docstrings"
+                displayed = []
+                with mock.patch.object(IPython.display, "display", displayed.append):
+                    plots.show_source(*(objects[n] for n in names), **options)
+                for shown_output in displayed:
+                    output = new_output("display_data", data={"text/markdown": shown_output.data})
+                    assert cleaning.shown_object(output) in spec_code.PRINTED
+                    lines += shown_output.data.count("\n") - 3
+                calls += 1
+    assert calls >= 9
+    assert lines <= 240, f"the PDF prints {lines} lines of code (about 58 a page)"
+
+
+# Outputs that repeat what a figure or another table of the report shows, or that only notebook readers need:
+# the PDF leaves their cells out (they still run and show in the notebooks).
+HIDDEN_IN_PDF = {
+    "02_data": ["for row in demo_summary.rows:"],  # the demonstration listing: the figure after it shows every decision
+    "03_dcgan": ["print(summary(D", "print(summary(G", "display(Markdown(quality_table(calibration)))",
+                 "display(Markdown(summary_table("],
+    "04_upsampling": ["print(summary(UpsamplingGenerator", "display(Markdown(quality_table(read_quality(run_dir))))",
+                      "display(Markdown(summary_table("],
+    "06_reflections": ["plot_losses(list(run_dirs.values())", "**Figure (Point 18).**"],  # = the left panel of point 12's figure
+}
+
+
+def test_outputs_that_repeat_other_figures_or_tables_are_hidden_from_the_pdf():
+    for stem, snippets in HIDDEN_IN_PDF.items():
+        cells = notebook_cells(stem)
+        for snippet in snippets:
+            matching = [c for c in cells if snippet in c.source]
+            assert matching and all(hidden(c) for c in matching), (stem, snippet)
+    for stem in reading.NOTEBOOKS:  # what is hidden never holds a lab point's heading
+        for cell in notebook_cells(stem):
+            if hidden(cell) and cell.cell_type == "markdown":
+                assert not any(reading.points_in(text) for _, _, text in reading.markdown_headings(cell.source)), stem
+
+
+def test_every_printed_figure_of_the_notebooks_has_its_caption_after_it():
+    """A code cell that shows a figure in the PDF is followed by its '**Figure (Point N).**' line, and a caption by a figure."""
+    for stem in reading.NOTEBOOKS:
+        cells = [c for c in notebook_cells(stem) if not hidden(c)]
+        for before, after in zip(cells, cells[1:] + [None]):
+            shows = before.cell_type == "code" and "plt.show()" in before.source
+            captioned = after is not None and after.cell_type == "markdown" and bool(cleaning.CAPTION.match(after.source))
+            assert shows == captioned, (stem, before.source[:60])
+            assert before.source.count("plt.show()") <= 1, (stem, before.source[:60])  # one figure, one caption
+
+
+LINE_PLOTS = ("plot_losses(", "plot_verdicts(", "plot_quality(", "plot_step_trace(")
+
+
+def test_figures_drawn_in_the_notebooks_fit_the_print_area():
+    """figsize=(W, H) in a notebook: at most 8.1 in wide and 9.2 in high, so 10 pt text prints at 8 pt or more."""
+    import re
+
+    for stem in reading.NOTEBOOKS:
+        for cell in notebook_cells(stem):
+            for width, height in re.findall(r"figsize=\(([\d.]+),\s*([\d.]+)\)", cell.source):
+                assert float(width) <= 8.1 and float(height) <= 9.2, (stem, width, height)
+            if any(name in cell.source for name in LINE_PLOTS) and not hidden(cell):  # their legends are set small
+                assert all(float(w) <= layout.TEXT_WIDTH_IN + 0.05 for w in re.findall(r"figsize=\(([\d.]+),", cell.source)), stem
+            for size in re.findall(r"fontsize=([\d.]+)", cell.source):
+                widths = [float(w) for w, _ in re.findall(r"figsize=\(([\d.]+),\s*([\d.]+)\)", cell.source)] or [8.0]
+                assert float(size) * min(1.0, layout.TEXT_WIDTH_IN / max(widths)) >= layout.MIN_TEXT_PT, (stem, size)
+
+
+def smallest_printed_text(fig) -> float:
+    """The smallest font size (pt) of any visible text in `fig` once the template scales it to the text width."""
+    import matplotlib.text
+
+    fig.canvas.draw()
+    width, height = fig.get_size_inches()
+    scale = layout.print_scale(width, height, captioned=True)
+    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    return min(sizes) * scale
+
+
+@pytest.mark.parametrize("frames, settings, values, steps", [(4, 3, 3, 5), (8, 5, 5, 12)])  # smoke and full
+def test_figure_helpers_print_text_at_8_pt_or_more(frames, settings, values, steps):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from gan_helpers.latent import Inversion
+    from gan_helpers.latent_plots import show_edit_groups, show_inversions, show_rows
+    from gan_helpers.plots import show_centre_crops, show_nearest_pairs, show_untrained
+
+    def inversion(seed):
+        images = torch.rand(frames + 1, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
+        return Inversion(z=torch.zeros(1, 128), image=images[-1:], target=images[:1], losses=[0.2, 0.1, 0.05],
+                         final_mse=0.04, frames=images, frame_steps=list(range(0, 10 * (frames + 1), 10)), restart_mses=[0.04])
+
+    names = ("transposed convolutions", "upsampling + convolutions")
+    grouped = {name: {f"variant {i}": inversion(i) for i in range(settings)} for name in names}
+    image = torch.rand(1, 3, 64, 64)
+    figures = [
+        show_inversions(grouped, title="image A from a random start"),
+        show_inversions({"transposed": inversion(1), "upsampling": inversion(2)}, title="outside"),
+        show_edit_groups({name: (image, torch.rand(5 * values, 3, 64, 64), [1, 2, 3, 4, 5]) for name in names},
+                         [float(v) for v in range(values)], title="edits"),
+        show_rows({"targets A and B": torch.rand(2, 3, 64, 64), "upsampling, slerp": torch.rand(steps, 3, 64, 64)}, title="t", size=0.9),
+        show_nearest_pairs({name: torch.rand(12, 3, 64, 64) for name in names}, torch.rand(16, 3, 64, 64), count=4, title="t"),
+        show_untrained({"untrained transposed": torch.rand(16, 3, 64, 64), "untrained upsampling": torch.rand(16, 3, 64, 64)}),
+        show_centre_crops({"real image": image[0], "transposed, epoch 2000": image[0], "upsampling, epoch 2000": image[0]}),
+    ]
+    for number, fig in enumerate(figures):
+        assert fig.get_size_inches()[0] <= 8.1, number
+        assert smallest_printed_text(fig) >= layout.MIN_TEXT_PT, number
+    plt.close("all")
+
+
+def test_line_plots_at_the_notebooks_size_print_text_at_8_pt_or_more(tmp_path):
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gan_helpers.plots import plot_losses, plot_quality, plot_step_trace, plot_verdicts, run_style_legend
+
+    runs_ = {}
+    for kind in ("transposed", "upsampling"):
+        run = tmp_path / kind
+        run.mkdir()
+        (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "loss_D": 0.7, "loss_G": 0.7 + e / 10, "D_x": 0.5,
+                                                               "D_G_z": 0.4}) + "\n" for e in (1, 2, 3)))
+        (run / "quality.jsonl").write_text("".join(json.dumps({"epoch": e, "swd": 300 - e}) + "\n" for e in (0, 1, 2)))
+        runs_[kind] = run
+    calibration = [{"case": "floor", "label": "real vs real (two halves)", "swd": 100.0},
+                   {"case": "ceiling", "label": "untrained transposed generator", "swd": 320.0}]
+    fig, axes = plt.subplots(1, 2, figsize=(6.5, 2.9), layout="constrained")  # as notebooks 03 and 04 draw them
+    plot_losses(list(runs_.values()), labels=list(runs_), ax=axes[0], legend=False)
+    plot_verdicts(runs_, ax=axes[1], legend=False)
+    run_style_legend(fig, list(runs_))
+    assert len(fig.legends) == 1 and not axes[0].get_legend() and not axes[1].get_legend()
+    _, ax = plt.subplots(figsize=(6.5, 2.6), layout="constrained")
+    plot_quality(list(runs_.values()), list(runs_), calibration=calibration, ax=ax)
+    ax.figure.canvas.draw()
+    assert ax.figure.get_tightbbox().width <= 6.6  # the legend beside the axes stays inside the figure
+    trace = plot_step_trace({"D_x": [0.5, 0.6], "D_G_z": [0.5, 0.4]}).figure
+    alone = plot_losses(runs_["transposed"])  # its own legend, in room made above the curves
+    legend = alone.get_legend().get_window_extent(alone.figure.canvas.get_renderer())
+    for line in alone.get_lines():
+        points = alone.transData.transform(line.get_xydata())
+        assert not any(legend.contains(x, y) for x, y in points)
+    for figure in (fig, ax.figure, trace, alone.figure):
+        assert smallest_printed_text(figure) >= layout.MIN_TEXT_PT
+    plt.close("all")
+
+
 # ---- front matter ------------------------------------------------------------------------------
 
 def test_training_settings_list_every_field_and_name_changed_defaults():

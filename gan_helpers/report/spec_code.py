@@ -4,16 +4,23 @@ Both lists are defined here once. :data:`PRINTED` is the allow-list of the
 merge step: a ``show_source`` output of any other object is dropped from the
 PDF (it stays in the notebook). :data:`CODE_MAP` is the front matter's table
 "where the code is"; a test imports every name it lists.
+
+The two ways ``show_source`` shortens what it prints live here too:
+:func:`short_docstrings` (docstrings cut to their first paragraph) and
+:func:`source_excerpt` (a long function's core lines under its signature).
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import inspect
+import re
 
 # Qualified names (module.qualname, as show_source prints them) of the only
 # objects whose source the PDF shows: the spec's networks and their block
-# builders (points 1, 2, 11), the two steps (7, 8), the epoch loop and its
-# hooks (9), inversion (13) and interpolation (16).
+# builders (points 1, 2, 11), the two steps (7, 8), the batch step that joins
+# them, the epoch loop and its hooks (9), inversion (13) and interpolation (16).
 PRINTED = (
     "gan_helpers.models.Discriminator",
     "gan_helpers.models.latent_projection",
@@ -22,6 +29,7 @@ PRINTED = (
     "gan_helpers.models.UpsamplingGenerator",
     "gan_helpers.training.d_step",
     "gan_helpers.training.g_step",
+    "gan_helpers.training.train_step",
     "gan_helpers.training.train_epoch",
     "gan_helpers.training.fit",
     "gan_helpers.latent.invert",
@@ -38,7 +46,7 @@ CODE_MAP: dict[int, tuple[tuple[str, tuple[str, ...]], ...]] = {
     6: (("gan_helpers.warmup", ("tiny_model", "pseudo_loss", "first_layer_steps")),),
     7: (("gan_helpers.training", ("d_step", "jitter_labels")),),
     8: (("gan_helpers.training", ("g_step",)),),
-    9: (("gan_helpers.training", ("train_epoch", "fit")), ("gan_helpers.experiment", ("train",)),
+    9: (("gan_helpers.training", ("train_step", "train_epoch", "fit")), ("gan_helpers.experiment", ("train",)),
         ("gan_helpers.checkpoints", ("save_checkpoint", "load_checkpoint"))),
     10: (("gan_helpers.experiment", ("train",)), ("gan_helpers.plots", ("plot_losses", "show_sample_evolution"))),
     11: (("gan_helpers.models", ("UpsamplingGenerator", "_upsampling_block")),),
@@ -63,3 +71,44 @@ def resolve(module: str, qualname: str) -> object:
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def short_docstrings(code: str) -> str:
+    """`code` with every docstring (module, class, function) cut to its first paragraph, closed by ``[…]``."""
+    lines = code.splitlines()
+    cuts = []  # (first line kept, last line of the docstring), 0-based
+    for node in ast.walk(ast.parse(code)):
+        body = getattr(node, "body", None)
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or not body:
+            continue
+        first = body[0]
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            start, end = first.lineno - 1, first.end_lineno - 1
+            blank = next((i for i in range(start + 1, end) if not lines[i].strip()), None)
+            if blank is not None:
+                cuts.append((blank - 1, end))
+    for last_kept, end in sorted(cuts, reverse=True):
+        quote = '"""' if '"""' in lines[end] else "'''"
+        lines[last_kept] = f"{lines[last_kept].rstrip()} […]{quote}"
+        del lines[last_kept + 1:end + 1]
+    return "\n".join(lines)
+
+
+def source_excerpt(obj, code: str, first: str, last: str) -> str:
+    """The signature of function `obj` without type hints, then the lines of `code` from `first` to `last`."""
+    lines = code.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if first in line)
+        end = next(i for i in range(start, len(lines)) if last in lines[i])
+    except StopIteration:
+        raise ValueError(f"the source of {obj.__qualname__} has no line containing {first!r} followed by one containing {last!r}") from None
+    parameters = []
+    for p in inspect.signature(obj).parameters.values():
+        if p.kind is p.KEYWORD_ONLY and not any(q.startswith("*") for q in parameters):
+            parameters.append("*")
+        prefix = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "")
+        parameters.append(f"{prefix}{p.name}" + ("" if p.default is p.empty else f"={p.default!r}"))
+    indent = re.match(r"\s*", lines[start]).group()
+    head = [f"def {obj.__name__}({', '.join(parameters)}):", f"{indent}...  # (excerpt: the lines before this are left out)"]
+    tail = [f"{indent}...  # (the lines after this are left out)"] if end < len(lines) - 1 else []
+    return "\n".join(head + lines[start:end + 1] + tail)
