@@ -53,11 +53,15 @@ def resolve_source(source: str | None = None) -> str:
 
 
 def has_spec_settings(config: TrainConfig) -> bool:
-    """Whether `config` trains with the full profile's settings (its data and generator aside)."""
+    """Whether `config` trains with the full profile's settings and length (its data and generator aside).
+
+    The length counts: `quick` trains the same experiment as `full` for 30 epochs instead of 2000,
+    and a report of 30 epochs is trained here, not read from a 2000-epoch result.
+    """
     from gan_helpers.profiles import experiment_config
 
     def settings(c: TrainConfig) -> dict:
-        return {k: v for k, v in c.identity().items() if k not in ("data", "generator")}
+        return {**{k: v for k, v in c.identity().items() if k not in ("data", "generator")}, "epochs": c.epochs}
     return settings(config) == settings(experiment_config(SPEC_PROFILE))
 
 

@@ -317,7 +317,7 @@ def test_notebook_05_runs_from_the_result_and_merges_into_the_report(made, tmp_p
             shutil.copy(NOTEBOOK_DIR / f"{stem}.ipynb", out / f"{stem}.ipynb")
 
     printed = "".join(o.get("text", "") for c in nbformat.read(out / "05_latent.ipynb", as_version=4).cells for o in c.get("outputs", []))
-    assert printed.count("Using the shipped result") == 2 and "generator/epoch-000001.pt" in printed
+    assert printed.count("Using the shipped result") == 2 and "transposed: epoch-000001.pt of transposed" in printed
     for kind in KINDS:
         latents = made["root"] / "runs" / "shipped" / "reference" / kind / "latents"
         assert {p.name for p in latents.glob("*.pt")} >= {"epoch-000001-outside-grace_hopper.pt"}
