@@ -40,7 +40,7 @@ browser-test: setup-browser ## JupyterLab in headless Chromium: run 01 and 05, m
 notebooks: setup ## execute all notebooks with papermill into build/PROFILE/
 	$(PYTHON) -m gan_helpers notebooks run --profile "$(PROFILE)" $(DATA_FLAG)
 
-report: setup-report ## render report/lab_report.pdf (PROFILE: full on a GPU, quick otherwise)
+report: setup-report ## render report/lab_report.pdf (PROFILE: full on a GPU or from results/reference, else quick)
 	$(PYTHON) -m gan_helpers report --profile "$(PROFILE)" $(DATA_FLAG)
 
 train: setup ## one training run from the command line: make train ARGS="--generator upsampling --epochs 50"

@@ -177,7 +177,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for action, text in (("run", "execute the notebooks in order with papermill"),
                          ("inject", "write parameterised copies without executing them (for nbval)")):
         command = actions.add_parser(action, help=text, description=text)
-        command.add_argument("--profile", default="", help="parameter set: " + ", ".join(profile_names()) + " (default: $PROFILE, else full on a GPU, quick otherwise)")
+        command.add_argument("--profile", default="", help="parameter set: " + ", ".join(profile_names()) + " (default: $PROFILE, else full on a GPU or when the shipped result fits it, quick otherwise)")
         command.add_argument("--data", default=None, help="image folder replacing the experiment's data set")
         command.add_argument("--out", default=None, help="output folder (default: build/PROFILE for run, build/PROFILE-notebooks for inject)")
         command.add_argument("--notebook", action="append", dest="notebooks", metavar="STEM", help="only this notebook (repeatable), e.g. 03_dcgan")
@@ -186,7 +186,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    profile = resolve_profile(args.profile)
+    profile = resolve_profile(args.profile, args.data)
     if args.action == "inject":
         out = args.out or PROJECT_ROOT / "build" / f"{profile}-notebooks"
         for path in inject(profile, out, data=args.data, notebooks=args.notebooks):

@@ -10,6 +10,9 @@ block per notebook holding only that notebook's own knobs::
       epochs: 15
     05_latent:
       steps: 30
+    without_gpu:        # knobs that replace the ones above on a machine without CUDA
+      03_dcgan:
+        first_steps: 40
 
 Every key is checked before anything runs: a training setting against
 TrainConfig, a notebook knob against the names the notebook's ``parameters``
@@ -32,6 +35,10 @@ NOTEBOOKS = ("01_warmup", "02_data", "03_dcgan", "04_upsampling", "05_latent", "
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PARAMS_DIR = NOTEBOOK_DIR / "params"
 TRAIN = "train"  # the profile block that holds the experiment
+# The profile block of notebook knobs used instead on a machine without CUDA: the
+# full profile's CPU-heavy demonstrations (point 7's step trace, point 13's long
+# inversions) shrink there, while its experiment stays the same.
+WITHOUT_GPU = "without_gpu"
 # Parameters the runner sets itself in every notebook that has them: which
 # profile, and the data override (--data / DATA=).
 RUNNER_PARAMETERS = ("profile", "data", "progress")
@@ -41,19 +48,28 @@ def profile_names() -> list[str]:
     return sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
 
 
-def default_profile() -> str:
-    """'full' where a CUDA GPU is available, 'quick' otherwise."""
+def default_profile(data: str | Path | None = None) -> str:
+    """'full' where a CUDA GPU is available or a shipped result stands in for its training, 'quick' otherwise.
+
+    The shipped result (``results/reference``, gan_helpers.shipped) counts only
+    when it fits the full profile's experiment on `data` for both generators.
+    """
     import torch
 
-    return "full" if torch.cuda.is_available() else "quick"
+    if torch.cuda.is_available():
+        return "full"
+    from gan_helpers.shipped import shipped_results
+
+    config = experiment_config("full", data=data_argument(data) if data else "")
+    return "full" if all(shipped_results(config, say=None).values()) else "quick"
 
 
-def resolve_profile(name: str | None = None) -> str:
-    """The profile to use: `name`, else the PROFILE environment variable, else :func:`default_profile`.
+def resolve_profile(name: str | None = None, data: str | Path | None = None) -> str:
+    """The profile to use: `name`, else the PROFILE environment variable, else :func:`default_profile` for `data`.
 
     An empty string counts as not given (the Makefile passes ``--profile ""``).
     """
-    name = (name or "").strip() or os.environ.get("PROFILE", "").strip() or default_profile()
+    name = (name or "").strip() or os.environ.get("PROFILE", "").strip() or default_profile(data)
     if not (PARAMS_DIR / f"{name}.yaml").is_file():
         raise UserError(f"there is no parameter set {name!r} (notebooks/params/{name}.yaml); use one of: {', '.join(profile_names()) or 'none'}.")
     return name
@@ -95,8 +111,12 @@ def notebook_parameters(path: str | Path) -> dict[str, object]:
     return found
 
 
-def read_profile(name: str) -> dict[str, dict]:
-    """The raw parameter set: {"train": {...}, notebook stem: {...}}, its shape checked."""
+def read_profile(name: str, gpu: bool | None = None) -> dict[str, dict]:
+    """The raw parameter set: {"train": {...}, notebook stem: {...}}, its shape checked.
+
+    Without a GPU (`gpu` None: whether CUDA is available) a notebook's
+    ``without_gpu`` knobs replace its own.
+    """
     import yaml
 
     path = PARAMS_DIR / f"{name}.yaml"
@@ -110,11 +130,26 @@ def read_profile(name: str) -> dict[str, dict]:
         raise UserError(f"{shown(path)} must map '{TRAIN}' and notebook names (01_warmup, …) to their settings.")
     sections = (TRAIN, *NOTEBOOKS)
     for key, section in raw.items():
-        if key not in sections:
-            raise UserError(f"{shown(path)} has a section {key!r} that is neither '{TRAIN}' nor a notebook{did_you_mean(key, sections)}.")
+        if key not in (*sections, WITHOUT_GPU):
+            raise UserError(f"{shown(path)} has a section {key!r} that is neither '{TRAIN}', '{WITHOUT_GPU}' nor a notebook"
+                            f"{did_you_mean(key, (*sections, WITHOUT_GPU))}.")
         if not isinstance(section, dict | None):
             raise UserError(f"section {key} of {shown(path)} must map names to values.")
-    return {key: dict(raw.get(key) or {}) for key in sections}
+    profile = {key: dict(raw.get(key) or {}) for key in sections}
+    replaced = raw.get(WITHOUT_GPU) or {}
+    for stem, knobs in replaced.items():
+        if stem not in NOTEBOOKS:
+            raise UserError(f"section {WITHOUT_GPU} of {shown(path)} names {stem!r}, which is not a notebook{did_you_mean(stem, NOTEBOOKS)}.")
+        if not isinstance(knobs, dict | None):
+            raise UserError(f"section {WITHOUT_GPU}.{stem} of {shown(path)} must map names to values.")
+    if gpu is None:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    if not gpu:
+        for stem, knobs in replaced.items():
+            profile[stem].update(knobs or {})
+    return profile
 
 
 def experiment_config(profile: str, *, data: str = "", **overrides) -> TrainConfig:
@@ -134,20 +169,23 @@ def experiment_config(profile: str, *, data: str = "", **overrides) -> TrainConf
     return config.replace(**overrides)
 
 
-def load_profile(name: str, notebooks=None) -> dict[str, dict]:
+def load_profile(name: str, notebooks=None, gpu: bool | None = None) -> dict[str, dict]:
     """The parameter set `name`, every key checked: {"train": {...}, stem: {parameter: value}}.
 
     Notebook sections outside `notebooks` (default: all) are checked only for
     naming a notebook; a missing section means the notebook's own defaults.
+    `gpu` as in :func:`read_profile`.
     """
-    profile = read_profile(name)
+    profile = read_profile(name, gpu)
     experiment_config(name)  # the train block, validated
     wanted = list(notebooks) if notebooks is not None else NOTEBOOKS
+    both = (read_profile(name, gpu=True), read_profile(name, gpu=False))  # a typo among the knobs of either machine is found on both
     for stem in NOTEBOOKS:
-        if stem not in wanted or not profile[stem]:
+        keys = {key for knobs in both for key in knobs[stem]}
+        if stem not in wanted or not keys:
             continue
         known = notebook_parameters(notebook_path(stem))
-        for key in profile[stem]:
+        for key in sorted(keys):
             if key in RUNNER_PARAMETERS:
                 raise UserError(f"notebooks/params/{name}.yaml: {stem} sets {key!r}, which the runner sets itself; remove the key.")
             if key not in known:

@@ -24,7 +24,7 @@ ANALYSING = ("03_dcgan", "04_upsampling", "05_latent", "06_reflections")
 
 def tiny(data, tmp_path, **changes) -> TrainConfig:
     values = dict(data=str(data), runs_dir=str(tmp_path / "runs"), epochs=1, batch_size=2, sample_every=1,
-                  save_every=1, max_images=4, fixed_noise=4, progress=False, augment=False)
+                  save_every=1, max_images=4, fixed_noise=4, quality_samples=2, progress=False, augment=False)
     return TrainConfig(**{**values, **changes})
 
 
@@ -89,7 +89,7 @@ def test_changing_the_train_block_changes_every_notebooks_experiment(tmp_path, m
     ("train:\n  epochs: seven\n", "epochs must be a whole number"),
     ("03_dcgan:\n  epochs: 7\n", "training settings belong in the 'train' block"),
     ("05_latent:\n  profile: smoke\n", "the runner sets itself"),
-    ("07_extra:\n  x: 1\n", "neither 'train' nor a notebook"),
+    ("07_extra:\n  x: 1\n", "neither 'train', 'without_gpu' nor a notebook"),
 ])
 def test_profile_mistakes_are_one_sentence(tmp_path, monkeypatch, text, message):
     params = tmp_path / "params"

@@ -61,8 +61,24 @@ def test_mistyped_key_is_one_clear_sentence(lab):
 
 def test_unknown_section_is_an_error(lab):
     set_params(lab, "03_dcgn:\n  epochs: 1\n")
-    with pytest.raises(UserError, match="section '03_dcgn' that is neither 'train' nor a notebook.*did you mean '03_dcgan'"):
+    with pytest.raises(UserError, match="section '03_dcgn' that is neither 'train', 'without_gpu' nor a notebook.*did you mean '03_dcgan'"):
         profiles.load_profile("smoke", ["01_warmup", "02_data"])
+
+
+def test_without_gpu_knobs_replace_the_notebooks_own_on_a_cpu_only(lab):
+    set_params(lab, "01_warmup:\n  steps: 300\n  lr: 0.5\nwithout_gpu:\n  01_warmup:\n    steps: 40\n")
+    assert profiles.load_profile("smoke", ["01_warmup"], gpu=True)["01_warmup"] == {"steps": 300, "lr": 0.5}
+    assert profiles.load_profile("smoke", ["01_warmup"], gpu=False)["01_warmup"] == {"steps": 40, "lr": 0.5}
+
+
+@pytest.mark.parametrize("gpu", [True, False])
+def test_without_gpu_typos_are_errors_on_either_machine(lab, gpu):
+    set_params(lab, "without_gpu:\n  01_warmup:\n    stepz: 40\n")
+    with pytest.raises(UserError, match="01_warmup has no parameter 'stepz'.*did you mean 'steps'"):
+        profiles.load_profile("smoke", ["01_warmup"], gpu=gpu)
+    set_params(lab, "without_gpu:\n  01_warmpu:\n    steps: 40\n")
+    with pytest.raises(UserError, match="section without_gpu of .* names '01_warmpu', which is not a notebook.*'01_warmup'"):
+        profiles.load_profile("smoke", ["01_warmup"], gpu=gpu)
 
 
 def test_a_notebook_needs_exactly_one_parameters_cell(lab):
@@ -117,10 +133,30 @@ def test_default_profile_follows_the_gpu(monkeypatch):
     assert profiles.default_profile() == "quick"
 
 
+def test_default_profile_without_a_gpu_is_full_when_the_shipped_result_fits(monkeypatch):
+    import torch
+
+    from gan_helpers import shipped
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    seen = []
+
+    def fits(kinds):
+        def results(config, source=None, generators=("transposed", "upsampling"), say=print):
+            seen.append((config.epochs, config.data, say))
+            return {kind: Path("results/reference") / kind if kind in kinds else None for kind in generators}
+        return results
+    monkeypatch.setattr(shipped, "shipped_results", fits({"transposed", "upsampling"}))
+    assert profiles.default_profile() == "full"
+    assert seen[-1] == (profiles.experiment_config("full").epochs, profiles.experiment_config("full").data, None)  # asked quietly
+    monkeypatch.setattr(shipped, "shipped_results", fits({"transposed"}))  # half a result: the lab trains, so quick
+    assert profiles.default_profile() == "quick"
+
+
 def test_profile_choice_empty_means_automatic(lab, monkeypatch):
     for name in ("quick", "full"):
         (lab / "params" / f"{name}.yaml").write_text("")
-    monkeypatch.setattr(profiles, "default_profile", lambda: "quick")
+    monkeypatch.setattr(profiles, "default_profile", lambda data=None: "quick")
     monkeypatch.delenv("PROFILE", raising=False)
     assert profiles.resolve_profile("") == "quick"
     assert profiles.resolve_profile(None) == "quick"

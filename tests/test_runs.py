@@ -9,12 +9,14 @@ from gan_helpers import runs
 from gan_helpers.cli import main
 from gan_helpers.config import TrainConfig
 from gan_helpers.errors import UserError
+from gan_helpers.evaluate import read_quality
 from gan_helpers.experiment import train
 
 
 def tiny_config(data, tmp_path, **changes):
+    """Two epochs of 4 images; quality numbers from 2 samples (256, the default, would cost a minute per run here)."""
     values = dict(data=str(data), runs_dir=str(tmp_path / "runs"), epochs=2, batch_size=2, sample_every=1, save_every=1,
-                  max_images=4, fixed_noise=4, progress=False)
+                  max_images=4, fixed_noise=4, quality_samples=2, progress=False)
     return TrainConfig(**{**values, **changes})
 
 
@@ -28,6 +30,7 @@ def test_run_folder_is_complete(tiny_data, tmp_path):
     assert metrics[0]["device"] == "cpu"
     assert list(runs.checkpoints(run_dir)) == [1, 2]
     assert list(runs.samples(run_dir)) == [0, 1, 2]
+    assert [r["epoch"] for r in read_quality(run_dir)] == [0, 1, 2], "quality numbers beside every grid"
     assert torch.load(run_dir / "fixed_noise.pt", weights_only=True).shape == (4, 128)
     assert (run_dir / "reals.png").stat().st_size > 0
     # a second run gets a new folder
@@ -125,7 +128,7 @@ def test_cli_errors_are_one_sentence(argv, message, capsys, tmp_path):
 
 def test_cli_two_epoch_run(tiny_data, tmp_path, capsys):
     code = main(["train", "--data", str(tiny_data), "--epochs", "2", "--batch-size", "2", "--max-images", "4", "--save-every", "1", "--sample-every", "1",
-                 "--runs-dir", str(tmp_path / "runs"), "--fixed-noise", "4", "--no-progress", "--no-augment"])
+                 "--runs-dir", str(tmp_path / "runs"), "--fixed-noise", "4", "--quality-samples", "2", "--no-progress", "--no-augment"])
     assert code == 0
     (run_dir,) = runs.find_runs(tmp_path / "runs")
     assert list(runs.checkpoints(run_dir)) == [1, 2]

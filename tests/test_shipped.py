@@ -107,6 +107,17 @@ def test_other_profiles_and_source_train_ignore_results_silently(made, capsys):
     assert capsys.readouterr().out == "", "quick and smoke train as today, without a word about results/"
 
 
+def test_without_a_gpu_a_fitting_result_makes_full_the_default_profile(made, tmp_path, monkeypatch, capsys):
+    from gan_helpers.profiles import default_profile
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_profile(made["data"]) == "full"
+    assert default_profile(write_image_folder(tmp_path / "other", 8)) == "quick"  # DATA= another folder: trained here
+    monkeypatch.setenv(shipped.SOURCE_VARIABLE, "train")
+    assert default_profile(made["data"]) == "quick"
+    assert capsys.readouterr().out == "", "choosing the profile says nothing"
+
+
 def test_a_mismatch_in_data_or_settings_means_training_said_in_one_line(made, tmp_path, monkeypatch, capsys):
     other_data = full_settings(write_image_folder(tmp_path / "other", 8), tmp_path / "runs")
     assert shipped.shipped_result(other_data) is None

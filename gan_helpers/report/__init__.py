@@ -26,7 +26,7 @@ HELP = "Execute notebooks 01-06 with a parameter set and render the lab report (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="", help="parameter set: smoke, quick or full (default: $PROFILE, else full on a GPU, quick otherwise)")
+    parser.add_argument("--profile", default="", help="parameter set: smoke, quick or full (default: $PROFILE, else full on a GPU or when the shipped result fits it, quick otherwise)")
     parser.add_argument("--data", default=None, help="image folder replacing the experiment's data set (default: the parameter set's)")
     parser.add_argument("--render-only", action="store_true", help="skip execution; render from the executed notebooks in build/PROFILE/")
     parser.add_argument("--renderer", choices=["auto", "latex", "html"], default="auto", help="latex (xelatex), html (Chromium) or auto: latex when installed")
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from gan_helpers.profiles import data_argument, resolve_profile
     from gan_helpers.report.build import PDF, build
 
-    profile = resolve_profile(args.profile)
+    profile = resolve_profile(args.profile, args.data)
     data = data_argument(args.data) if args.data else None
     pdf = Path(args.pdf).expanduser().resolve() if args.pdf else PDF
     build(profile, data, render_only=args.render_only, renderer=args.renderer, pdf=pdf, runs_source=args.runs_source,
