@@ -42,7 +42,8 @@ def test_every_profile_is_one_experiment_that_03_to_06_receive(profile):
         assert "epochs" not in loaded[stem] and "runs_dir" not in loaded[stem], "training settings live in the train block only"
         assert profiles.notebook_values(profile, stem)["profile"] == profile
         source = code_of(stem)
-        assert "experiment_config(profile" in source
+        assert "experiment_config(profile, data=data" in source, f"{stem}: DATA= reaches every notebook that finds the runs"
+        assert "data" in profiles.notebook_parameters(profiles.notebook_path(stem))
         assert "lab_run(" in source or "lab_runs(" in source
         assert "find_runs" not in source, "notebooks never pick 'the newest run'"
 
