@@ -210,7 +210,10 @@ def plot_quality(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[s
     for row in calibration or []:
         if row["case"] in ("floor", "ceiling"):
             ax.axhline(row[key], color="grey", linestyle=":" if row["case"] == "floor" else "--", linewidth=1)
-            ax.annotate(row["label"], (0, row[key]), xycoords=("axes fraction", "data"), fontsize=8.5, color="grey", va="bottom")
+            # At the right end: every curve starts at its untrained generator's ceiling, on the left.
+            ax.annotate(row["label"], (0.99, row[key]), xycoords=("axes fraction", "data"), fontsize=8.5, color="grey",
+                        ha="right", va="bottom")
+    ax.margins(y=0.1)  # room for the label above the highest line
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("SWD ×10³ (lower: closer)" if key == "swd" else key)
