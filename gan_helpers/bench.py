@@ -10,8 +10,11 @@ the epoch's single read of its losses (so GPU work is finished).
 
 - ``reference``: the code as it was: float32, eager, per-image torchvision
   augmentation, glibc's usual memory handling;
-- ``fast``: the default path: bf16 autocast, channels_last, batched
-  augmentation, freed memory kept for reuse (CPU), CUDA graphs and TF32 (GPU).
+- ``fast``: the default path: batched augmentation, freed memory kept for
+  reuse (CPU), and where the device computes bfloat16 natively bf16
+  autocast, channels_last, CUDA graphs and TF32 (GPU); where it does not
+  (a CPU without AVX-512 bf16 or AMX), float32 as in the reference
+  (:func:`gan_helpers.speed.choose_precision`).
 
 ``--breakdown`` adds ``reference+memory`` (the reference with freed memory
 kept) and ``fast-eager``/``fast-memory`` (the fast path without CUDA graphs
@@ -37,7 +40,8 @@ from gan_helpers.models import Discriminator, build_generator
 from gan_helpers.training import prepare_training, train_epoch
 from gan_helpers.utils import pick_device
 
-HELP = "Measure training speed per generator: the fast path (bf16, channels_last, graphs) against the fp32 reference."
+HELP = ("Measure training speed per generator: the default fast path (bf16, channels_last, graphs where the device "
+        "computes bfloat16 natively) against the fp32 reference.")
 
 # The spec's full run, for the projections: the default data set's images, epochs, batch size.
 FULL_IMAGES, FULL_EPOCHS, FULL_BATCH = 506, 2000, 8
@@ -56,14 +60,18 @@ class Variant:
     graphs: bool
 
 
-def variants(device: torch.device, breakdown: bool) -> list[Variant]:
-    """The variants to time on `device`: reference and fast, and with `breakdown` the steps between."""
+def variants(device: torch.device, breakdown: bool, precision: str = "bf16") -> list[Variant]:
+    """The variants to time on `device`: reference and fast, and with `breakdown` the steps between.
+
+    `precision` is the fast path's ("bf16", or "fp32" where the device has no native bfloat16).
+    """
     cuda = device.type == "cuda"
-    chosen = [Variant("reference", "fp32", False, False, False), Variant("fast", "bf16", True, not cuda, cuda)]
+    graphs = cuda and precision == "bf16"
+    chosen = [Variant("reference", "fp32", False, False, False), Variant("fast", precision, True, not cuda, graphs)]
     if breakdown:
         chosen.append(Variant("reference+memory", "fp32", False, True, False))
-        chosen.append(Variant("fast-eager", "bf16", True, False, False) if cuda
-                      else Variant("fast-memory", "bf16", True, False, False))
+        chosen.append(Variant("fast-eager", precision, True, False, False) if cuda
+                      else Variant("fast-memory", precision, True, False, False))
     return chosen
 
 
@@ -95,7 +103,8 @@ def measure(generator: str, device: torch.device, *, steps: int, rounds: int, wa
             batch_size: int = FULL_BATCH, breakdown: bool = False) -> dict:
     """Time every variant for one generator; returns the numbers of one result line (see the module docstring)."""
     images = torch.rand(steps * batch_size, 3, 64, 64, generator=torch.Generator().manual_seed(0)).to(device)
-    chosen = variants(device, breakdown)
+    precision = speed.choose_precision(device)
+    chosen = variants(device, breakdown, precision)
     trainers = {v.name: _trainer(v, generator, images, batch_size) for v in chosen}
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in trainers}
     load_before = os.getloadavg()[0]
@@ -106,7 +115,7 @@ def measure(generator: str, device: torch.device, *, steps: int, rounds: int, wa
                 times[name].append(seconds)
     if device.type == "cpu":
         speed.keep_freed_memory(True)  # leave the process as setup() left it
-    result = {"generator": generator, "device": str(device), "threads": torch.get_num_threads(),
+    result = {"generator": generator, "device": str(device), "fast_precision": precision, "threads": torch.get_num_threads(),
               "batch_size": batch_size, "steps": steps, "rounds": rounds,
               "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2)}
     for name, measured in times.items():
@@ -164,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     if args.warmup < 0:
         raise UserError(f"--warmup must be 0 or more, not {args.warmup}.")
     device = pick_device(args.device)
-    speed.setup(device, threads=args.threads, precision="bf16")
+    speed.setup(device, threads=args.threads)
     steps = args.steps or (100 if device.type == "cuda" else 6)
     results = []
     for generator in (GENERATORS if args.generator == "both" else (args.generator,)):
@@ -174,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(result), flush=True)
     if not args.json:
-        print(f"device {device}, batch {args.batch_size}, {steps} steps x {args.rounds} rounds (median), "
+        print(f"device {device}, fast path in {results[0]['fast_precision']}, batch {args.batch_size}, "
+              f"{steps} steps x {args.rounds} rounds (median), "
               f"load average {results[0]['load_average_before']} -> {results[-1]['load_average_after']}")
         print(table(results))
         print(f"full run: {FULL_IMAGES} images x {FULL_EPOCHS} epochs on the fast path; "

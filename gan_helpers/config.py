@@ -26,7 +26,7 @@ from gan_helpers.errors import UserError
 
 GENERATOR_KINDS = ("transposed", "upsampling")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def _knob(default: Any, help: str, role: str = "identity", choices: tuple | None = None, path: bool = False):
@@ -54,7 +54,8 @@ class TrainConfig:
     fixed_noise: int = _knob(36, "latent vectors drawn once and sampled at every sample epoch (point 9)")
     quality_samples: int = _knob(256, "samples behind the quality numbers at every sample epoch (gan_helpers.evaluate); 0: none", "schedule")
     seed: int = _knob(0, "seeds every random number the run draws")
-    precision: str = _knob("bf16", "bf16: the fast path (bf16 autocast, channels_last); fp32: the plain reference path", choices=PRECISIONS)
+    precision: str = _knob("auto", "bf16: the fast path (bf16 autocast, channels_last); fp32: the plain reference path; "
+                           "auto: bf16 where the device computes bfloat16 natively, else fp32", choices=PRECISIONS)
     device: str = _knob("auto", "auto (CUDA when available), cpu or cuda", "schedule", choices=DEVICES)
     threads: int = _knob(0, "CPU threads for training; 0 keeps torch's default (1 can beat 2 on a busy machine)", "schedule")
     runs_dir: str = _knob("runs", "where run folders are created", "schedule", path=True)

@@ -73,7 +73,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
         return _resume(Path(resume), overrides)
     config = (config or TrainConfig()).replace(**overrides)
     device = pick_device(config.device)
-    speed.setup(device, threads=config.threads, precision=config.precision)
+    precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]
     images = _load_images(config, device)
     G, D, opt_G, opt_D = build_models(config, device)
     fixed_z = draw_fixed_noise(config)
@@ -83,7 +83,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     save_grid(images[: config.fixed_noise], run_dir / "reals.png")
     _sample_epoch(run_dir, config, G, fixed_z, images, 0)
     print(f"Run folder: {shown(run_dir)}")
-    _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=0)
+    _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=0, precision=precision)
     return run_dir
 
 
@@ -164,7 +164,7 @@ def _resume(target: Path, overrides: dict) -> Path:
     truncate_quality(run_dir, epoch)
 
     device = pick_device(config.device)
-    speed.setup(device, threads=config.threads, precision=config.precision)
+    precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]
     images = _load_images(config, device)
     G, D, opt_G, opt_D = build_models(config, device)
     G.load_state_dict(state["G"])
@@ -179,7 +179,7 @@ def _resume(target: Path, overrides: dict) -> Path:
     fixed_z = runs.load_fixed_noise(run_dir)
     print(f"Resuming {shown(run_dir)} from epoch {epoch}")
     runs.note_resume(run_dir, f"resumed from epoch {epoch} on {device}")
-    _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=epoch)
+    _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=epoch, precision=precision)
     return run_dir
 
 
@@ -196,11 +196,11 @@ def _sample_epoch(run_dir: Path, config: TrainConfig, G, fixed_z: torch.Tensor, 
         append_quality(run_dir, quality_record(G, images, epoch=epoch, seed=config.seed, samples=config.quality_samples))
 
 
-def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: int) -> None:
+def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: int, precision: str) -> None:
     device = str(images.device.type)
 
     def log_metrics(epoch: int, stats: dict) -> None:
-        runs.append_metrics(run_dir, {**stats, "device": device})
+        runs.append_metrics(run_dir, {**stats, "device": device, "precision": precision})
 
     def sample(epoch: int, stats: dict) -> None:
         if epoch % config.sample_every == 0 or epoch % config.save_every == 0 or epoch == config.epochs:
@@ -223,7 +223,7 @@ def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: i
             D, G, opt_D, opt_G, images,
             epochs=config.epochs, batch_size=config.batch_size, start_epoch=start_epoch,
             label_noise=config.label_noise, augment=_make_augment(config),
-            hooks=[log_metrics, sample, save], progress=config.progress, precision=config.precision,
+            hooks=[log_metrics, sample, save], progress=config.progress, precision=precision,
         )
     except TrainingDiverged as error:
         saved = runs.checkpoints(run_dir)

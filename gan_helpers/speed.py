@@ -5,10 +5,16 @@ and are chosen by one ``precision`` setting:
 
 - ``"fp32"``, the reference: plain float32, eager, models and optimizers
   exactly as built;
-- ``"bf16"``, the fast path (the default): weights and batches in the
-  channels_last layout, bfloat16 autocast around each step's forward pass
-  and loss (losses themselves in float32), and on a CUDA GPU the whole
-  training step replayed as a CUDA graph with TF32 wherever float32 remains.
+- ``"bf16"``, the fast path: weights and batches in the channels_last
+  layout, bfloat16 autocast around each step's forward pass and loss
+  (losses themselves in float32), and on a CUDA GPU the whole training step
+  replayed as a CUDA graph with TF32 wherever float32 remains.
+
+The default setting, ``"auto"``, takes the fast path where the device
+computes bfloat16 natively (a CUDA GPU that supports it, a CPU with AVX-512
+bf16 or AMX) and the fp32 path elsewhere: on a CPU without them, oneDNN
+emulates bfloat16 and a training step takes 15 to 35 times as long as in
+float32 (measured on a 2-core AMD EPYC with AVX2 only, batch 8).
 
 The networks, the batch size and the update rules are the same on both paths.
 """
@@ -81,7 +87,24 @@ def cpu_has_bf16() -> bool:
         return True
 
 
-def setup(device: torch.device | str, threads: int = 0, precision: str = "bf16") -> dict:
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether `device` computes bfloat16 natively (CUDA: the GPU supports it; CPU: :func:`cpu_has_bf16`)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_bf16()
+
+
+def choose_precision(device: torch.device | str, precision: str = "auto") -> str:
+    """The training path that the setting `precision` means on `device`: "bf16" or "fp32"."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be auto or one of {PRECISIONS}, not {precision!r}")
+    return precision
+
+
+def setup(device: torch.device | str, threads: int = 0, precision: str = "auto") -> dict:
     """Apply the process-wide settings training runs under; call once before building the models.
 
     ``threads`` > 0 sets torch's CPU thread count (on a busy machine 1 can
@@ -89,17 +112,18 @@ def setup(device: torch.device | str, threads: int = 0, precision: str = "bf16")
     (:func:`keep_freed_memory`). On CUDA, TF32 is allowed on the fast path and
     forbidden on the fp32 reference, and cuDNN picks deterministic algorithms
     so that a resumed run repeats an uninterrupted one bit for bit.
-    Returns what was applied.
+    Returns what was applied; its ``"precision"`` is the path to train on,
+    "auto" resolved by :func:`choose_precision`.
     """
     device = torch.device(device)
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    asked, precision = precision, choose_precision(device, precision)
     if threads > 0:
         torch.set_num_threads(threads)
     applied = {"device": str(device), "precision": precision, "threads": torch.get_num_threads(),
                "keep_freed_memory": keep_freed_memory() if device.type == "cpu" else False}
-    if device.type == "cpu" and precision == "bf16" and not cpu_has_bf16():
-        warnings.warn("this CPU has no bfloat16 support in oneDNN, so precision fp32 is probably faster here", stacklevel=2)
+    if asked == "bf16" and not native_bf16(device):
+        warnings.warn(f"this {device.type.upper()} computes bfloat16 only by emulation, so precision fp32 (or auto) "
+                      "is much faster here", stacklevel=2)
     if device.type == "cuda":
         set_tf32(precision == "bf16")
         torch.backends.cudnn.benchmark = False

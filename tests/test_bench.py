@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from gan_helpers import bench
+from gan_helpers import bench, speed
 from gan_helpers.errors import UserError
 
 
@@ -47,7 +47,7 @@ def test_json_lines_per_generator(capsys):
     results = [json.loads(line) for line in lines]
     assert [r["generator"] for r in results] == ["transposed", "upsampling"]
     for r in results:
-        assert r["device"] == "cpu" and r["threads"] == 1
+        assert r["device"] == "cpu" and r["threads"] == 1 and r["fast_precision"] == speed.choose_precision("cpu")
         assert r["reference_images_per_s"] > 0 and r["fast_images_per_s"] > 0
         assert r["ratio"] == pytest.approx(r["fast_images_per_s"] / r["reference_images_per_s"], rel=0.02)
         # 506 images x 2000 epochs at the measured rate; G steps in 30 minutes at batch 1
@@ -62,6 +62,13 @@ def test_breakdown_variants():
     assert names == ["reference", "fast", "reference+memory", "fast-memory"]
     reference, fast = bench.variants(torch.device("cuda"), breakdown=False)
     assert (reference.precision, reference.graphs) == ("fp32", False) and (fast.precision, fast.graphs) == ("bf16", True)
+
+
+def test_without_native_bf16_the_fast_path_stays_in_fp32():
+    reference, fast = bench.variants(torch.device("cuda"), breakdown=False, precision="fp32")
+    assert (fast.precision, fast.graphs, fast.batched_augment) == ("fp32", False, True)
+    reference, fast = bench.variants(torch.device("cpu"), breakdown=False, precision="fp32")
+    assert (fast.precision, fast.keep_memory) == ("fp32", True)
 
 
 @pytest.mark.parametrize("flag, value", [("--rounds", "0"), ("--steps", "-1"), ("--batch-size", "0")])

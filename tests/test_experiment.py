@@ -157,7 +157,7 @@ def test_train_help_runs_as_a_program_from_another_folder(tmp_path):
     result = subprocess.run([sys.executable, "-m", "gan_helpers", "train", "--help"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "--precision {bf16,fp32}" in result.stdout
+    assert "--precision {auto,bf16,fp32}" in result.stdout
 
 
 def test_command_line_paths_mean_the_current_folder(tmp_path, monkeypatch, capsys):

@@ -57,6 +57,28 @@ def test_setup_sets_threads_and_keeps_freed_memory():
     assert applied["keep_freed_memory"] is (speed._glibc() is not None)
 
 
+@pytest.mark.parametrize("native, path", [(True, "bf16"), (False, "fp32")])
+def test_auto_takes_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, native, path):
+    monkeypatch.setattr(speed, "cpu_has_bf16", lambda: native)
+    assert speed.choose_precision("cpu") == path
+    assert speed.setup("cpu", threads=1)["precision"] == path
+    assert speed.choose_precision("cpu", "bf16") == "bf16" and speed.choose_precision("cpu", "fp32") == "fp32"
+
+
+def test_bf16_asked_for_on_a_cpu_without_it_warns(monkeypatch):
+    monkeypatch.setattr(speed, "cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="emulation"):
+        assert speed.setup("cpu", threads=1, precision="bf16")["precision"] == "bf16"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        speed.setup("cpu", threads=1, precision="auto")
+
+
+def test_choose_precision_rejects_an_unknown_setting():
+    with pytest.raises(ValueError, match="fp16"):
+        speed.choose_precision("cpu", "fp16")
+
+
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]

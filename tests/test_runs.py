@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from gan_helpers import runs
+from gan_helpers import runs, speed
 from gan_helpers.cli import main
 from gan_helpers.config import TrainConfig
 from gan_helpers.errors import UserError
@@ -26,8 +26,8 @@ def test_run_folder_is_complete(tiny_data, tmp_path):
     assert json.loads((run_dir / "config.json").read_text())["epochs"] == 2
     metrics = runs.read_metrics(run_dir)
     assert [m["epoch"] for m in metrics] == [1, 2]
-    assert set(metrics[0]) == {"epoch", "loss_D", "loss_G", "D_x", "D_G_z", "seconds", "device"}
-    assert metrics[0]["device"] == "cpu"
+    assert set(metrics[0]) == {"epoch", "loss_D", "loss_G", "D_x", "D_G_z", "seconds", "device", "precision"}
+    assert metrics[0]["device"] == "cpu" and metrics[0]["precision"] == speed.choose_precision("cpu")
     assert list(runs.checkpoints(run_dir)) == [1, 2]
     assert list(runs.samples(run_dir)) == [0, 1, 2]
     assert [r["epoch"] for r in read_quality(run_dir)] == [0, 1, 2], "quality numbers beside every grid"
