@@ -79,6 +79,7 @@ def set_tf32(enabled: bool) -> None:
         torch.backends.cudnn.allow_tf32 = enabled
 
 
+@functools.cache
 def cpu_has_bf16() -> bool:
     """Whether oneDNN computes bfloat16 convolutions natively on this CPU (AVX-512 or AMX); True if unknown."""
     try:
@@ -140,7 +141,7 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     the weights from before an optimizer step, and each weight is used once
     per step anyway.
     """
-    if precision == "fp32":
+    if choose_precision(device, precision) == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
 

@@ -25,9 +25,11 @@ the trained network's parameters only, so the other network never even
 holds a ``.grad``.
 
 ``precision`` picks the path (see gan_helpers.speed): ``"bf16"``, the fast
-default, runs each step's forward pass under bfloat16 autocast, entered and
+path, runs each step's forward pass under bfloat16 autocast, entered and
 left inside the step, and computes the losses in float32; ``"fp32"`` is the
-plain float32 reference. Networks, batch size and update rules are the same.
+plain float32 reference; ``"auto"``, the default, is bf16 where the device
+computes bfloat16 natively and fp32 elsewhere. Networks, batch size and
+update rules are the same.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def d_step(
     opt_D: torch.optim.Optimizer,
     real: torch.Tensor,
     label_noise: float = 0.05,
-    precision: str = "bf16",
+    precision: str = "auto",
 ) -> dict[str, torch.Tensor]:
     """Point 7: one discriminator update on B real images and B fresh fakes.
 
@@ -83,7 +85,8 @@ def d_step(
     ``label_noise``; only D's weights are updated. Returns ``loss_D`` and
     the mean probabilities ``D_x`` (reals) and ``D_G_z`` (fakes), as
     0-dimensional tensors on the device (no host synchronisation).
-    ``precision`` "bf16" runs the forward passes in bfloat16, "fp32" in float32.
+    ``precision`` "bf16" runs the forward passes in bfloat16, "fp32" in float32
+    ("auto": see the module docstring).
     """
     batch = real.shape[0]
     z = torch.randn(batch, G.latent_dim, device=real.device)
@@ -100,7 +103,7 @@ def d_step(
 
 
 def g_step(
-    D: nn.Module, G: nn.Module, opt_G: torch.optim.Optimizer, batch: int, precision: str = "bf16"
+    D: nn.Module, G: nn.Module, opt_G: torch.optim.Optimizer, batch: int, precision: str = "auto"
 ) -> dict[str, torch.Tensor]:
     """Point 8: one generator update on B fresh fakes labelled 1 (no label noise, no reals).
 
@@ -131,7 +134,7 @@ def train_step(
     *,
     label_noise: float = 0.05,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    precision: str = "bf16",
+    precision: str = "auto",
 ) -> torch.Tensor:
     """Points 7 then 8 on one batch of real images (augmented first, if asked).
 
@@ -156,7 +159,7 @@ def train_epoch(
     label_noise: float = 0.05,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: bool | tqdm = False,
-    precision: str = "bf16",
+    precision: str = "auto",
     step: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Points 7 and 8 over the whole training set once, in a fresh random order.
@@ -197,7 +200,7 @@ def prepare_training(
     *,
     label_noise: float = 0.05,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    precision: str = "bf16",
+    precision: str = "auto",
     graphs: bool | None = None,
 ) -> tuple[torch.Tensor, speed.GraphedStep]:
     """Set up the chosen path; returns the images to train on and the step :func:`train_epoch` should run.
@@ -207,8 +210,7 @@ def prepare_training(
     same). ``graphs`` replays each full batch's step as a CUDA graph; by
     default it is on for bf16 on CUDA. Call it after loading checkpoints.
     """
-    if precision not in speed.PRECISIONS:
-        raise ValueError(f"precision must be one of {speed.PRECISIONS}, not {precision!r}")
+    precision = speed.choose_precision(images.device, precision)
     if graphs is None:
         graphs = precision == "bf16" and images.device.type == "cuda"
     images = speed.prepare((D, G), (opt_D, opt_G), images, precision, graphs)
@@ -246,7 +248,7 @@ def fit(
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     hooks: Sequence[EpochHook] = (),
     progress: bool = True,
-    precision: str = "bf16",
+    precision: str = "auto",
     graphs: bool | None = None,
 ) -> list[dict]:
     """Train from epoch ``start_epoch + 1`` to ``epochs``; call every hook after every epoch.
@@ -257,7 +259,7 @@ def fit(
     :class:`TrainingDiverged` before any hook runs if a loss is not finite,
     so nothing from a broken epoch is saved. Returns every epoch's stats.
 
-    ``precision`` picks the fast path ("bf16") or the fp32 reference and
+    ``precision`` picks the fast path ("bf16"), the fp32 reference or "auto" and
     ``graphs`` whether full batches replay as a CUDA graph (see
     :func:`prepare_training`). Load checkpoints before calling; the learning
     rates are fixed for the whole call.

@@ -63,6 +63,8 @@ def test_auto_takes_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, na
     assert speed.choose_precision("cpu") == path
     assert speed.setup("cpu", threads=1)["precision"] == path
     assert speed.choose_precision("cpu", "bf16") == "bf16" and speed.choose_precision("cpu", "fp32") == "fp32"
+    with speed.autocast(torch.device("cpu"), "auto"):  # the step functions' default
+        assert torch.nn.Linear(4, 4)(torch.rand(2, 4)).dtype == (torch.bfloat16 if native else torch.float32)
 
 
 def test_bf16_asked_for_on_a_cpu_without_it_warns(monkeypatch):
