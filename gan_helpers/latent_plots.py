@@ -46,7 +46,7 @@ def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool =
         ax.set_yscale("log")
     else:  # a flat curve: plain numbers read better than log ticks 1e-1 apart
         ax.ticklabel_format(axis="y", style="plain", useOffset=False)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # a few whole steps: legible in a narrow panel
     ax.set_xlabel("SGD step")
     ax.set_ylabel("MSE")
     ax.grid(alpha=0.3, which="both")
