@@ -55,8 +55,8 @@ def resolve_source(source: str | None = None) -> str:
 def has_spec_settings(config: TrainConfig) -> bool:
     """Whether `config` trains with the full profile's settings and length (its data and generator aside).
 
-    The length counts: `quick` trains the same experiment as `full` for 8 epochs instead of 2000,
-    and a report of 8 epochs is trained here, not read from a 2000-epoch result.
+    The length counts: `quick` trains the same experiment as `full` for a few epochs instead of
+    2000, and a report of a few epochs is trained here, not read from a 2000-epoch result.
     """
     from gan_helpers.profiles import experiment_config
 
