@@ -32,7 +32,7 @@ lab: setup ## start JupyterLab on the notebooks with the project's environment
 test: setup-report ## run the unit tests and the notebook smoke tests
 	$(PYTHON) -m gan_helpers notebooks inject --profile smoke --out $(SMOKE_NOTEBOOKS) $(DATA_FLAG)
 	$(PYTHON) -m pytest $(SMOKE_NOTEBOOKS) --nbval-lax  # one process, in order: 05 and 06 read the runs 03 and 04 train
-	$(PYTHON) -m pytest tests -n auto --dist loadfile  # every core (pytest-xdist), a test file per worker: module fixtures built once
+	$(PYTHON) -m pytest tests -n auto --dist loadfile --no-loadscope-reorder  # every core (pytest-xdist), a file per worker: module fixtures built once; files in name order, so the longest, test_bf16.py (emulated bfloat16 on CPUs without it), starts early
 
 browser-test: setup-browser ## JupyterLab in headless Chromium: run 01 and 05, move a slider, reload (stops after 20 min)
 	LAB_BROWSER_TEST=1 timeout --signal=INT --kill-after=60 1200 $(PYTHON) -m pytest tests/browser  # INT: pytest still stops JupyterLab and Chromium

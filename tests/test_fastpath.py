@@ -1,57 +1,27 @@
-"""The fast training path (bf16, channels_last, CUDA graphs) against the fp32 reference."""
+"""The fast path's mechanics: precision choice, the allocator, layout, snapshots, CUDA graphs.
+
+The bf16 numerics against the fp32 reference are in test_bf16.py.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import io
 import warnings
 
 import pytest
 import torch
+from training_twins import assert_same_state, make, smooth_images, state
 
 from gan_helpers import speed
 from gan_helpers.augment import BatchAugment
-from gan_helpers.models import Discriminator, build_generator
-from gan_helpers.training import d_step, fit, g_step, train_step
+from gan_helpers.training import fit, train_step
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
-# Tests of bf16 itself ask for it by name. Tests of mechanics that work the same
+# test_bf16.py asks for bf16 by name. Tests of mechanics that work the same
 # in either precision (snapshots, the capture fallback) train on the machine's own
 # path ("auto": bf16 where the CPU computes it natively, fp32 elsewhere), because
 # emulated bf16 costs tens of seconds per step of the spec's networks.
-
-
-def make(kind="transposed", device="cpu", seed=0):
-    torch.manual_seed(seed)
-    G, D = build_generator(kind).to(device), Discriminator().to(device)
-    opt_G = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.5, 0.999))
-    opt_D = torch.optim.Adam(D.parameters(), lr=1e-5, betas=(0.5, 0.999))
-    return D, G, opt_D, opt_G
-
-
-def smooth_images(count, device="cpu"):
-    coarse = torch.rand(count, 3, 4, 4, generator=torch.Generator().manual_seed(1))
-    return torch.nn.functional.interpolate(coarse, size=(64, 64), mode="bicubic").clamp(0, 1).to(device)
-
-
-def state(D, G, opt_D, opt_G):
-    """Everything training changes, as plain values (through a checkpoint-like round trip)."""
-    buffer = io.BytesIO()
-    torch.save({"D": D.state_dict(), "G": G.state_dict(), "opt_D": opt_D.state_dict(), "opt_G": opt_G.state_dict()}, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
-
-
-def assert_same_state(a, b):
-    for net in ("D", "G"):
-        for key in a[net]:
-            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs"
-    for opt in ("opt_D", "opt_G"):
-        for index, entry in a[opt]["state"].items():
-            for key, value in entry.items():
-                assert torch.equal(value, b[opt]["state"][index][key]), f"{opt} state {index}.{key} differs"
 
 
 def test_setup_sets_threads_and_keeps_freed_memory():
@@ -120,73 +90,6 @@ def test_large_blocks_come_from_the_reusable_heap_not_fresh_mappings():
         speed.keep_freed_memory(True)
 
 
-def test_autocast_only_on_the_fast_path():
-    layer = torch.nn.Linear(4, 4)
-    with speed.autocast(torch.device("cpu"), "fp32"):
-        assert not torch.is_autocast_enabled("cpu")
-        assert layer(torch.rand(2, 4)).dtype == torch.float32
-    with speed.autocast(torch.device("cpu"), "bf16"):
-        assert layer(torch.rand(2, 4)).dtype == torch.bfloat16
-    assert not torch.is_autocast_enabled("cpu")
-
-
-@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
-def test_steps_compute_in_the_chosen_precision_and_return_fp32_losses(precision, dtype):
-    D, G, opt_D, opt_G = make()
-    seen = []
-    D.classifier[2].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
-    G.to_rgb[0].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
-    d = d_step(D, G, opt_D, torch.rand(2, 3, 64, 64), precision=precision)
-    g = g_step(D, G, opt_G, 2, precision=precision)
-    assert seen == [dtype] * 4  # G then D in each step
-    assert all(v.dtype == torch.float32 for v in [*d.values(), *g.values()])
-    assert all(p.dtype == torch.float32 for p in [*D.parameters(), *G.parameters()])
-    assert not torch.is_autocast_enabled("cpu")
-
-
-def test_an_enclosing_autocast_context_changes_nothing():
-    """Autocast is entered inside each step without a cast cache, so stale bf16 weights cannot leak across steps."""
-    results = []
-    for outer in (False, True):
-        D, G, opt_D, opt_G = make()
-        real = smooth_images(1)
-        torch.manual_seed(3)
-        with torch.autocast("cpu", enabled=False) if outer else contextlib.nullcontext():
-            for _ in range(2):  # a cast cache kept across steps would feed the second one stale weights
-                out = train_step(D, G, opt_D, opt_G, real, precision="bf16")
-        results.append((out, state(D, G, opt_D, opt_G)))
-    assert torch.equal(results[0][0], results[1][0])
-    assert_same_state(results[0][1], results[1][1])
-
-
-@pytest.mark.parametrize("kind", ["transposed", "upsampling"])
-def test_bf16_tracks_fp32(kind):
-    """bf16's epoch means stay within 0.01 of fp32's over 3 steps from the same seed, at the spec's learning rates.
-
-    Both paths draw the same random numbers (noise, label jitter, dropout,
-    augmentation). bf16 keeps 8 significant bits, a relative rounding of
-    about 0.2 % per value, and accumulates in float32; the measured
-    differences are at most about 2.3e-3 in the losses and probabilities
-    (both generators). 0.01 leaves room for other CPUs' kernels, while a real
-    fault moves these numbers further: a discriminator that never learns is
-    off by about 0.04 after the same 3 steps (checked below on the fp32 path,
-    which costs a fraction of emulated bf16 on CPUs without native bf16).
-    """
-    K = ("loss_D", "loss_G", "D_x", "D_G_z")
-
-    def history(precision, lr_d=1e-5):
-        D, G, opt_D, opt_G = make(kind)
-        opt_D.param_groups[0]["lr"] = lr_d
-        return fit(D, G, opt_D, opt_G, smooth_images(2), epochs=3, batch_size=2,
-                   augment=BatchAugment(), progress=False, precision=precision)
-
-    reference, fast, broken = history("fp32"), history("bf16"), history("fp32", lr_d=0.0)
-    for ref, got in zip(reference, fast):
-        for name in K:
-            assert got[name] == pytest.approx(ref[name], abs=0.01), name
-    assert max(abs(ref[name] - bad[name]) for ref, bad in zip(reference, broken) for name in K) > 0.02
-
-
 def test_prepare_changes_layout_only():
     D, G, opt_D, opt_G = make("upsampling")
     train_step(D, G, opt_D, opt_G, smooth_images(1), precision="fp32")  # optimizer state exists
@@ -226,32 +129,6 @@ def test_optimizer_state_from_a_graphed_run_trains_on_the_cpu(precision):
     speed.prepare((D, G), (opt_D, opt_G), smooth_images(1), precision)
     assert not any(group["capturable"] for group in opt_D.param_groups + opt_G.param_groups)
     train_step(D, G, opt_D, opt_G, smooth_images(1), precision=precision)  # capturable Adam would refuse CPU tensors
-
-
-def test_fast_path_resumes_exactly():
-    """Two epochs in one go equal one epoch, a checkpoint round trip into fresh networks, and one more."""
-    images = smooth_images(3)  # batches of 2 and 1: the short batch runs too
-
-    def train(epochs, start=None):
-        D, G, opt_D, opt_G = make("upsampling", seed=0 if start is None else 7)
-        if start is not None:
-            D.load_state_dict(start["D"])
-            G.load_state_dict(start["G"])
-            opt_D.load_state_dict(start["opt_D"])
-            opt_G.load_state_dict(start["opt_G"])
-            torch.set_rng_state(start["rng"])
-        else:
-            torch.manual_seed(5)
-        history = fit(D, G, opt_D, opt_G, images, epochs=epochs, start_epoch=0 if start is None else 1,
-                      batch_size=2, augment=BatchAugment(), progress=False, precision="bf16")
-        return history, {**state(D, G, opt_D, opt_G), "rng": torch.get_rng_state()}
-
-    whole, whole_state = train(2)
-    first, checkpoint = train(1)
-    second, resumed_state = train(2, start=checkpoint)
-    assert [h["loss_D"] for h in whole] == [first[0]["loss_D"], second[0]["loss_D"]]
-    assert_same_state(whole_state, resumed_state)
-    assert torch.equal(whole_state["rng"], resumed_state["rng"])
 
 
 @pytest.mark.parametrize("stepped", [False, True])
