@@ -15,17 +15,11 @@ import pytest
 import torch
 
 from torchvision.transforms.v2 import functional as TF
+from training_twins import smooth_images
 
 from gan_helpers.augment import Augment, BatchAugment, min_zoom
 
 BOTH = pytest.mark.parametrize("Kind", [Augment, BatchAugment])
-
-
-def smooth_images(count: int, size: int = 64, seed: int = 0) -> torch.Tensor:
-    """Soft colour blobs in [0, 1] with no left-right symmetry, like a photo at low resolution."""
-    generator = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(count, 3, 4, 4, generator=generator)
-    return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 @BOTH

@@ -1,4 +1,5 @@
-"""Twin networks for the training-path tests: the same seed gives the same G, D and optimizers."""
+"""Test inputs for the training-path tests: twin networks (the same seed gives the same G, D and
+optimizers), smooth images, and their state compared value for value."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ def make(kind="transposed", device="cpu", seed=0):
 
 
 def smooth_images(count, device="cpu"):
+    """Soft colour blobs in [0, 1] with no left-right symmetry, like a photo at low resolution."""
     coarse = torch.rand(count, 3, 4, 4, generator=torch.Generator().manual_seed(1))
     return torch.nn.functional.interpolate(coarse, size=(64, 64), mode="bicubic").clamp(0, 1).to(device)
 
