@@ -10,6 +10,10 @@ and its *role*, the one definition of which settings make two runs the same:
   lower a learning rate when one network wins too fast); still part of identity;
 - ``schedule``: how long, how often and where; never part of identity.
 
+A setting added after runs were saved without it carries ``absent``: the
+value that describes how those runs trained (a rule that did not exist yet
+was off), so their saved settings stay complete.
+
 Paths (``path`` in the metadata) given as defaults or in profiles are
 relative to the project; on the command line, to the current folder.
 Unknown, mistyped or invalid values are errors, never ignored.
@@ -29,8 +33,12 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
-def _knob(default: Any, help: str, role: str = "identity", choices: tuple | None = None, path: bool = False):
-    return field(default=default, metadata={"help": help, "role": role, "choices": choices, "path": path})
+_REQUIRED = object()  # no `absent` value: a saved config must hold the setting
+
+
+def _knob(default: Any, help: str, role: str = "identity", choices: tuple | None = None, path: bool = False,
+          absent: Any = _REQUIRED):
+    return field(default=default, metadata={"help": help, "role": role, "choices": choices, "path": path, "absent": absent})
 
 
 @dataclass
@@ -43,6 +51,8 @@ class TrainConfig:
     save_every: int = _knob(50, "full checkpoint every this many epochs (and at the last); never overwritten", "schedule")
     lr_d: float = _knob(1e-5, "discriminator Adam learning rate; very low on purpose (point 7)", "tunable")
     lr_g: float = _knob(2e-4, "generator Adam learning rate (the DCGAN paper's; see report/departures.yaml)", "tunable")
+    lower_lr_d_below: float = _knob(0.0, "point 10 as a rule: once an epoch's mean D(G(z)) falls below this, the discriminator "
+                                    "is winning and lr_d is halved for the rest of the run; 0: never", "tunable", absent=0.0)
     beta1: float = _knob(0.5, "Adam first-moment decay for both networks (0.5 is the DCGAN paper value)")
     label_noise: float = _knob(0.05, "labels are jittered by uniform +-label_noise, folded back into [0, 1]")
     dropout: float = _knob(0.2, "dropout before the discriminator's linear layer (point 1)")
@@ -87,6 +97,8 @@ class TrainConfig:
                 raise UserError(f"{name} must be a positive learning rate, not {getattr(self, name)!r}.")
         if not 0 <= self.beta1 < 1:
             raise UserError(f"beta1 must lie in [0, 1), not {self.beta1!r}.")
+        if not 0 <= self.lower_lr_d_below < 0.5:
+            raise UserError(f"lower_lr_d_below must lie in [0, 0.5) (0: never lower lr_d), not {self.lower_lr_d_below!r}.")
         if not 0 <= self.label_noise < 0.5:
             raise UserError(f"label_noise must lie in [0, 0.5), not {self.label_noise!r}.")
         if not 0 <= self.dropout < 1:
@@ -110,7 +122,8 @@ class TrainConfig:
         """Build a config from a mapping; unknown keys are an error.
 
         ``complete=True`` also requires every setting (a saved run's config:
-        a missing key must not silently become today's default).
+        a missing key must not silently become today's default), except those
+        with an ``absent`` value, which a run saved before they existed lacks.
         """
         if not isinstance(values, dict):
             raise UserError(f"training settings must be a mapping of names to values, not {type(values).__name__}.")
@@ -118,6 +131,8 @@ class TrainConfig:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise UserError(f"unknown training setting(s) {', '.join(unknown)}; known settings are {', '.join(known)}.")
+        if complete:
+            values = with_absent(values)
         missing = [name for name in known if name not in values]
         if complete and missing:
             raise UserError(f"the saved settings lack {', '.join(missing)}; they were not written by this lab's training.")
@@ -134,6 +149,12 @@ class TrainConfig:
 
 _TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool}
 _TYPE_WORDS = {str: "text", int: "a whole number", (int, float): "a number", bool: "true or false"}
+
+
+def with_absent(saved: dict) -> dict:
+    """A saved run's settings with those added since filled in by their ``absent`` value (how that run trained)."""
+    added = {f.name: f.metadata["absent"] for f in fields(TrainConfig) if f.metadata["absent"] is not _REQUIRED}
+    return {**added, **saved}
 
 
 def role(name: str) -> str:

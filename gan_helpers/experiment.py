@@ -196,11 +196,21 @@ def _sample_epoch(run_dir: Path, config: TrainConfig, G, fixed_z: torch.Tensor, 
         append_quality(run_dir, quality_record(G, images, epoch=epoch, seed=config.seed, samples=config.quality_samples))
 
 
+def discriminator_rate(config: TrainConfig, history: list[dict]) -> float:
+    """Point 10 as a rule: ``config.lr_d``, halved for good once an epoch of `history` had a mean D(G(z)) below
+    ``config.lower_lr_d_below`` (the discriminator was winning). The rule reads only the run's own
+    metrics, so a resumed run lowers the rate exactly where the uninterrupted run did."""
+    winning = any(record.get("D_G_z", 1.0) < config.lower_lr_d_below for record in history)
+    return config.lr_d / 2 if winning else config.lr_d
+
+
 def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: int, precision: str) -> None:
     device = str(images.device.type)
+    history = [record for record in runs.read_metrics(run_dir) if record["epoch"] <= start_epoch]
+    rate = discriminator_rate(config, history)
 
     def log_metrics(epoch: int, stats: dict) -> None:
-        runs.append_metrics(run_dir, {**stats, "device": device, "precision": precision})
+        runs.append_metrics(run_dir, {**stats, "lr_d": rate, "device": device, "precision": precision})
 
     def sample(epoch: int, stats: dict) -> None:
         if epoch % config.sample_every == 0 or epoch % config.save_every == 0 or epoch == config.epochs:
@@ -218,13 +228,26 @@ def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: i
                 "rng": rng_state(),
             })
 
+    def rate_changes(epoch: int, stats: dict) -> bool:
+        return discriminator_rate(config, [*history, stats]) != rate
+
+    epoch = start_epoch
     try:
-        fit(
-            D, G, opt_D, opt_G, images,
-            epochs=config.epochs, batch_size=config.batch_size, start_epoch=start_epoch,
-            label_noise=config.label_noise, augment=_make_augment(config),
-            hooks=[log_metrics, sample, save], progress=config.progress, precision=precision,
-        )
+        while epoch < config.epochs:  # one call of fit per discriminator rate: a graph-captured step bakes it in
+            for group in opt_D.param_groups:
+                group["lr"] = rate
+            history += fit(
+                D, G, opt_D, opt_G, images,
+                epochs=config.epochs, batch_size=config.batch_size, start_epoch=epoch,
+                label_noise=config.label_noise, augment=_make_augment(config),
+                hooks=[log_metrics, sample, save], progress=config.progress, precision=precision, stop=rate_changes,
+            )
+            epoch = history[-1]["epoch"]
+            if epoch < config.epochs:
+                lowered = discriminator_rate(config, history)
+                print(f"Epoch {epoch}: mean D(G(z)) {history[-1]['D_G_z']:.3f} is below {config.lower_lr_d_below:g}, "
+                      f"the discriminator is winning (point 10): lr_d {rate:g} -> {lowered:g} from epoch {epoch + 1}")
+                rate = lowered
     except TrainingDiverged as error:
         saved = runs.checkpoints(run_dir)
         if not saved:

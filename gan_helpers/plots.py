@@ -248,8 +248,15 @@ def show_source(*objects, brief: bool = False, excerpt: tuple[str, str] | None =
         display(Markdown(f"`{module}.{obj.__qualname__}`\n\n```python\n{code}\n```"))
 
 
+def rate_changes(metrics: list[dict], key: str = "lr_d") -> list[tuple[int, float, float]]:
+    """(first epoch at the new rate, old rate, new rate) wherever `key` changed between epochs of `metrics`."""
+    known = [m for m in metrics if key in m]
+    return [(b["epoch"], a[key], b[key]) for a, b in zip(known, known[1:]) if a[key] != b[key]]
+
+
 def plot_verdicts(run_dirs: dict[str, str | Path], ax=None, legend: bool = True):
-    """The discriminator's mean probability "real" per epoch, for reals (solid) and fakes (dashed), per run."""
+    """The discriminator's mean probability "real" per epoch, for reals (solid) and fakes (dashed), per run;
+    a dotted vertical line where the run's lr_d changed (point 10), just before the first epoch at the new rate."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 3))
     for label, run_dir in run_dirs.items():
@@ -257,6 +264,10 @@ def plot_verdicts(run_dirs: dict[str, str | Path], ax=None, legend: bool = True)
         epochs = [m["epoch"] for m in metrics]
         line, = ax.plot(epochs, [m["D_x"] for m in metrics], label=f"{label} D(x)")
         ax.plot(epochs, [m["D_G_z"] for m in metrics], linestyle="--", color=line.get_color(), label=f"{label} D(G(z))")
+        for epoch, old, new in rate_changes(metrics):
+            ax.axvline(epoch - 0.5, linestyle=":", color=line.get_color())
+            ax.annotate(f"lr_d {old:g} → {new:g}", (epoch - 0.5, 0.97), rotation=90, va="top", ha="right",
+                        fontsize="x-small", color=line.get_color())
     ax.set_ylim(0, 1)
     ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     return _epoch_axes(ax, "mean probability 'real'", legend)

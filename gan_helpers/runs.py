@@ -31,6 +31,7 @@ import torch
 from gan_helpers.atomic import (
     append_line, atomic_copy, atomic_save, atomic_write_text, fsync_folder, link_or_copy, reporting_full_disk,
 )
+from gan_helpers.config import with_absent
 from gan_helpers.errors import UserError
 
 _RUN_NAME = re.compile(r"^(\d{5})-")
@@ -185,7 +186,11 @@ def write_config(run_dir: str | Path, config: dict) -> None:
 
 
 def read_config(run_dir: str | Path) -> dict:
-    """The settings saved in ``run_dir/config.json``; a UserError if missing or not a JSON object."""
+    """The settings saved in ``run_dir/config.json``; a UserError if missing or not a JSON object.
+
+    Settings added to the lab since the run was saved come back with the
+    value that describes how it trained (:func:`gan_helpers.config.with_absent`).
+    """
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise UserError(f"{run_dir} is not a run folder (it has no config.json); pass a folder created by training.")
@@ -196,7 +201,7 @@ def read_config(run_dir: str | Path) -> dict:
         raise UserError(f"{path} is not valid JSON ({where}); repair it, or copy the settings from a checkpoint's 'config'.") from None
     if not isinstance(config, dict):
         raise UserError(f"{path} holds a JSON {type(config).__name__}, not an object of settings; repair it or delete the run folder.")
-    return config
+    return with_absent(config)
 
 
 def find_runs(runs_dir: str | Path, generator: str | None = None) -> list[Path]:

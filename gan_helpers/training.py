@@ -250,6 +250,7 @@ def fit(
     progress: bool = True,
     precision: str = "auto",
     graphs: bool | None = None,
+    stop: Callable[[int, dict], bool] | None = None,
 ) -> list[dict]:
     """Train from epoch ``start_epoch + 1`` to ``epochs``; call every hook after every epoch.
 
@@ -262,7 +263,9 @@ def fit(
     ``precision`` picks the fast path ("bf16"), the fp32 reference or "auto" and
     ``graphs`` whether full batches replay as a CUDA graph (see
     :func:`prepare_training`). Load checkpoints before calling; the learning
-    rates are fixed for the whole call.
+    rates are fixed for the whole call, so ``stop(epoch, stats)``, asked
+    after each epoch's hooks, ends the call early when a rate must change
+    (call again from that epoch).
     """
     D.train()
     G.train()
@@ -283,6 +286,8 @@ def fit(
             history.append(stats)
             bar.update(1)
             bar.set_postfix(loss_D=f"{stats['loss_D']:.3f}", loss_G=f"{stats['loss_G']:.3f}")
+            if stop is not None and stop(epoch, stats):
+                break
     finally:
         batches.close()
         bar.close()

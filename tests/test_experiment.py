@@ -128,6 +128,14 @@ def test_saved_settings_must_be_complete():
         TrainConfig.from_dict(saved, complete=True)
 
 
+def test_a_setting_added_later_reads_back_as_how_older_runs_trained(tmp_path):
+    saved = TrainConfig().to_dict()
+    del saved["lower_lr_d_below"]  # a run saved before point 10's rule existed
+    assert TrainConfig.from_dict(saved, complete=True).lower_lr_d_below == 0.0
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert runs.read_config(tmp_path)["lower_lr_d_below"] == 0.0, "so such a run keeps its identity"
+
+
 def test_flags_come_from_field_metadata_for_any_field_type():
     @dataclasses.dataclass
     class Knobs:

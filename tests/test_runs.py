@@ -10,7 +10,7 @@ from gan_helpers.cli import main
 from gan_helpers.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.evaluate import read_quality
-from gan_helpers.experiment import train
+from gan_helpers.experiment import discriminator_rate, train
 
 
 def tiny_config(data, tmp_path, **changes):
@@ -26,7 +26,7 @@ def test_run_folder_is_complete(tiny_data, tmp_path):
     assert json.loads((run_dir / "config.json").read_text())["epochs"] == 2
     metrics = runs.read_metrics(run_dir)
     assert [m["epoch"] for m in metrics] == [1, 2]
-    assert set(metrics[0]) == {"epoch", "loss_D", "loss_G", "D_x", "D_G_z", "seconds", "device", "precision"}
+    assert set(metrics[0]) == {"epoch", "loss_D", "loss_G", "D_x", "D_G_z", "lr_d", "seconds", "device", "precision"}
     assert metrics[0]["device"] == "cpu" and metrics[0]["precision"] == speed.choose_precision("cpu")
     assert list(runs.checkpoints(run_dir)) == [1, 2]
     assert list(runs.samples(run_dir)) == [0, 1, 2]
@@ -70,6 +70,35 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_data, tmp_path, ge
     assert runs.read_metrics(whole) == [
         {**m, "seconds": w["seconds"]} for m, w in zip(runs.read_metrics(resumed), runs.read_metrics(whole))
     ]
+
+
+def test_point_10_rule_halves_lr_d_once_the_discriminator_wins():
+    config = TrainConfig(lr_d=1e-5, lower_lr_d_below=0.2)
+    assert discriminator_rate(config, []) == 1e-5
+    assert discriminator_rate(config, [{"epoch": 1, "D_G_z": 0.25}, {"epoch": 2, "D_G_z": 0.2}]) == 1e-5
+    assert discriminator_rate(config, [{"epoch": 1, "D_G_z": 0.19}]) == 5e-6
+    assert discriminator_rate(config, [{"epoch": 1, "D_G_z": 0.1}, {"epoch": 2, "D_G_z": 0.6}]) == 5e-6, "for good"
+    assert discriminator_rate(config, [{"epoch": 1, "D_G_z": 0.01}, {"epoch": 2, "D_G_z": 0.01}]) == 5e-6, "halved once"
+    assert discriminator_rate(config.replace(lower_lr_d_below=0.0), [{"epoch": 1, "D_G_z": 0.0}]) == 1e-5, "0: never"
+
+
+def test_lowered_lr_d_trains_on_and_resumes_exactly(tiny_data, tmp_path):
+    """A rate of 1e-3 lets the discriminator win the first epoch of 4 images (D(G(z)) about 0.24 < 0.4)."""
+    settings = dict(epochs=4, lr_d=1e-3, lower_lr_d_below=0.4, augment=False)
+    whole = train(tiny_config(tiny_data, tmp_path / "a", **settings))
+    metrics = runs.read_metrics(whole)
+    assert metrics[0]["D_G_z"] < 0.4, "the setting must make the rule act, or this test checks nothing"
+    assert [m["lr_d"] for m in metrics] == [1e-3, 5e-4, 5e-4, 5e-4]
+    last = torch.load(runs.checkpoints(whole)[4], weights_only=True)
+    assert [g["lr"] for g in last["opt_D"]["param_groups"]] == [5e-4], "the optimizer trained at the lowered rate"
+    assert [g["lr"] for g in last["opt_G"]["param_groups"]] == [2e-4], "the generator's rate is untouched"
+
+    part = train(tiny_config(tiny_data, tmp_path / "b", **{**settings, "epochs": 1}))
+    resumed = train(resume=part, epochs=4)
+    again = torch.load(runs.checkpoints(resumed)[4], weights_only=True)
+    for net in ("G", "D"):
+        assert all(torch.equal(last[net][k], again[net][k]) for k in last[net]), net
+    assert [m["lr_d"] for m in runs.read_metrics(resumed)] == [1e-3, 5e-4, 5e-4, 5e-4]
 
 
 def test_resume_from_an_older_checkpoint_forks_a_new_run(tiny_data, tmp_path):
