@@ -15,6 +15,8 @@ full profile a shipped result may stand in for them (gan_helpers.shipped).
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 from pathlib import Path
 
 import torch
@@ -216,22 +218,26 @@ def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: i
         if epoch % config.sample_every == 0 or epoch % config.save_every == 0 or epoch == config.epochs:
             _sample_epoch(run_dir, config, G, fixed_z, images, epoch)
 
+    def checkpoint(epoch: int) -> None:
+        runs.save_checkpoint(run_dir, epoch, {
+            "epoch": epoch,
+            "config": config.to_dict(),
+            "G": G.state_dict(),
+            "D": D.state_dict(),
+            "opt_G": opt_G.state_dict(),
+            "opt_D": opt_D.state_dict(),
+            "rng": rng_state(),
+        })
+
     def save(epoch: int, stats: dict) -> None:
         if epoch % config.save_every == 0 or epoch == config.epochs:
-            runs.save_checkpoint(run_dir, epoch, {
-                "epoch": epoch,
-                "config": config.to_dict(),
-                "G": G.state_dict(),
-                "D": D.state_dict(),
-                "opt_G": opt_G.state_dict(),
-                "opt_D": opt_D.state_dict(),
-                "rng": rng_state(),
-            })
+            checkpoint(epoch)
 
-    def rate_changes(epoch: int, stats: dict) -> bool:
-        return discriminator_rate(config, [*history, stats]) != rate
+    def stop_now(epoch: int, stats: dict) -> bool:
+        return stopper.requested or discriminator_rate(config, [*history, stats]) != rate
 
     epoch = start_epoch
+    stopper = StopAtEpochEnd()
     try:
         while epoch < config.epochs:  # one call of fit per discriminator rate: a graph-captured step bakes it in
             for group in opt_D.param_groups:
@@ -240,9 +246,14 @@ def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: i
                 D, G, opt_D, opt_G, images,
                 epochs=config.epochs, batch_size=config.batch_size, start_epoch=epoch,
                 label_noise=config.label_noise, augment=_make_augment(config),
-                hooks=[log_metrics, sample, save], progress=config.progress, precision=precision, stop=rate_changes,
+                hooks=[log_metrics, sample, save], progress=config.progress, precision=precision, stop=stop_now,
             )
             epoch = history[-1]["epoch"]
+            if stopper.requested and epoch < config.epochs:
+                if epoch not in runs.checkpoints(run_dir):
+                    checkpoint(epoch)
+                raise TrainingStopped(f"{stopper.requested}: stopped after epoch {epoch}, saved as a checkpoint; continue with "
+                                      f"`python -m gan_helpers train --resume {shown(run_dir)} --epochs {config.epochs}`.")
             if epoch < config.epochs:
                 lowered = discriminator_rate(config, history)
                 print(f"Epoch {epoch}: mean D(G(z)) {history[-1]['D_G_z']:.3f} is below {config.lower_lr_d_below:g}, "
@@ -257,6 +268,40 @@ def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: i
             f"{error}; the last good checkpoint is {last}: resume from it with "
             f"`python -m gan_helpers train --resume {last} --epochs {config.epochs}` (and perhaps a lower --lr-g or --lr-d)."
         ) from None
+    finally:
+        stopper.restore()
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """Training stopped at an epoch boundary on request; the message says where and how to continue."""
+
+
+class StopAtEpochEnd:
+    """SIGTERM or SIGINT during training asks for a stop at the end of the running epoch, so a stop
+    (``kill PID``, Ctrl-C, a notebook's interrupt) keeps every finished epoch; a second SIGINT stops at once.
+
+    ``requested`` is the signal's name once one came, else "". Handlers are installed only in the main
+    thread (Python allows no other) and :meth:`restore` puts the previous ones back.
+    """
+
+    def __init__(self) -> None:
+        self.requested = ""
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                self._previous[number] = signal.signal(number, self._handle)
+
+    def _handle(self, number: int, frame) -> None:
+        if self.requested and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(number).name
+        print(f"\n{self.requested}: stopping at the end of this epoch, after its checkpoint "
+              f"(Ctrl-C again stops at once and loses the epoch).", flush=True)
+
+    def restore(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
 
 
 # ---- command line (python -m gan_helpers train) ---------------------------------------------
