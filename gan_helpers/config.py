@@ -48,6 +48,8 @@ class TrainConfig:
     epochs: int = _knob(100, "train until this many epochs in total (a resumed run continues up to it)", "schedule")
     batch_size: int = _knob(8, "real images per discriminator step; as many fakes join them (point 7)")
     sample_every: int = _knob(10, "sample grid and quality numbers every this many epochs (and at every checkpoint)", "schedule")
+    sample_all_first: int = _knob(0, "also a sample grid and quality numbers at every epoch up to this one (point 10: watch "
+                                  "every epoch at first); 0: only every sample_every", "schedule", absent=0)
     save_every: int = _knob(50, "full checkpoint every this many epochs (and at the last); never overwritten", "schedule")
     lr_d: float = _knob(1e-5, "discriminator Adam learning rate; very low on purpose (point 7)", "tunable")
     lr_g: float = _knob(2e-4, "generator Adam learning rate (the DCGAN paper's; see report/departures.yaml)", "tunable")
@@ -111,6 +113,8 @@ class TrainConfig:
             raise UserError(f"max_images must be at least 1 or None, not {self.max_images!r}.")
         if self.quality_samples < 0 or self.quality_samples == 1:
             raise UserError(f"quality_samples must be 0 (no quality numbers) or at least 2, not {self.quality_samples!r}.")
+        if self.sample_all_first < 0:
+            raise UserError(f"sample_all_first must be 0 (off) or a positive epoch, not {self.sample_all_first!r}.")
         if self.threads < 0:
             raise UserError(f"threads must be 0 (torch's default) or more, not {self.threads!r}.")
 

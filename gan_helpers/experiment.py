@@ -215,7 +215,8 @@ def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: i
         runs.append_metrics(run_dir, {**stats, "lr_d": rate, "device": device, "precision": precision})
 
     def sample(epoch: int, stats: dict) -> None:
-        if epoch % config.sample_every == 0 or epoch % config.save_every == 0 or epoch == config.epochs:
+        if (epoch % config.sample_every == 0 or epoch <= config.sample_all_first or epoch % config.save_every == 0
+                or epoch == config.epochs):
             _sample_epoch(run_dir, config, G, fixed_z, images, epoch)
 
     def checkpoint(epoch: int) -> None:

@@ -74,6 +74,15 @@ def test_a_longer_schedule_continues_the_same_run(tiny_data, tmp_path):
     assert longer == first and max(runs.checkpoints(first)) == 2
 
 
+def test_every_epoch_is_sampled_at_first_then_every_sample_every(tiny_data, tmp_path):
+    from gan_helpers.experiment import train
+
+    run_dir = train(tiny(tiny_data, tmp_path, epochs=7, sample_every=3, save_every=10, sample_all_first=2))
+    grids = sorted(int(p.stem.split("-")[1]) for p in (run_dir / "samples").glob("epoch-*.png"))
+    assert grids == [0, 1, 2, 3, 6, 7], "epochs 1-2 (watched at first), every 3rd after, and the last"
+    assert [r["epoch"] for r in runs.read_metrics(run_dir)] == list(range(1, 8))
+
+
 def test_changing_the_train_block_changes_every_notebooks_experiment(tmp_path, monkeypatch):
     params = tmp_path / "params"
     params.mkdir()
