@@ -180,9 +180,16 @@ def _resume(target: Path, overrides: dict) -> Path:
     runs.write_config(run_dir, config.to_dict())
     fixed_z = runs.load_fixed_noise(run_dir)
     print(f"Resuming {shown(run_dir)} from epoch {epoch}")
-    runs.note_resume(run_dir, f"resumed from epoch {epoch} on {device}")
+    runs.note_resume(run_dir, f"resumed from epoch {epoch} on {device}{_changes(saved, config)}")
     _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=epoch, precision=precision)
     return run_dir
+
+
+def _changes(saved: TrainConfig, config: TrainConfig) -> str:
+    """The training settings a resume changed, as ``; lr_g 5e-05 -> 2.5e-05``: point 10's interventions, kept in
+    the run's ``resumes.txt`` (schedule settings such as epochs are left out; they do not change what is trained)."""
+    changed = [f"{k} {getattr(saved, k)!r} -> {v!r}" for k, v in config.identity().items() if getattr(saved, k) != v]
+    return "".join(f"; {change}" for change in changed)
 
 
 def _load_images(config: TrainConfig, device: torch.device) -> torch.Tensor:

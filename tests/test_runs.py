@@ -72,6 +72,14 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_data, tmp_path, ge
     ]
 
 
+def test_a_resume_that_changes_a_rate_records_the_change(tiny_data, tmp_path):
+    part = train(tiny_config(tiny_data, tmp_path, epochs=1, augment=False))
+    train(resume=part, epochs=2, lr_g=5e-5)
+    assert (part / "resumes.txt").read_text() == "resumed from epoch 1 on cpu; lr_g 0.0002 -> 5e-05\n"
+    last = torch.load(runs.checkpoints(part)[2], weights_only=True)
+    assert [g["lr"] for g in last["opt_G"]["param_groups"]] == [5e-5], "epoch 2 trained at the new rate"
+
+
 def test_point_10_rule_halves_lr_d_once_the_discriminator_wins():
     config = TrainConfig(lr_d=1e-5, lower_lr_d_below=0.2)
     assert discriminator_rate(config, []) == 1e-5
