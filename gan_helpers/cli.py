@@ -22,6 +22,7 @@ COMMANDS = {
     "prepare": "gan_helpers.prepare",
     "crawl": "gan_helpers.crawl",
     "train": "gan_helpers.experiment",
+    "watch": "gan_helpers.watch",
     "bench": "gan_helpers.bench",
     "evaluate": "gan_helpers.evaluate",
     "export": "gan_helpers.results",
