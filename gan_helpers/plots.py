@@ -70,6 +70,39 @@ def show_png(path: str | Path, title: str | None = None, ax=None, size: float = 
     return ax
 
 
+def grid_tiles(path: str | Path, count: int | None = None, tile: int = 64, padding: int = 2) -> torch.Tensor:
+    """The first `count` images (all when None) of a saved sample grid, as (N, 3, tile, tile) in [0, 1].
+
+    Reads the layout :func:`save_grid` writes (`padding` white pixels around
+    each `tile`-pixel image, row by row); a label strip above the grid
+    (gan_helpers.animation) is skipped.
+    """
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        labelled = "label" in getattr(image, "text", {})
+        pixels = np.asarray(image.convert("RGB"))
+    if labelled:
+        pixels = pixels[max(14, pixels.shape[1] // 22):]
+    step = tile + padding
+    rows, columns = (pixels.shape[0] - padding) // step, (pixels.shape[1] - padding) // step
+    found = [pixels[padding + r * step:padding + r * step + tile, padding + c * step:padding + c * step + tile]
+             for r in range(rows) for c in range(columns)]
+    found = found[:count] if count is not None else found
+    return torch.from_numpy(np.stack(found)).permute(0, 3, 1, 2).float().div(255)
+
+
+def _image_rows(fig, rows: Sequence[tuple[str, torch.Tensor]]) -> None:
+    """One axes per (label, images) entry of `rows`: the images side by side, the label on the left."""
+    axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
+    for ax, (label, images) in zip(axes, rows):
+        ax.imshow(image_grid(images, nrow=images.shape[0]).permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_anchor("W")
+        _row_label(ax, label)
+        ax.yaxis.label.set(rotation=0, ha="right", va="center")
+
+
 def plot_losses(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[str] | None = None, ax=None, legend: bool = True):
     """Mean discriminator (solid) and generator (dashed) loss per epoch of one or more runs (from metrics.jsonl).
 
@@ -126,25 +159,47 @@ def pick_epochs(available: Sequence[int], count: int) -> list[int]:
     return sorted({available[round(i * step)] for i in range(count)})
 
 
-def show_sample_evolution(run_dir: str | Path, count: int = 6, epochs: Sequence[int] | None = None, title: str | None = None,
-                          size: float = 3.0, reals: bool = False):
-    """The fixed-noise sample grids of a run at several saved epochs, side by side (each at most `size` inches).
+def early_and_late_epochs(available: Sequence[int], count: int) -> list[int]:
+    """Up to `count` of `available`, first and last always, the others evenly spaced in log(epoch + 1).
 
-    ``reals`` adds the run's grid of real training images (``reals.png``) on
-    the right, at the same size, so the last samples can be compared with the data.
+    The samples change most in the first epochs (point 10: watch every
+    epoch at first), so these get more of the rows: of 0-2000 with 8 rows,
+    epochs 0, 2, 8, 20, 80, 230, 660 and 2000 where they were saved.
+    """
+    available = sorted(set(available))
+    if len(available) <= count:
+        return available
+    top = math.log(available[-1] + 1)
+    chosen: list[int] = []
+    for i in range(count):
+        target = math.log(available[0] + 1) + (top - math.log(available[0] + 1)) * i / (count - 1)
+        free = [a for a in available if a not in chosen]
+        chosen.append(min(free, key=lambda a: abs(math.log(a + 1) - target)))
+    return sorted(chosen)
+
+
+def show_sample_evolution(run_dir: str | Path, count: int = 6, epochs: Sequence[int] | None = None, title: str | None = None,
+                          size: float = 0.95, reals: bool = False, samples: int = 6):
+    """The first `samples` fixed-noise images of a run at several saved epochs: a row per epoch, a column per latent vector.
+
+    Epochs default to :func:`early_and_late_epochs` (more rows early, where
+    the samples change most). Each image is at most `size` inches square and
+    the figure fits the 6.5 in text width, so an image prints at 2 cm or
+    more. ``reals`` adds a row of real training images (``reals.png``).
     """
     saved = runs.samples(run_dir)
-    epochs = list(epochs) if epochs is not None else pick_epochs(list(saved), count)
-    panels = [(saved[epoch], f"epoch {epoch}") for epoch in epochs]
+    epochs = list(epochs) if epochs is not None else early_and_late_epochs(list(saved), count)
+    rows = [(f"epoch {epoch}", grid_tiles(saved[epoch], samples)) for epoch in epochs]
     if reals:
-        panels.append((Path(run_dir) / "reals.png", "real images"))
-    width = min(size, 8.0 / len(panels))  # at most 8 inches: labels stay legible at print size
-    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), width + 0.5), squeeze=False)
-    for ax, (path, label) in zip(axes[0], panels):
-        show_png(path, title=label, ax=ax)
+        rows.append(("real images", grid_tiles(Path(run_dir) / "reals.png", samples)))
+    columns = max(images.shape[0] for _, images in rows)
+    label_width = 0.8
+    size = min(size, (6.5 - label_width) / columns)
+    fig = plt.figure(figsize=(size * columns + label_width, (size + 0.06) * len(rows) + (0.35 if title else 0.05)),
+                     layout="constrained")
+    _image_rows(fig, rows)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -319,26 +374,36 @@ def _row_label(ax, label: str) -> None:
 
 
 def show_runs_at_epochs(run_dirs: dict[str, str | Path], count: int = 5, epochs: dict[str, Sequence[int]] | None = None,
-                        notes: dict[str, dict[int, str]] | None = None, size: float = 1.6):
-    """The fixed-noise grids of several runs at the same epochs: one row per run, named on its left.
+                        notes: dict[str, dict[int, str]] | None = None, size: float = 0.85, samples: int = 3):
+    """The first `samples` fixed-noise images of several runs at the same epochs: a panel per run, side by side,
+    a row per epoch in each.
 
-    `epochs` gives each run its own epochs instead (rows may differ in
-    length); `notes` adds a word to an epoch's title, e.g. {"transposed": {40: "chosen"}}.
+    `epochs` gives each run its own epochs instead (panels may differ in
+    length); `notes` adds a word to an epoch's label, e.g. {"transposed": {40: "chosen"}}.
+    Each image is at most `size` inches square and the figure fits the 6.5 in
+    text width, so an image prints at 2 cm or more with two runs of three.
     """
     if epochs is None:
         common = sorted(set.intersection(*(set(runs.samples(r)) for r in run_dirs.values())))
-        epochs = {label: pick_epochs(common, count) for label in run_dirs}
-    columns = max(len(e) for e in epochs.values())
-    size = min(size, 7.6 / columns)  # at most 8 inches wide with the row names
-    fig, axes = plt.subplots(len(run_dirs), columns, figsize=(size * columns + 0.4, (size + 0.3) * len(run_dirs)), squeeze=False)
-    for row, (label, run_dir) in zip(axes, run_dirs.items()):
-        for ax in row:
-            ax.set_axis_off()
-        for ax, epoch in zip(row, epochs[label]):
+        epochs = {label: early_and_late_epochs(common, count) for label in run_dirs}
+    shared = len({tuple(e) for e in epochs.values()}) == 1 and not notes  # then only the first panel names the rows
+    label_width = 0.8
+    labels = 1 if shared else len(run_dirs)
+    size = min(size, (6.5 - label_width * labels - 0.1 * len(run_dirs)) / (samples * len(run_dirs)))
+    height = max(len(e) for e in epochs.values())
+    fig = plt.figure(figsize=(size * samples * len(run_dirs) + label_width * labels + 0.1 * len(run_dirs), (size + 0.06) * height + 0.35),
+                     layout="constrained")
+    panels = fig.subfigures(1, len(run_dirs), squeeze=False,
+                            width_ratios=[size * samples + (label_width if i < labels else 0) for i in range(len(run_dirs))])[0]
+    for number, (panel, (label, run_dir)) in enumerate(zip(panels, run_dirs.items())):
+        saved = runs.samples(run_dir)
+        rows = []
+        for epoch in epochs[label]:
             note = (notes or {}).get(label, {}).get(epoch)
-            show_png(runs.samples(run_dir)[epoch], title=f"epoch {epoch}" + (f" ({note})" if note else ""), ax=ax)
-        _row_label(row[0], label)
-    fig.tight_layout()
+            name = f"epoch {epoch}" + (f"\n({note})" if note else "")
+            rows.append((name if number < labels else "", grid_tiles(saved[epoch], samples)))
+        _image_rows(panel, rows)
+        panel.suptitle(label)
     return fig
 
 
