@@ -58,7 +58,7 @@ def _make_augment(config: TrainConfig):
     return BatchAugment(flip=config.flip, zoom=config.zoom, rotate_degrees=config.rotate_degrees)
 
 
-def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, **overrides) -> Path:
+def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, watch=None, **overrides) -> Path:
     """Run training and return the run folder.
 
     A new run: ``train(TrainConfig(...))`` or ``train(epochs=5, data=...)``.
@@ -68,11 +68,15 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     folder resumes from its newest checkpoint; an older checkpoint starts a
     new run folder that carries the history up to that epoch, so nothing
     saved later is ever overwritten.
+
+    `watch` shows the training as it goes: an object whose ``follow(run_dir, epochs, history)`` returns
+    an epoch hook with a ``close()`` (:class:`gan_helpers.live.LivePanel`, the notebooks' live panel);
+    None (the command line) shows only the progress bars and point 10's warning lines.
     """
     if resume is not None:
         if config is not None:
             raise UserError("pass either a config or resume=…, not both; changes to a resumed run go as keyword arguments.")
-        return _resume(Path(resume), overrides)
+        return _resume(Path(resume), overrides, watch)
     config = (config or TrainConfig()).replace(**overrides)
     device = pick_device(config.device)
     precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]
@@ -85,7 +89,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     save_grid(images[: config.fixed_noise], run_dir / "reals.png")
     _sample_epoch(run_dir, config, G, fixed_z, images, 0)
     print(f"Run folder: {shown(run_dir)}")
-    _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=0, precision=precision)
+    _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=0, precision=precision, watch=watch)
     return run_dir
 
 
@@ -106,7 +110,7 @@ def find_run(config: TrainConfig, source: str | None = None) -> Path | None:
     return None
 
 
-def lab_run(config: TrainConfig, generator: str, source: str | None = None) -> Path:
+def lab_run(config: TrainConfig, generator: str, source: str | None = None, *, watch=None) -> Path:
     """The experiment's run of one generator: a shipped result, or a run reused, continued or started.
 
     `source` (default ``$LAB_SOURCE``, else auto) decides whether a shipped
@@ -116,7 +120,7 @@ def lab_run(config: TrainConfig, generator: str, source: str | None = None) -> P
     device, …) is returned untouched; an unfinished one is resumed up to
     ``config.epochs``; otherwise a new run starts. An interrupted notebook or
     report build therefore picks up where it stopped, and two runs differing
-    in one training setting are never confused.
+    in one training setting are never confused. `watch` as in :func:`train` (only training shows in it).
     """
     from gan_helpers.shipped import shipped_result
 
@@ -127,21 +131,21 @@ def lab_run(config: TrainConfig, generator: str, source: str | None = None) -> P
         return result
     run_dir = find_run(config, "train")
     if run_dir is None:
-        return train(config)
+        return train(config, watch=watch)
     last = max(runs.checkpoints(run_dir))
     if last >= config.epochs:
         print(f"Reusing {shown(run_dir)} (trained to epoch {last})")
         return run_dir
     schedule = {k: v for k, v in config.to_dict().items() if k not in config.identity()}
-    return train(resume=run_dir, **schedule)
+    return train(resume=run_dir, watch=watch, **schedule)
 
 
-def lab_runs(config: TrainConfig, generators=GENERATOR_KINDS, source: str | None = None) -> dict[str, Path]:
+def lab_runs(config: TrainConfig, generators=GENERATOR_KINDS, source: str | None = None, *, watch=None) -> dict[str, Path]:
     """The experiment's runs (or shipped results), one per generator kind: ``{"transposed": Path, "upsampling": Path}``."""
-    return {kind: lab_run(config, kind, source) for kind in generators}
+    return {kind: lab_run(config, kind, source, watch=watch) for kind in generators}
 
 
-def _resume(target: Path, overrides: dict) -> Path:
+def _resume(target: Path, overrides: dict, watch=None) -> Path:
     target = from_root(target)
     state = runs.load_training_state(target)  # every key, shape and setting checked; one sentence otherwise
     saved = TrainConfig.from_dict(state["config"])
@@ -181,7 +185,7 @@ def _resume(target: Path, overrides: dict) -> Path:
     fixed_z = runs.load_fixed_noise(run_dir)
     print(f"Resuming {shown(run_dir)} from epoch {epoch}")
     runs.note_resume(run_dir, f"resumed from epoch {epoch} on {device}{_changes(saved, config)}")
-    _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=epoch, precision=precision)
+    _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=epoch, precision=precision, watch=watch)
     return run_dir
 
 
@@ -213,7 +217,7 @@ def discriminator_rate(config: TrainConfig, history: list[dict]) -> float:
     return config.lr_d / 2 if winning else config.lr_d
 
 
-def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: int, precision: str) -> None:
+def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: int, precision: str, watch=None) -> None:
     device = str(images.device.type)
     history = [record for record in runs.read_metrics(run_dir) if record["epoch"] <= start_epoch]
     rate = discriminator_rate(config, history)
@@ -244,6 +248,8 @@ def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: i
     def stop_now(epoch: int, stats: dict) -> bool:
         return stopper.requested or discriminator_rate(config, [*history, stats]) != rate
 
+    warn = _point10_printer(run_dir, history)
+    live = watch.follow(run_dir, config.epochs, history) if watch is not None else None
     epoch = start_epoch
     stopper = StopAtEpochEnd()
     try:
@@ -254,7 +260,7 @@ def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: i
                 D, G, opt_D, opt_G, images,
                 epochs=config.epochs, batch_size=config.batch_size, start_epoch=epoch,
                 label_noise=config.label_noise, augment=_make_augment(config),
-                hooks=[log_metrics, sample, save], progress=config.progress, precision=precision, stop=stop_now,
+                hooks=[log_metrics, sample, save, warn, *([live] if live is not None else [])], progress=config.progress, precision=precision, stop=stop_now,
             )
             epoch = history[-1]["epoch"]
             if stopper.requested and epoch < config.epochs:
@@ -278,6 +284,27 @@ def _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: i
         ) from None
     finally:
         stopper.restore()
+        if live is not None:
+            live.close()
+
+
+def _point10_printer(run_dir: Path, history: list[dict]):
+    """An epoch hook that prints point 10's warning (:mod:`gan_helpers.balance`) at the epoch it starts, so the
+    training output says when a network wins or the samples collapse; it reads the quality records the
+    sample hook has just written."""
+    from gan_helpers.balance import point10_warnings
+    from gan_helpers.evaluate import read_quality
+
+    records, said = list(history), set()
+
+    def warn(epoch: int, stats: dict) -> None:
+        records.append(stats)
+        for alert in point10_warnings(records, read_quality(run_dir), epoch=epoch):
+            if (alert.kind, alert.since) not in said:
+                said.add((alert.kind, alert.since))
+                print(alert.line(), flush=True)
+
+    return warn
 
 
 class TrainingStopped(KeyboardInterrupt):
