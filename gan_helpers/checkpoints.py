@@ -122,7 +122,8 @@ def _load_checked(path: Path, map_location, problem: Callable[[object], str | No
     if path.is_dir():
         saved = checkpoints(path)
         if not saved:
-            raise UserError(f"{path} has no checkpoints yet; train it for at least save_every epochs first.")
+            raise UserError(f"{path} has no checkpoint, so it cannot be resumed (training stopped before its first "
+                            f"checkpoint was complete); start a new run with the same settings (and delete this folder).")
         path = saved[max(saved)]
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist; list a run's checkpoints/ folder to pick one.")

@@ -11,6 +11,7 @@ experiments (point 13) from those records.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import time
@@ -151,10 +152,16 @@ def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals:
     """
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
+    if runs.is_shipped(run_dir):
+        from gan_helpers.results import require_intact
+
+        require_intact(run_dir)
     saved = runs.checkpoints(run_dir)
     if not saved:
         raise UserError(f"{run_dir} has no checkpoints yet; train it for at least save_every epochs first.")
     target = Path(output) if output is not None else run_dir / QUALITY_FILE
+    if write:
+        check_output(target, run_dir)
     wanted = sorted(saved) if epochs is None else sorted(epochs)
     missing = [e for e in wanted if e not in saved]
     if missing:
@@ -170,15 +177,46 @@ def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals:
     if reals is None:
         reals = run_reals(run_dir, device=device)
     records = []
-    for epoch in wanted:
-        G, _ = runs.load_generator(saved[epoch], device=device)
-        record = quality_record(G, reals, epoch=epoch, seed=config.get("seed", 0), samples=samples, **options)
-        if write:
-            append_quality(target, record)
-        if on_record is not None:
-            on_record(record)
-        records.append(record)
+    with contextlib.ExitStack() as held:
+        if write and target.resolve().parent == run_dir.resolve():  # one writer per run: not while it trains
+            from gan_helpers.locks import hold
+
+            held.enter_context(hold(run_dir, "evaluate"))
+        for epoch in wanted:
+            G, _ = runs.load_generator(saved[epoch], device=device)
+            record = quality_record(G, reals, epoch=epoch, seed=config.get("seed", 0), samples=samples, **options)
+            if write:
+                append_quality(target, record)
+            if on_record is not None:
+                on_record(record)
+            records.append(record)
     return records
+
+
+def inside_shipped(path: str | Path) -> Path | None:
+    """The shipped result or results folder that `path` lies in (``results/``, ``$LAB_RESULTS``), else None."""
+    from gan_helpers.shipped import results_root
+
+    path = Path(path).resolve()
+    for folder in (path, *path.parents):
+        if runs.is_shipped(folder):
+            return folder
+    root = results_root().resolve()
+    return root if path == root or root in path.parents else None
+
+
+def check_output(target: str | Path, run_dir: str | Path) -> None:
+    """Refuse to write quality records to `target` inside a shipped result (they are read-only) or where no file
+    can be written, in one sentence; create its folder otherwise."""
+    from gan_helpers.paths import ensure_folder, shown
+
+    target = Path(target)
+    if (shipped := inside_shipped(target)) is not None:
+        raise UserError(f"{shown(target)} lies in {shown(shipped)}, and nothing writes into shipped results; print the "
+                        f"numbers (--print-only) or give --output a file outside it.")
+    if target.is_dir():
+        raise UserError(f"{shown(target)} is a folder; give --output a file name, e.g. {shown(target / QUALITY_FILE)}.")
+    ensure_folder(target.parent, "output's folder")
 
 
 def best_epoch(run_dir: str | Path, *, margin: float = SWD_MARGIN, records: list[dict] | None = None) -> tuple[int, dict]:
@@ -245,8 +283,17 @@ def run(args: argparse.Namespace) -> int:
     from gan_helpers.utils import pick_device
 
     device = pick_device(args.device)
-    reals = run_reals(args.run_dir, args.data, device=device)
     target = Path(args.output) if args.output else Path(args.run_dir) / QUALITY_FILE
+    if runs.is_shipped(args.run_dir) and not args.output and not args.print_only:
+        print(f"{args.run_dir} is a shipped result, which nothing changes: the numbers are printed only "
+              f"(--output FILE keeps them in a file outside results/).")
+        args.print_only = True
+    if args.evolution and inside_shipped(args.run_dir) is not None:
+        raise UserError(f"{args.run_dir} is a shipped result, which already holds its evolution.gif and is never "
+                        f"changed; drop --evolution.")
+    if not args.print_only:
+        check_output(target, args.run_dir)  # before the images are loaded: a wrong path costs no wait
+    reals = run_reals(args.run_dir, args.data, device=device)
     levels = " ".join(f"{'@' + str(s):>7}" for s in SWD_LEVELS)
     print(f"{'epoch':>6} {'SWDx1e3':>8} {levels} {'diversity':>9} {'distinct':>8} {'copies':>6} {'s':>6}")
     records = evaluate_run(args.run_dir, epochs=_epochs(args.epochs), reals=reals, samples=args.samples,

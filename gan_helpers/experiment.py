@@ -15,13 +15,15 @@ full profile a shipped result may stand in for them (gan_helpers.shipped).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shutil
 import signal
 import threading
 from pathlib import Path
 
 import torch
 
-from gan_helpers import runs, speed
+from gan_helpers import locks, runs, speed
 from gan_helpers.animation import save_labelled_grid
 from gan_helpers.atomic import atomic_copy
 from gan_helpers.config import GENERATOR_KINDS, TrainConfig, resumable
@@ -86,11 +88,28 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
 
     tag = config.name or f"{Path(config.data).name}-{config.generator}"
     run_dir = runs.create_run_dir(from_root(config.runs_dir), tag, config=config.to_dict(), fixed_noise=fixed_z)
-    save_grid(images[: config.fixed_noise], run_dir / "reals.png")
-    _sample_epoch(run_dir, config, G, fixed_z, images, 0)
-    print(f"Run folder: {shown(run_dir)}")
-    _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=0, precision=precision, watch=watch)
+    with locks.hold(run_dir, "training"), _removed_unless_trained(run_dir):
+        save_grid(images[: config.fixed_noise], run_dir / "reals.png")
+        _sample_epoch(run_dir, config, G, fixed_z, images, 0)
+        print(f"Run folder: {shown(run_dir)}")
+        _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=0, precision=precision, watch=watch)
     return run_dir
+
+
+@contextlib.contextmanager
+def _removed_unless_trained(run_dir: Path):
+    """Delete the new run folder `run_dir` when training fails before its first epoch is finished and saved:
+    such a folder holds nothing to resume or read, and a run that never started should leave nothing behind."""
+    try:
+        yield
+    except BaseException as error:
+        if runs.checkpoints(run_dir) or runs.read_metrics(run_dir):
+            raise
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(error, UserError):
+            raise UserError(f"{str(error).rstrip('.')} (the new run folder {shown(run_dir)} was removed, as it held "
+                            f"no finished epoch).") from None
+        raise
 
 
 def find_run(config: TrainConfig, source: str | None = None) -> Path | None:
@@ -147,8 +166,17 @@ def lab_runs(config: TrainConfig, generators=GENERATOR_KINDS, source: str | None
 
 def _resume(target: Path, overrides: dict, watch=None) -> Path:
     target = from_root(target)
-    state = runs.load_training_state(target)  # every key, shape and setting checked; one sentence otherwise
+    runs.load_training_state(target)  # every key, shape and setting checked, before anything is locked or written
+    with contextlib.ExitStack() as held:  # a second resume of the run stops here, before it changes anything
+        held.enter_context(locks.hold(target if target.is_dir() else target.parent.parent, "resuming"))
+        return _resume_held(target, overrides, held, watch)
+
+
+def _resume_held(target: Path, overrides: dict, held: contextlib.ExitStack, watch=None) -> Path:
+    state = runs.load_training_state(target)  # again, under the lock: the newest checkpoint may have changed meanwhile
     saved = TrainConfig.from_dict(state["config"])
+    run_dir = target if target.is_dir() else target.parent.parent
+    _check_written_config(run_dir, saved)
     fixed = {k: v for k, v in overrides.items() if not resumable(k) and v != getattr(saved, k, v)}
     if fixed:
         names = ", ".join(sorted(fixed))
@@ -158,10 +186,10 @@ def _resume(target: Path, overrides: dict, watch=None) -> Path:
     if config.epochs <= epoch:
         raise UserError(f"the checkpoint is already at epoch {epoch}; pass --epochs larger than {epoch} to continue.")
 
-    run_dir = target if target.is_dir() else target.parent.parent
     runs.remove_partials(run_dir)
     if max(runs.checkpoints(run_dir)) > epoch:
         source, run_dir = run_dir, runs.fork_run(run_dir, epoch, config=config.to_dict())
+        held.enter_context(locks.hold(run_dir, "resuming"))
         if (source / QUALITY_FILE).is_file():
             atomic_copy(source / QUALITY_FILE, run_dir / QUALITY_FILE)
         print(f"Epoch {epoch} is not the newest checkpoint, so training continues in a new run folder: {shown(run_dir)}")
@@ -187,6 +215,18 @@ def _resume(target: Path, overrides: dict, watch=None) -> Path:
     runs.note_resume(run_dir, f"resumed from epoch {epoch} on {device}{_changes(saved, config)}")
     _fit(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=epoch, precision=precision, watch=watch)
     return run_dir
+
+
+def _check_written_config(run_dir: Path, saved: TrainConfig) -> None:
+    """Refuse to resume a run whose config.json says other fixed settings than its checkpoint: a hand edit of,
+    say, ``generator`` would otherwise be overwritten in silence. Settings a resume may change (epochs, lr_d, …)
+    are taken from the command line, never from an edited config.json, and are not compared here."""
+    written = runs.read_config(run_dir)
+    for key, value in saved.to_dict().items():
+        if not resumable(key) and key in written and written[key] != value:
+            raise UserError(f"{shown(run_dir / 'config.json')} says {key} {written[key]!r}, but the run's checkpoints were "
+                            f"trained with {key} {value!r}, which a resume cannot change; put {value!r} back, or start "
+                            f"a new run with the settings you want.")
 
 
 def _changes(saved: TrainConfig, config: TrainConfig) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from gan_helpers import runs
 from gan_helpers.errors import UserError
 from gan_helpers.paths import from_root, shown
+from gan_helpers.report.literal import code_span, markdown_text
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 
@@ -199,12 +200,12 @@ def duration(seconds: float) -> str:
 def summary_table(summaries: Sequence[dict]) -> str:
     """A Markdown table with one column per run."""
     rows = [
-        ("run folder", lambda s: f"`{s['run']}`"),
+        ("run folder", lambda s: code_span(s["run"], in_table=True)),
         ("generator", lambda s: s["generator"]),
         ("epochs trained (planned)", lambda s: f"{s['epochs']} ({fmt(s['planned_epochs'])})"),
         ("training time", lambda s: f"{duration(s['seconds'])} ({fmt(s['seconds_per_epoch'])} s/epoch)"),
         ("device", lambda s: s["device"]),
-        ("data (images)", lambda s: f"`{s['data']}` ({fmt(s['images'])})"),
+        ("data (images)", lambda s: f"{code_span(s['data'], in_table=True)} ({fmt(s['images'])})"),  # a folder of anyone's
         ("batch size; lr_d, lr_g", lambda s: f"{fmt(s['batch_size'])}; {fmt(s['lr_d'])}, {fmt(s['lr_g'])}"),
         ("final loss_D / loss_G", lambda s: f"{fmt(s['final_loss_D'])} / {fmt(s['final_loss_G'])}"),
         ("best loss_D (epoch)", lambda s: f"{fmt(s['best_loss_D'])} ({fmt(s['best_loss_D_epoch'])})"),
@@ -213,7 +214,7 @@ def summary_table(summaries: Sequence[dict]) -> str:
         ("last 10 %: mean loss_G / loss_D", lambda s: fmt(s["end_ratio"])),
         ("last 10 %: mean D(x), D(G(z))", lambda s: f"{fmt(s['end_D_x'])}, {fmt(s['end_D_G_z'])}"),
         ("checkpoints kept", lambda s: fmt(s["checkpoints"])),
-        ("what went wrong", lambda s: "; ".join(s["problems"]) or "nothing recorded"),
+        ("what went wrong", lambda s: markdown_text("; ".join(s["problems"])).replace("|", "\\|") or "nothing recorded"),
     ]
     header = "| | " + " | ".join(s["generator"] for s in summaries) + " |"
     lines = [header, "|---|" + "---|" * len(summaries)]

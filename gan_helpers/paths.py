@@ -8,6 +8,7 @@ here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -27,3 +28,32 @@ def shown(path: str | Path) -> str:
         return str(path.resolve().relative_to(PROJECT_ROOT))
     except ValueError:
         return str(path)
+
+
+def ensure_folder(path: str | Path, what: str = "folder") -> Path:
+    """Folder `path`, created with its parents if missing, checked to be writable; one sentence when it cannot be.
+
+    A path through a regular file, a file where the folder should be and a
+    folder that may not be written each name the path and the fix, instead of
+    the NotADirectoryError, FileExistsError or PermissionError of a later write.
+    """
+    from gan_helpers.errors import UserError
+
+    path = Path(path)
+    for part in reversed((path, *path.parents)):  # from the root down: the first file on the way is the culprit
+        if part.is_symlink() and not part.exists():
+            raise UserError(f"the {what} {shown(path)} cannot be used: {shown(part)} is a broken link; remove it or give another path.")
+        if not part.exists():
+            break
+        if not part.is_dir():
+            where = "is a file, not a folder" if part == path else f"goes through {shown(part)}, which is a file"
+            raise UserError(f"the {what} {shown(path)} {where}; give a path to a folder (or move that file away).")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"the {what} {shown(path)} cannot be created ({error.strerror or error}); give a folder you may "
+                        f"write into.") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"the {what} {shown(path)} is read-only (Permission denied); give a folder you may write into, "
+                        f"or change its permissions.")
+    return path

@@ -28,9 +28,10 @@ from gan_helpers.convert import GREY_TOLERANCE, IMAGE_SIZE, Dropped, convert_fil
 from gan_helpers.convert import center_square, to_rgb  # noqa: F401 - notebook 02 imports them from here
 from gan_helpers.dedupe import NEAR_DUPLICATE_LIMIT, NearDuplicates, file_digest
 from gan_helpers.errors import UserError
+from gan_helpers.locks import hold_destination
 from gan_helpers.folders import FILE, walk
 from gan_helpers.manifest import MANIFEST, ManifestRow, PrepareSummary, read_manifest, write_manifest
-from gan_helpers.paths import PROJECT_ROOT
+from gan_helpers.paths import PROJECT_ROOT, ensure_folder
 
 HELP = "clean any folder of images into 64x64 RGB PNGs, with a manifest of what was dropped and why"
 
@@ -145,12 +146,16 @@ def prepare_folder(src: str | Path, dst: str | Path, *, size: int = IMAGE_SIZE, 
     entries = walk(src)
     if not entries:
         raise UserError(f"Image folder {src} is empty; put some pictures in it.")
-    files = [entry.relative for entry in entries if entry.kind == FILE]
-    unwalked = [ManifestRow(entry.relative, "dropped", entry.kind, entry.detail)
-                for entry in entries if entry.kind != FILE]
-    summary = prepare_files(src, files, dst, size=size, min_size=min_size, background=background,
-                            drop_greyscale=drop_greyscale, grey_tolerance=grey_tolerance, max_aspect=max_aspect,
-                            near_duplicate_limit=near_duplicate_limit, progress=progress, unwalked=unwalked)
+    ensure_folder(dst.parent, "output folder's parent")  # a path through a file, a read-only folder: one sentence
+    with hold_destination(dst, "this prepare"):  # one writer per output folder: a second prepare into it stops here
+        _check_folders(src, dst)  # again, now that no other prepare can fill it
+        ensure_folder(dst, "output folder")
+        files = [entry.relative for entry in entries if entry.kind == FILE]
+        unwalked = [ManifestRow(entry.relative, "dropped", entry.kind, entry.detail)
+                    for entry in entries if entry.kind != FILE]
+        summary = prepare_files(src, files, dst, size=size, min_size=min_size, background=background,
+                                drop_greyscale=drop_greyscale, grey_tolerance=grey_tolerance, max_aspect=max_aspect,
+                                near_duplicate_limit=near_duplicate_limit, progress=progress, unwalked=unwalked)
     if not summary.kept:
         reasons = ", ".join(f"{reason} {count}" for reason, count in summary.dropped_by_reason.items())
         raise UserError(f"None of the {len(summary.rows)} files in {src} is a usable image ({reasons}); "

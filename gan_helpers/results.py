@@ -16,6 +16,7 @@ folder is never overwritten. Notebooks and the report read a result with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -27,13 +28,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gan_helpers import runs
+from gan_helpers import locks, runs
 from gan_helpers.atomic import atomic_copy, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
 from gan_helpers.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.evaluate import QUALITY_FILE, best_epoch, read_quality
 from gan_helpers.models import build_generator, generate
-from gan_helpers.paths import PROJECT_ROOT, from_root, shown
+from gan_helpers.paths import PROJECT_ROOT, ensure_folder, from_root, shown
 from gan_helpers.provenance import (
     PROVENANCE_FILE, build_provenance, command_entry, data_key, epoch_problems, file_manifest, provenance_problems,
     read_provenance, read_provenance_input,
@@ -44,7 +45,8 @@ FP16_CHECK_VECTORS = 8  # fixed latents on which the float16 weights' images are
 WEIGHTS_DIR = "generator"
 REQUIRED_FILES = ("config.json", "metrics.jsonl", QUALITY_FILE, "fixed_noise.pt", "reals.png", "evolution.gif")
 
-__all__ = ["export_run", "shipped_generator", "result_checkpoints", "read_provenance", "matches", "check_result", "sizes"]
+__all__ = ["export_run", "shipped_generator", "result_checkpoints", "read_provenance", "matches", "check_result", "sizes",
+           "require_intact"]
 
 
 def choose_grids(epochs: list[int], best: int, max_grids: int = MAX_GRIDS) -> list[int]:
@@ -87,7 +89,36 @@ def export_run(run_dir: str | Path, dest: str | Path, *, name: str | None = None
     run_dir, dest = Path(run_dir), Path(dest)
     if max_grids < 3:
         raise UserError(f"--max-grids {max_grids} is too few: a result keeps at least the first, best and last grid; use 3 or more.")
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+    created = [folder for folder in (dest.parent, *dest.parent.parents) if not folder.exists()]  # deepest first
+    ensure_folder(dest.parent, "destination's folder")  # a path through a file, a read-only folder: one sentence
+    try:
+        with locks.hold_destination(dest, "this export"):  # a second export into `dest` stops here
+            _remove_stale_staging(dest)
+            return _export_held(run_dir, dest, name=name, commands_file=commands_file, commands=commands, commit=commit,
+                                max_grids=max_grids, started=started)
+    except BaseException:
+        for folder in created:  # a failed export leaves no empty folders behind either
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _staging_folders(dest: Path) -> list[Path]:
+    """The hidden folders in which exports into `dest` assemble the result (``.NAME.XXXXXXXX.partial``)."""
+    return sorted(p for p in dest.parent.glob(f".{dest.name}.*.partial") if p.is_dir() and not p.is_symlink())
+
+
+def _remove_stale_staging(dest: Path) -> None:
+    """Delete what exports into `dest` killed midway left behind; call it only while holding `dest`'s lock."""
+    for folder in _staging_folders(dest):
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"Removed {shown(folder)}, left by an export that did not finish.")
+
+
+def _export_held(run_dir: Path, dest: Path, *, name, commands_file, commands, commit, max_grids, started) -> Path:
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise UserError(f"{shown(dest)} is a file or a link, not a folder; export into a new folder.")
+    if dest.exists() and any(dest.iterdir()):
         raise UserError(f"{dest} already exists and is not empty, and a result is never overwritten; export into a new folder or delete that one first.")
     config = TrainConfig.from_dict(runs.read_config(run_dir), complete=True).to_dict()
     saved = runs.checkpoints(run_dir)
@@ -107,7 +138,6 @@ def export_run(run_dir: str | Path, dest: str | Path, *, name: str | None = None
     listed = given["commands"] + [command_entry(seconds, command) for seconds, command in commands]
     fixed_z = runs.load_fixed_noise(run_dir)  # checked before it is shipped
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.partial"
     with reporting_full_disk(dest):
         staging.mkdir()
@@ -182,6 +212,7 @@ def load_weights(path: str | Path, kind: str) -> nn.Module:
 def shipped_generator(result_dir: str | Path, epoch: int | None = None, *,
                       device: str | torch.device = "cpu") -> tuple[nn.Module, int]:
     """The result's generator (float32, eval mode) and its epoch; `epoch` None means the best epoch."""
+    require_intact(result_dir)  # weights, config and provenance exactly as exported, no links
     weights = result_checkpoints(result_dir)
     if epoch is None:
         epoch = read_provenance(result_dir).get("epochs", {}).get("best")
@@ -245,9 +276,56 @@ def _weights_problem(path: Path, kind: str) -> str | None:
     return None
 
 
+def links_inside(result_dir: str | Path) -> list[Path]:
+    """Symbolic links in a result folder (the folder itself included), which a result never holds and nothing follows."""
+    result_dir = Path(result_dir)
+    found = [result_dir] if result_dir.is_symlink() else []
+    for folder, names, files in os.walk(result_dir, followlinks=False):
+        found += [Path(folder) / name for name in sorted(names + files) if (Path(folder) / name).is_symlink()]
+    return found
+
+
+def first_difference(result_dir: str | Path) -> str | None:
+    """One sentence on the first way `result_dir` is not what its provenance.json recorded at export, or None.
+
+    A link anywhere in it, a file missing, added, or with another size or SHA-256 than provenance.json's
+    list of files; the files are read as they are, never through a link.
+    """
+    result_dir = Path(result_dir)
+    if links := links_inside(result_dir):
+        return (f"{shown(links[0])} is a symbolic link, and a shipped result holds none (links are never followed); "
+                f"replace it by the file itself or restore the result from git")
+    provenance = read_provenance(result_dir)
+    recorded = provenance.get("files")
+    if not isinstance(recorded, dict):
+        return f"{shown(result_dir / PROVENANCE_FILE)} lists no files to check the result against; export the run again"
+    present = file_manifest(result_dir)
+    for name in sorted(recorded.keys() | present.keys()):
+        if recorded.get(name) != present.get(name):
+            what = ("is missing" if name not in present else "is not listed in its provenance.json" if name not in recorded
+                    else "differs from the file its provenance.json recorded at export")
+            return (f"{shown(result_dir / name)} {what}, so the result is not as exported; restore it "
+                    f"(`git checkout -- {shown(result_dir)}`) or export the run again")
+    return None
+
+
+def require_intact(result_dir: str | Path) -> Path:
+    """`result_dir`, after checking that it is exactly as exported (:func:`first_difference`); a UserError otherwise.
+
+    Every use of a shipped result (the lab's runs, the report, loading its weights) calls this first, so a
+    result that was edited, damaged or given links is refused instead of read.
+    """
+    problem = first_difference(result_dir)
+    if problem is not None:
+        raise UserError(f"{problem}.")
+    return Path(result_dir)
+
+
 def check_result(result_dir: str | Path) -> list[str]:
     """Consistency problems of a result folder, one sentence each; an empty list when it is sound."""
     result_dir = Path(result_dir)
+    if links := links_inside(result_dir):
+        return [f"{shown(link)} is a symbolic link, and a shipped result holds none." for link in links]
     try:
         provenance = read_provenance(result_dir)
         kind = TrainConfig.from_dict(runs.read_config(result_dir), complete=True).generator

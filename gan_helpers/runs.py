@@ -33,6 +33,7 @@ from gan_helpers.atomic import (
 )
 from gan_helpers.config import with_absent
 from gan_helpers.errors import UserError
+from gan_helpers.paths import ensure_folder
 
 _RUN_NAME = re.compile(r"^(\d{5})-")
 _NUMBERED = re.compile(r"^(\d{5})(?:-|$)")  # run folders and numbers being claimed
@@ -95,7 +96,7 @@ def _claim_number(runs_dir: Path) -> Path:
     same number only one gets it. A claim is renamed to its run folder when
     done, so a claimed number is also checked against finished run folders.
     """
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    ensure_folder(runs_dir, "runs folder")  # a path through a file or a read-only folder: one sentence
     numbers = [int(m.group(1)) for p in runs_dir.iterdir() if (m := _NUMBERED.match(p.name))]
     number = max(numbers, default=-1) + 1
     while True:

@@ -71,7 +71,7 @@ def shipped_result(config: TrainConfig, source: str | None = None, *, say: Calla
     With source 'auto', a result that does not fit is reported through `say`
     in one line; with 'shipped', a missing or unfitting result is a UserError.
     """
-    from gan_helpers.results import matches
+    from gan_helpers.results import matches, require_intact
 
     source = resolve_source(source)
     if source == "train" or (source == "auto" and not has_spec_settings(config)):
@@ -84,7 +84,7 @@ def shipped_result(config: TrainConfig, source: str | None = None, *, say: Calla
         return None
     reason = matches(folder, config)
     if reason is None:
-        return folder
+        return require_intact(folder)  # used only exactly as exported (provenance.json's files), never through a link
     if source == "shipped":
         raise UserError(f"{SOURCE_VARIABLE}=shipped, but {reason.rstrip('.')}; use those settings or set {SOURCE_VARIABLE}=train.")
     if say is not None:
@@ -141,6 +141,9 @@ def observations_file(used: dict[str, Path | None]) -> Path | None:
     if len(parents) != 1 or None in parents:
         return None  # runs trained here, or from several results: no one set of observations describes them
     path = parents.pop() / OBSERVATIONS_FILE
+    if path.is_symlink():
+        raise UserError(f"{shown(path)} is a symbolic link, and a shipped result's observations are never read through one; "
+                        f"put the text itself there.")
     return path if path.is_file() else None
 
 

@@ -26,6 +26,7 @@ import nbformat
 
 from gan_helpers.errors import UserError
 from gan_helpers.paths import shown
+from gan_helpers.report.literal import markdown_text
 
 CELL = re.compile(r"^\s*\*\*Observations \(Point (\d+)\)\.\*\*")
 SECTION = re.compile(r"^##\s+Point\s+(\d+)\b[^\n]*$", re.M)
@@ -70,7 +71,9 @@ def place_observations(merged: nbformat.NotebookNode, path: str | Path | None) -
         if not written.get(point):
             notes.append(f"point {point}: {where} has no observations for it, so its cell keeps the prompt")
             continue
-        cell.source = f"**Observations (Point {point}).** *Written for this result ({where}).*\n\n{written[point]}"
+        # The text comes from outside the project: it reaches the PDF as text, never as TeX or HTML (report.literal).
+        cell.source = (f"**Observations (Point {point}).** *Written for this result ({markdown_text(where)}).*\n\n"
+                       f"{markdown_text(written[point])}")
         placed.add(point)
     notes += [f"{where}: point {point} has no observations cell in the notebooks, so its section is not printed"
               for point in sorted(set(written) - placed) if written[point]]

@@ -5,6 +5,7 @@ Both templates live in report/templates (see report/README.md).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -91,9 +92,16 @@ def _render_latex(merged: nbformat.NotebookNode, build_dir: Path) -> Path:
     return build_dir / "lab_report.pdf"
 
 
+# TeX reads and writes files and may run programs; the report's text comes partly from outside the project
+# (observations, data-set names), so xelatex runs without shell escape and may read and write only files in the
+# build folder and the TeX installation (kpathsea's 'paranoid' level: no absolute paths, no '..', no dot files).
+XELATEX_ENV = {"openin_any": "p", "openout_any": "p", "shell_escape": "f"}
+XELATEX_FLAGS = ("-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error")
+
+
 def _xelatex(tex: Path) -> None:
     result = subprocess.run(
-        ["xelatex", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", tex.name],
+        ["xelatex", *XELATEX_FLAGS, tex.name], env={**os.environ, **XELATEX_ENV},
         cwd=tex.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
     )
     if result.returncode != 0:

@@ -1,0 +1,134 @@
+"""One writer per folder: an advisory lock held for a whole run of training, exporting, evaluating or preparing.
+
+    with hold(run_dir, "training"):          # the lock file run_dir/.lock
+        ...
+    with hold_destination(dest, "export"):   # the lock file .NAME.lock beside a folder that must stay empty
+        ...
+
+The lock is ``fcntl.flock`` on a file, so the operating system releases it
+when its process ends in any way (kill -9 included): a lock file left behind
+is never a stale lock, only a name. A second process that wants the same
+folder stops at once with one sentence naming the folder and the process
+holding it; it waits for nothing and changes nothing. Readers (notebooks,
+the report, ``watch``) take no lock: every file they read is written
+atomically. The lock is re-entrant within one process, so a writer may call
+another that locks the same folder.
+
+The lock file is hidden (``.lock``, ``.NAME.lock``) and holds only the
+holder's process id: run folders are read by name (config.json,
+checkpoints/, …), never by listing everything in them, and export copies
+named files only, so no manifest, copy or hash ever includes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from gan_helpers.errors import UserError
+from gan_helpers.paths import shown
+
+LOCK_FILE = ".lock"  # inside a folder that exists: a run folder
+
+_held: dict[str, int] = {}  # lock file (resolved) -> how many times this process holds it
+_guard = threading.Lock()
+
+
+class FolderBusy(UserError):
+    """Another process holds the folder's lock."""
+
+
+def lock_path_beside(folder: str | Path) -> Path:
+    """The lock file of a folder that must stay empty until it is filled at once (an export's destination)."""
+    folder = Path(folder)
+    return folder.parent / f".{folder.name}.lock"
+
+
+@contextlib.contextmanager
+def hold(folder: str | Path, what: str = "writing") -> Iterator[Path]:
+    """Hold the exclusive lock of existing folder `folder` (its ``.lock`` file) for the block."""
+    folder = Path(folder)
+    with _locked(folder / LOCK_FILE, folder, what, remove=False):
+        yield folder
+
+
+@contextlib.contextmanager
+def hold_destination(folder: str | Path, what: str = "writing") -> Iterator[Path]:
+    """Hold the lock of `folder`, which need not exist, by a lock file beside it; the file goes when released."""
+    folder = Path(folder)
+    with _locked(lock_path_beside(folder), folder, what, remove=True):
+        yield folder
+
+
+@contextlib.contextmanager
+def _locked(lock: Path, folder: Path, what: str, *, remove: bool) -> Iterator[None]:
+    key = str(lock.parent.resolve() / lock.name)
+    with _guard:
+        if key in _held:
+            _held[key] += 1
+            fd = None
+        else:
+            fd = _acquire(lock, folder, what)
+            _held[key] = 1
+    try:
+        yield
+    finally:
+        with _guard:
+            _held[key] -= 1
+            if _held[key] == 0:
+                del _held[key]
+                if fd is not None:
+                    if remove:  # before the unlock: a process that opened this file sees it is gone and starts again
+                        with contextlib.suppress(OSError):
+                            os.unlink(lock)
+                    os.close(fd)  # releases the lock
+
+
+def _acquire(lock: Path, folder: Path, what: str) -> int:
+    """Open and lock `lock`; a UserError naming the holder when another process has it."""
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as error:
+            raise UserError(_cannot_lock(folder, lock, error)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            holder = _read_holder(fd)
+            os.close(fd)
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise UserError(_cannot_lock(folder, lock, error)) from None
+            raise FolderBusy(f"{shown(folder)} is in use by {holder}, which is writing into it; wait until it "
+                             f"finishes (or stop it) and try again ({what} changed nothing).") from None
+        try:  # a holder that removed the file as it let go leaves us a lock on a name nobody else will open
+            current = os.stat(lock).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            break
+        os.close(fd)
+    with contextlib.suppress(OSError):  # the process id is a courtesy for the message above; a full disk may refuse it
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", errors="replace").strip()
+    except OSError:
+        text = ""
+    return f"process {text}" if text.isdigit() else "another process"
+
+
+def _cannot_lock(folder: Path, lock: Path, error: OSError) -> str:
+    reason = error.strerror or str(error)
+    if isinstance(error, (NotADirectoryError, FileNotFoundError)):
+        return f"{shown(folder)} is not a folder ({reason} at {shown(lock.parent)}); give a path to a folder."
+    return (f"{shown(folder)} cannot be written to ({reason}); give a folder you may write into, or change "
+            f"its permissions.")
