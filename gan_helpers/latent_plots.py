@@ -30,10 +30,11 @@ def show_inversion(result: Inversion, title: str | None = None, size: float = 1.
     return fig
 
 
-def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool = True):
+def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool | str = True):
     """Loss curves (MSE per step) of several inversions on one axes; log scale when they span a factor of 3.
 
-    The legend sits in room made for it above the curves.
+    The legend sits in room made for it above the curves, or with
+    ``legend="below"`` under the axes (a narrow panel, where it would cover them).
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
@@ -50,7 +51,9 @@ def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool =
     ax.set_xlabel("SGD step")
     ax.set_ylabel("MSE")
     ax.grid(alpha=0.3, which="both")
-    if legend and any(results):  # room above the curves for the legend, so it covers none of them
+    if legend == "below" and any(results):
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize="small", frameon=False)
+    elif legend and any(results):  # room above the curves for the legend, so it covers none of them
         low, high = ax.get_ylim()
         share = 0.15 * len(results)
         ax.set_ylim(low, high * (high / low) ** share if ax.get_yscale() == "log" else high + (high - low) * share)
@@ -112,7 +115,7 @@ def show_edit_groups(groups: dict[str, tuple[torch.Tensor, torch.Tensor, Sequenc
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if i == 0:
-                    ax.set_title("found" if j == 0 else f"{values[j - 1]:+g}")
+                    ax.set_title("found" if j == 0 else f"{values[j - 1]:+g}" if values[j - 1] else "0")  # not "+0"
             axes[i, 0].set_ylabel(f"z[{coord}]")
         if name and len(groups) > 1:
             panel.suptitle(name)
@@ -154,7 +157,7 @@ def show_inversions(results: dict[str, Inversion] | dict[str, dict[str, Inversio
                     ax.set_title(caption)
                 if col == 0:
                     ax.set_ylabel(label, rotation=0, ha="right", va="center")
-        plot_inversion_losses(group, ax=panel.add_subplot(grid[:, -1]))
+        plot_inversion_losses(group, ax=panel.add_subplot(grid[:, -1]), legend="below")
         if name:
             panel.suptitle(name)
     if title:

@@ -22,7 +22,7 @@ from gan_helpers.paths import PROJECT_ROOT
 from gan_helpers.paths import shown as _show
 from gan_helpers.profiles import RUNNER_PARAMETERS, experiment_config
 from gan_helpers.report.cleaning import clean_notebook
-from gan_helpers.report.front import load_departures, training_settings
+from gan_helpers.report.front import build_facts, load_departures, training_settings
 from gan_helpers.report.layout import layout_notes
 from gan_helpers.report.merge import merge
 from gan_helpers.report.reading import REPORT_DIR, load_config, point_locations, read_executed
@@ -54,7 +54,7 @@ def report_info(profile: str, executed: dict[str, nbformat.NotebookNode], config
     config = config or load_config()
     experiment = experiment_config(profile, data=data or "")
     images = count_images(experiment.data)
-    device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+    device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else f"cpu ({_cpu_name()})"
     now = _dt.datetime.now()
     facts = [
         ("Parameter set", f"{profile} (`notebooks/params/{profile}.yaml`)"),
@@ -88,6 +88,7 @@ def build(profile: str, data: str | None = None, *, render_only: bool = False, r
     merged, notes = assemble(profile, out, data, execute=not render_only, fmt=renderer, runs_source=runs_source, source=source)
     build_dir = out / "report"
     build_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(build_dir / "build.txt", merged.metadata.pop("lab_build", ""))  # facts and notebook parameters
     atomic_write_text(build_dir / "lab_report.ipynb", nbformat.writes(merged))
     atomic_write_text(build_dir / "notes.txt", "".join(f"{n}\n" for n in notes))
     print(f"Rendering {_show(pdf)} with {'xelatex' if renderer == 'latex' else 'Chromium'} …", flush=True)
@@ -127,8 +128,24 @@ def assemble(profile: str, out: Path, data: str | None = None, *, execute: bool 
     info = report_info(profile, executed, config, data=data, runs_source=runs_source or describe_source(used, experiment),
                        departures=departures, runs_folders=folders)
     merged = merge(executed, info, fmt=fmt, notes=notes, observations=observations_file(used))
+    merged.metadata["lab_build"] = build_facts(info)  # for build/PROFILE/report/build.txt, not the PDF
     notes += layout_notes(merged, captions=fmt == "latex")
     return merged, notes
+
+
+def _cpu_name() -> str:
+    """The CPU's model name and core count, e.g. "AMD EPYC 9B14, 2 cores" (the core count alone where unknown)."""
+    import os
+    import platform
+
+    name = ""
+    try:
+        name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name")), "")
+    except OSError:
+        pass
+    name = name or platform.processor()
+    return f"{name + ', ' if name else ''}{os.cpu_count()} cores"
 
 
 def _commit() -> str:

@@ -1,10 +1,13 @@
 """The report's front matter: what was run, where each point is answered, every departure from the spec.
 
-One chapter before the notebooks, in this order: the facts of the build; the
-table "point → notebook → section → page"; the departures from the spec
-(read from report/departures.yaml, which the lab's authors keep); where each
-point's code lives (:data:`~gan_helpers.report.spec_code.CODE_MAP`); every
-training setting used; the notebooks' own parameters.
+The facts of the build (parameter set, data, runs, where the figures come
+from, machine, commit, time) go on the title page (:func:`title_facts`); then
+one chapter before the notebooks, in this order: the table "point → notebook
+→ section → page"; the departures from the spec (read from
+report/departures.yaml, which the lab's authors keep); where each point's
+code lives (:data:`~gan_helpers.report.spec_code.CODE_MAP`); every training
+setting used. The notebooks' own parameters are in the parameter set the
+title page names (and in the build folder, :func:`build_facts`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from gan_helpers.config import GENERATOR_KINDS, TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.report.reading import REPORT_DIR, Location
 from gan_helpers.report.spec_code import CODE_MAP
-from gan_helpers.report.tables import latex_escape, latex_table, markdown_table
+from gan_helpers.report.tables import content_widths, latex_escape, latex_inline, latex_table, markdown_table
 
 DEPARTURES = REPORT_DIR / "departures.yaml"
 DEPARTURE_COLUMNS = {"point": "Point", "spec": "The spec says", "lab": "The lab does", "why": "Why", "evidence": "Evidence"}
@@ -93,6 +96,12 @@ def _table(header, rows, widths, fmt: str, size: str = "small") -> NotebookNode:
     return new_markdown_cell(markdown_table(header, rows))
 
 
+def _widths(header, rows, line_chars: int = 84) -> tuple[float, ...]:
+    """Column widths from the content (:func:`~gan_helpers.report.tables.content_widths`); 84 characters
+    make a line of the small type of most front tables, 100 of the departures table's footnote size."""
+    return content_widths(header, rows, line_chars)
+
+
 def anchor_name(point: int, occurrence: int) -> str:
     """The label of the n-th heading (1-based) that names `point`."""
     return f"point-{point}" if occurrence == 1 else f"point-{point}-{occurrence}"
@@ -130,34 +139,57 @@ def _pairs(rows: list[tuple[str, str]]) -> list[tuple[str, ...]]:
     return [(*a, *(right[i] if i < len(right) else ("", ""))) for i, a in enumerate(left)]
 
 
+def title_rows(info: dict) -> list[tuple[str, str]]:
+    """The (label, value) facts the title page prints: ``info["facts"]``, plus "Training figures" when only ``runs_source`` says it."""
+    rows = list(info.get("facts") or [])
+    if info.get("runs_source") and not any(label == "Training figures" for label, _ in rows):
+        rows.append(("Training figures", info["runs_source"]))
+    return rows
+
+
+def title_facts(info: dict) -> str:
+    """The title page's block of build facts as LaTeX: a two-column table, labels bold, values wrapped."""
+    rows = title_rows(info)
+    if not rows:
+        return ""
+    body = "\\\\\n".join(f"\\textbf{{{latex_escape(label)}}} & {latex_inline(value)}" for label, value in rows)
+    return ("{\\small\\begin{tabular}{@{}>{\\raggedleft\\arraybackslash}p{0.22\\linewidth}"
+            ">{\\raggedright\\arraybackslash}p{0.66\\linewidth}@{}}\n" + body + "\\\\\n\\end{tabular}\\par}")
+
+
+def build_facts(info: dict) -> str:
+    """The build's facts and every notebook parameter as plain text, for the build folder (authors, not graders)."""
+    lines = [f"{label}: {value}" for label, value in title_rows(info)]
+    lines += ["", "Notebook parameters (besides the training settings):"]
+    lines += [f"  {stem.strip('`')}: {values.replace('`', '')}" for stem, values in info.get("parameters") or []]
+    return "\n".join(lines) + "\n"
+
+
 def front_matter(info: dict, locations: dict[int, list[Location]], fmt: str) -> list[NotebookNode]:
     """The opening chapter's cells (fmt 'latex' or 'html').
 
-    `info` holds ``intro`` and ``facts`` (label, value) and optionally
-    ``departures`` (rows of :func:`load_departures`), ``settings``
-    (:func:`training_settings`) and ``parameters`` (notebook, its values).
+    `info` holds ``intro`` and optionally ``departures`` (rows of
+    :func:`load_departures`) and ``settings`` (:func:`training_settings`);
+    its ``facts`` are the title page's (:func:`title_facts`).
     """
     unnumbered = " {.unnumbered}" if fmt == "latex" else ""
-    cells = [new_markdown_cell(f"# About this report{unnumbered}\n\n{info['intro']}"),
-             _table((), info["facts"], (0.22, 0.78), fmt)]
+    cells = [new_markdown_cell(f"# About this report{unnumbered}\n\n{info['intro']}")]
     cells += [*_heading("Where each lab point is answered", "Every point is answered under a heading that names it.", fmt),
               _point_table(locations, fmt)]
     if info.get("departures"):
         cells += [*_heading("Departures from the spec", "Every place where the lab's numbers or methods differ from "
                            "the exercise's; all else follows it as written.", fmt),
                   _table(tuple(DEPARTURE_COLUMNS.values()), [tuple(r.values()) for r in info["departures"]],
-                         (0.09, 0.19, 0.23, 0.27, 0.22), fmt, size="footnotesize")]
+                         _widths(tuple(DEPARTURE_COLUMNS.values()), [tuple(r.values()) for r in info["departures"]], 100),
+                         fmt, size="footnotesize")]
     cells += [*_heading("Where the code is", "The functions and classes of the package `gan_helpers` that implement "
                        "each point. The report prints the source of the networks, the training steps and loop, "
                        "inversion and interpolation; the rest is in the package and the notebooks.", fmt),
-              _table(("Point", "Module", "Functions and classes"), _code_rows(), (0.09, 0.3, 0.61), fmt)]
+              _table(("Point", "Module", "Functions and classes"), _code_rows(),
+                     _widths(("Point", "Module", "Functions and classes"), _code_rows()), fmt)]
     if info.get("settings"):
+        settings = _pairs([(f"`{k}`", v) for k, v in info["settings"]])
         cells += [*_heading("Training settings", "Every setting of the training runs (`gan_helpers.config.TrainConfig`), "
                            "the same for both generators; where the parameter set changes one, its default follows.", fmt),
-                  _table(("Setting", "Value", "Setting", "Value"), _pairs([(f"`{k}`", v) for k, v in info["settings"]]),
-                         (0.19, 0.31, 0.19, 0.31), fmt)]
-    if info.get("parameters"):
-        cells += [*_heading("Notebook parameters", "What the parameter set gives each notebook besides the training "
-                           "settings; all others keep the notebook's defaults.", fmt),
-                  _table(("Notebook", "Parameters"), info["parameters"], (0.2, 0.8), fmt)]
+                  _table(("Setting", "Value", "Setting", "Value"), settings, _widths(("Setting", "Value") * 2, settings), fmt)]
     return cells

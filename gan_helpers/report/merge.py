@@ -15,13 +15,13 @@ from nbformat.v4 import new_markdown_cell, new_raw_cell
 
 from gan_helpers.notebooks import KERNELSPEC
 from gan_helpers.report.cleaning import CAPTION, clean_notebook, unlisted_definitions
-from gan_helpers.report.front import anchor_name, front_matter
+from gan_helpers.report.front import anchor_name, front_matter, title_facts, title_rows
 from gan_helpers.report.observations import place_observations
 from gan_helpers.report.reading import LANGUAGES, level_one_titles, markdown_headings, notebook_title, point_locations, points_in
 from gan_helpers.report.tables import widen_headers
 
 # Keys of the merged notebook's metadata.lab_report, which the templates read.
-TITLE_KEYS = ("title", "author", "course", "date", "language", "profile", "runs_source")
+TITLE_KEYS = ("title", "author", "course", "date", "language", "profile", "runs_source", "title_facts")
 
 
 def _prepare_markdown(source: str, fmt: str, demote: bool, drop_title: bool, seen: dict[int, int]) -> str:
@@ -106,7 +106,8 @@ def merge(notebooks: dict[str, nbformat.NotebookNode], info: dict, fmt: str = "l
             if fmt == "latex":
                 _widen_tables(cell)
             cells.append(cell)
-    merged = nbformat.v4.new_notebook(cells=cells, metadata={"lab_report": {k: info.get(k) or "" for k in TITLE_KEYS}})
+    title = {**info, "title_facts": title_facts(info) if fmt == "latex" else ""}  # LaTeX, made by title_facts alone
+    merged = nbformat.v4.new_notebook(cells=cells, metadata={"lab_report": {k: title.get(k) or "" for k in TITLE_KEYS}})
     notes += place_observations(merged, observations)
     notes += [f"printed code defines {name}, which is not in spec_code.PRINTED" for name in unlisted_definitions(merged)]
     if fmt == "html":
@@ -136,9 +137,9 @@ def html_front(merged: nbformat.NotebookNode, info: dict) -> None:
     toc = "".join(f'<li class="toc-{level}"><a href="#{anchor}">{html.escape(text)}</a></li>' for level, text, anchor in entries)
     lines = [f'<h1 class="title">{html.escape(info["title"])}</h1>']
     lines += [f'<p class="{key}">{html.escape(info[key])}</p>' for key in ("author", "course") if info.get(key)]
-    lines += [f'<p class="date">{html.escape(info["date"])}</p>', f'<p class="profile">Parameter set: {html.escape(info["profile"])}</p>']
-    if info.get("runs_source"):
-        lines.append(f'<p class="runs">Training figures: {html.escape(info["runs_source"])}</p>')
+    lines.append(f'<p class="date">{html.escape(info["date"])}</p>')
+    facts = title_rows(info) or [("Parameter set", info["profile"])]
+    lines += [f'<p class="profile"><b>{html.escape(label)}</b>: {html.escape(value.replace("`", ""))}</p>' for label, value in facts]
     lang = LANGUAGES.get(info.get("language") or "english", "en")
     title = (f'<div class="title-page" lang="{lang}">{"".join(lines)}</div>'
              f'<div class="toc"><h2 class="toc-title">Contents</h2><ul>{toc}</ul></div>')

@@ -55,6 +55,34 @@ def latex_table(header: Sequence[str], rows: Sequence[Sequence[str]], widths: Se
     return "\n".join(lines)
 
 
+def content_widths(header: Sequence[str], rows: Sequence[Sequence[str]], line_chars: int = LINE_CHARS) -> tuple[float, ...]:
+    """Fractions of the line for each column of a table, from its content (plain text; `backticks` mark code).
+
+    A column gets at least its header's length and its longest word's (code
+    counts up to 16 characters: it may break after "." and "_"), so neither
+    breaks inside; the rest of the line goes to the columns in proportion to
+    how much text they hold beyond that, so a column of short labels stays
+    narrow and one of sentences takes the room. A table whose cells all fit
+    on one line gets each column its longest cell.
+    """
+    n = max([len(header)] + [len(r) for r in rows])
+    cells = [[str(r[i]) if i < len(r) else "" for r in rows] for i in range(n)]
+    heads = [str(header[i]) if i < len(header) else "" for i in range(n)]
+
+    def longest_word(text: str) -> int:
+        parts = text.split("`")
+        words = [min(len(w), 16) if k % 2 else len(w) for k, part in enumerate(parts) for w in part.split()]
+        return max(words, default=0)
+    least = [max([len(heads[i])] + [longest_word(t) for t in cells[i]]) + 2 for i in range(n)]
+    longest = [max([len(heads[i])] + [len(t.replace("`", "")) for t in cells[i]]) + 2 for i in range(n)]
+    if sum(longest) <= line_chars:
+        return tuple(w / sum(longest) for w in longest)
+    text = [sum(max(0, len(t.replace("`", "")) - least[i]) for t in cells[i]) for i in range(n)]
+    room = max(0, line_chars - sum(least))
+    widths = [le + (room * t / sum(text) if sum(text) else 0) for le, t in zip(least, text)]
+    return tuple(w / sum(widths) for w in widths)
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A pipe table (for the HTML rendering); pipes inside cells are escaped; an empty header stays blank."""
     header = list(header) or [""] * max((len(r) for r in rows), default=1)
