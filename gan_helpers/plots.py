@@ -285,11 +285,12 @@ def show_source(*objects, brief: bool = False, excerpt: tuple[str, str] | None =
     the code stays complete, the prose stays in the package. ``excerpt=(first,
     last)`` prints one function's signature (without type hints) and only
     its lines from the first one containing `first` to the next one containing
-    `last`, with ``...`` where lines are left out: the core of a long function.
+    `last`, with ``...`` where lines are left out, and without its progress
+    bars: the core of a long function.
     """
     from IPython.display import Markdown, display
 
-    from gan_helpers.report.spec_code import short_docstrings, source_excerpt
+    from gan_helpers.report.spec_code import drop_plumbing, short_docstrings, source_excerpt
 
     if excerpt is not None and len(objects) != 1:
         raise ValueError("excerpt= needs exactly one object")
@@ -299,7 +300,7 @@ def show_source(*objects, brief: bool = False, excerpt: tuple[str, str] | None =
         if brief:
             code = short_docstrings(code)
         if excerpt is not None:
-            code = source_excerpt(obj, code, *excerpt)
+            code = drop_plumbing(source_excerpt(obj, code, *excerpt))
         display(Markdown(f"`{module}.{obj.__qualname__}`\n\n```python\n{code}\n```"))
 
 

@@ -5,9 +5,10 @@ merge step: a ``show_source`` output of any other object is dropped from the
 PDF (it stays in the notebook). :data:`CODE_MAP` is the front matter's table
 "where the code is"; a test imports every name it lists.
 
-The two ways ``show_source`` shortens what it prints live here too:
-:func:`short_docstrings` (docstrings cut to their first paragraph) and
-:func:`source_excerpt` (a long function's core lines under its signature).
+The ways ``show_source`` shortens what it prints live here too:
+:func:`short_docstrings` (docstrings cut to their first paragraph),
+:func:`source_excerpt` (a long function's core lines under its signature)
+and :func:`drop_plumbing` (an excerpt without its progress bars).
 """
 
 from __future__ import annotations
@@ -112,3 +113,44 @@ def source_excerpt(obj, code: str, first: str, last: str) -> str:
     head = [f"def {obj.__name__}({', '.join(parameters)}):", f"{indent}...  # (excerpt: the lines before this are left out)"]
     tail = [f"{indent}...  # (the lines after this are left out)"] if end < len(lines) - 1 else []
     return "\n".join(head + lines[start:end + 1] + tail)
+
+
+# Lines of an excerpt that only drive progress bars (gan_helpers.training.fit, train_epoch, latent.invert).
+_PLUMBING = re.compile(r"tqdm\(|\b(?:bar|batches)\.(?:update|reset|close|set_postfix)\(|^\s*starts = f")
+_EXCERPT_MARK = "# (excerpt: the lines before this are left out)"
+
+
+def drop_plumbing(code: str) -> str:
+    """An excerpt of :func:`source_excerpt` without the lines that only drive progress bars.
+
+    A block left empty by that goes too (an ``if`` with nothing in it; a
+    ``try`` whose ``finally`` only closed bars loses both lines and its body
+    moves out), ``with x, bar:`` becomes ``with x:``, and the excerpt's first
+    line says that the bars are left out.
+    """
+    lines = code.splitlines()
+    kept = [line for line in lines if not _PLUMBING.search(line)]
+    if len(kept) == len(lines):
+        return code
+    kept = [re.sub(r"^(\s*with .+?), bar:$", r"\1:", line).replace(", progress=batches", "") for line in kept]
+
+    def indent(line: str) -> int:
+        return len(line) - len(line.lstrip())
+    changed = True
+    while changed:
+        changed = False
+        for i, line in enumerate(kept):
+            if not line.rstrip().endswith(":") or line.lstrip().startswith("#"):
+                continue
+            following = next((n for n in kept[i + 1:] if n.strip()), "")
+            if following and indent(following) > indent(line):
+                continue
+            if line.strip() == "finally:":  # the try's body moves out one level
+                start = max(j for j in range(i) if kept[j].strip() == "try:" and indent(kept[j]) == indent(line))
+                body = [n[4:] if n.startswith(" " * (indent(line) + 4)) else n for n in kept[start + 1:i]]
+                kept[start:i + 1] = body
+            else:
+                del kept[i]
+            changed = True
+            break
+    return "\n".join(kept).replace(_EXCERPT_MARK, "# (excerpt: the lines before this and the progress bars are left out)", 1)
