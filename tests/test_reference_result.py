@@ -1,0 +1,46 @@
+"""The shipped reference result (results/reference/), when the project ships one, is whole and fits the full profile.
+
+`make report` without a GPU reads this result instead of training, so a result
+that does not match its provenance, was trained with other settings than the
+full profile's, or holds weights the spec's classes cannot load would give a
+report about something else. Without a shipped result there is nothing to check.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gan_helpers.config import GENERATOR_KINDS
+from gan_helpers.models import TransposedConvGenerator, UpsamplingGenerator
+from gan_helpers.profiles import experiment_config
+from gan_helpers.results import check_result, matches, result_checkpoints
+from gan_helpers.runs import read_config, read_metrics
+from gan_helpers.shipped import REFERENCE as NAME, results_root
+
+REFERENCE = results_root() / NAME  # results/reference, or $LAB_RESULTS/reference
+SPEC_CLASSES = {"transposed": TransposedConvGenerator, "upsampling": UpsamplingGenerator}  # points 2 and 11
+
+pytestmark = pytest.mark.skipif(not REFERENCE.is_dir(), reason="the project ships no results/reference yet")
+
+
+@pytest.mark.parametrize("kind", GENERATOR_KINDS)
+def test_the_reference_result_is_whole_and_fits_the_full_profile(kind):
+    folder = REFERENCE / kind
+    assert check_result(folder) == [], "every file as its provenance lists it, epochs 1..N once each"
+    assert matches(folder, experiment_config("full").replace(generator=kind)) is None
+    epochs = [record["epoch"] for record in read_metrics(folder)]
+    assert epochs == list(range(1, len(epochs) + 1))
+
+
+@pytest.mark.parametrize("kind", GENERATOR_KINDS)
+def test_every_shipped_weights_file_loads_into_the_spec_class(kind):
+    assert read_config(REFERENCE / kind)["generator"] == kind
+    shipped = result_checkpoints(REFERENCE / kind)
+    assert shipped, "a result ships the generator of its best and its last epoch"
+    for epoch, path in shipped.items():
+        state = torch.load(path, weights_only=True)
+        G = SPEC_CLASSES[kind]()
+        G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+        images = G.eval()(torch.randn(2, G.latent_dim))
+        assert images.shape == (2, 3, 64, 64) and 0 <= images.min() and images.max() <= 1, f"epoch {epoch}"
