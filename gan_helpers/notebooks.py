@@ -34,6 +34,15 @@ from gan_helpers.profiles import (  # noqa: F401  (NOTEBOOKS and notebook_path a
 
 KERNEL = "python3"  # the kernel tools/setup.sh installs into the virtualenv
 KERNELSPEC = {"name": KERNEL, "display_name": "Python 3 (ipykernel)", "language": "python"}
+# Figures in executed copies (the report's source) come as PNG, for screens and the HTML rendering, and as
+# PDF, which the LaTeX rendering takes: line plots stay vector graphics, and images (drawn with
+# interpolation="nearest") are resampled without smoothing to FIGURE_DPI, so since the template never
+# enlarges a figure every raster prints at FIGURE_DPI or more (the report's floor is 200 ppi).
+FIGURE_DPI = 240
+FIGURE_ARGUMENTS = [
+    "--InlineBackend.figure_formats=png", "--InlineBackend.figure_formats=pdf",
+    f"--InlineBackend.print_figure_kwargs={{'bbox_inches': 'tight', 'dpi': {FIGURE_DPI}}}",
+]
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -71,7 +80,8 @@ def execute(
     Every key of the parameter set is checked before the first notebook
     starts. The kernel is the virtualenv's ``python3`` and runs in the
     notebooks folder; figures are shown inline even when MPLBACKEND says
-    otherwise (the CI sets Agg), so the executed copies carry them.
+    otherwise (the CI sets Agg), so the executed copies carry them, as PNG
+    and PDF (:data:`FIGURE_ARGUMENTS`).
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -92,6 +102,7 @@ def execute(
                     cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=log_output,
                     # (passed on to nbclient) widgets in the executed copy display when it is opened in JupyterLab
                     store_widget_state=True,
+                    extra_arguments=FIGURE_ARGUMENTS,  # (to nbclient, for the kernel's command line)
                 )
         except PapermillExecutionError as error:
             message = _ANSI.sub("", str(error.evalue)).strip().splitlines()
