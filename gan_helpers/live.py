@@ -145,9 +145,10 @@ class RunPanel:
         self.widget.add_class("gan-live-panel")
 
     def _redraw(self, *, grid: bool) -> None:
-        """Update the widgets; the grid's image is replaced only when a new grid was written."""
-        self.status_html.value = f"<b>training</b> {html.escape(self.status())}"
-        self.alert_html.value = "".join(f"<div style='color:#b22222'>{html.escape(line)}</div>" for line in self.alerts())
+        """Update the widgets; the grid's image is replaced only when a new grid was written.
+
+        The images go first and the status text last, so text naming an epoch means its pictures are there.
+        """
         if self.records:
             _set_curves(self.lines, self.records)
             buffer = io.BytesIO()
@@ -155,6 +156,8 @@ class RunPanel:
             self.curves_image.value = buffer.getvalue()
         if grid and self.grid is not None:
             self.grid_image.value = self.grid.read_bytes()
+        self.alert_html.value = "".join(f"<div style='color:#b22222'>{html.escape(line)}</div>" for line in self.alerts())
+        self.status_html.value = f"<b>training</b> {html.escape(self.status())}"
 
 
 def _newest_grid(run_dir: Path) -> Path | None:
@@ -167,8 +170,9 @@ def _curves(figure, thresholds: Thresholds) -> dict:
     from matplotlib.ticker import MaxNLocator
 
     losses, probabilities = figure.subplots(1, 2)
-    lines = {name: losses.plot([], [], label=name)[0] for name in ("loss_D", "loss_G")}
-    lines |= {name: probabilities.plot([], [], label=label)[0] for name, label in (("D_x", "D(x)"), ("D_G_z", "D(G(z))"))}
+    style = {"marker": "o", "markersize": 2.5}  # a marker per epoch: the first epoch shows as a point
+    lines = {name: losses.plot([], [], label=name, **style)[0] for name in ("loss_D", "loss_G")}
+    lines |= {name: probabilities.plot([], [], label=label, **style)[0] for name, label in (("D_x", "D(x)"), ("D_G_z", "D(G(z))"))}
     for value in (thresholds.d_g_z_low, thresholds.d_x_high, thresholds.d_g_z_high):
         probabilities.axhline(value, color="grey", linestyle="--", linewidth=0.8)
     probabilities.set_ylim(0, 1)
@@ -188,4 +192,5 @@ def _set_curves(lines: dict, records: list[dict]) -> None:
     losses, probabilities = lines["axes"]
     losses.relim()
     losses.autoscale_view()
-    probabilities.set_xlim(losses.get_xlim())
+    for axis in (losses, probabilities):
+        axis.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
