@@ -166,14 +166,16 @@ def lab_runs(config: TrainConfig, generators=GENERATOR_KINDS, source: str | None
 
 def _resume(target: Path, overrides: dict, watch=None) -> Path:
     target = from_root(target)
-    runs.load_training_state(target)  # every key, shape and setting checked, before anything is locked or written
-    with contextlib.ExitStack() as held:  # a second resume of the run stops here, before it changes anything
-        held.enter_context(locks.hold(target if target.is_dir() else target.parent.parent, "resuming"))
+    folder = target if target.is_dir() else target.parent.parent
+    if not ((folder / "config.json").is_file() and (folder / "checkpoints").is_dir()) or runs.is_shipped(folder):
+        runs.load_training_state(target)  # not a run folder's: its one sentence, and no lock file is made there
+    with contextlib.ExitStack() as held:  # a second resume of the run stops here, before it reads or changes anything
+        held.enter_context(locks.hold(folder, "resuming"))
         return _resume_held(target, overrides, held, watch)
 
 
 def _resume_held(target: Path, overrides: dict, held: contextlib.ExitStack, watch=None) -> Path:
-    state = runs.load_training_state(target)  # again, under the lock: the newest checkpoint may have changed meanwhile
+    state = runs.load_training_state(target)  # every key, shape and setting checked; one sentence otherwise
     saved = TrainConfig.from_dict(state["config"])
     run_dir = target if target.is_dir() else target.parent.parent
     _check_written_config(run_dir, saved)

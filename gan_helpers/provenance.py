@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from gan_helpers.errors import UserError
+from gan_helpers.locks import LOCK_FILE
 from gan_helpers.paths import PROJECT_ROOT
 
 PROVENANCE_FILE = "provenance.json"
@@ -165,10 +166,10 @@ def data_record(config: dict) -> dict:
 
 
 def file_manifest(folder: str | Path) -> dict[str, dict]:
-    """Size and SHA-256 of every file in a result folder except provenance.json, by relative path."""
+    """Size and SHA-256 of every file in a result folder except provenance.json (and a lock file), by relative path."""
     folder = Path(folder)
     found = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != PROVENANCE_FILE):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (PROVENANCE_FILE, LOCK_FILE)):
         found[path.relative_to(folder).as_posix()] = {
             "bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     return found

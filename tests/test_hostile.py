@@ -43,7 +43,9 @@ def tiny(data: Path, runs_dir: Path, **changes) -> TrainConfig:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file's bytes but the lock file's (which holds the process id of whoever holds the lock)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != locks.LOCK_FILE}
 
 
 def one_sentence(text: str) -> str:
@@ -148,3 +150,249 @@ def test_raw_tex_that_reaches_xelatex_still_reads_and_writes_no_outside_file(tmp
     log = (tmp_path / "t.log").read_text(errors="replace")
     assert "runsystem(touch PWNED)...disabled" in log
     assert not (tmp_path / "PWNED").exists() and not Path("/tmp/lab-hostile-out.txt").exists()
+
+
+# ---- 2. one writer per folder --------------------------------------------------------------------
+
+
+def test_a_second_writer_of_a_run_stops_at_once_naming_the_holder(made, tmp_path):
+    run_dir = copy_run(made, tmp_path)
+    before = snapshot(run_dir)
+    other = holder(run_dir)
+    try:
+        for attempt in (lambda: train(resume=run_dir, epochs=3),
+                        lambda: __import__("gan_helpers.evaluate").evaluate.evaluate_run(run_dir, samples=2)):
+            with pytest.raises(UserError, match=rf"{run_dir.name} is in use by process {other.pid}, which is writing into it"):
+                attempt()
+        assert snapshot(run_dir) == before, "the refused writer changed nothing"
+    finally:
+        other.kill()
+        other.wait()
+    # kill -9 leaves the lock file, never a stale lock
+    train(resume=run_dir, epochs=3)
+    assert [m["epoch"] for m in runs.read_metrics(run_dir)] == [1, 2, 3]
+
+
+def test_a_run_folder_from_before_the_locks_resumes_and_exports_without_the_lock_file(made, tmp_path):
+    run_dir = copy_run(made, tmp_path)
+    assert (run_dir / locks.LOCK_FILE).is_file(), "training left its lock file (the lock itself went with the process)"
+    (run_dir / locks.LOCK_FILE).unlink()  # as a run trained before this change
+    train(resume=run_dir, epochs=3)
+    result = export_run(run_dir, tmp_path / "results" / "r" / "transposed", commands=[(1.0, "train")], commit="abc")
+    assert not any(".lock" in name for name in sizes(result)) and check_result(result) == []
+    assert not (tmp_path / "results" / "r" / ".transposed.lock").exists(), "an export's lock file goes with it"
+
+
+def test_a_second_export_or_prepare_into_one_destination_stops_at_once(made, tmp_path):
+    from gan_helpers.prepare import prepare_folder
+
+    dest = tmp_path / "results" / "new" / "transposed"
+    dest.parent.mkdir(parents=True)
+    other = holder(dest, beside=True)
+    try:
+        with pytest.raises(UserError, match=rf"transposed is in use by process {other.pid}.*this export changed nothing"):
+            export_run(made["run"], dest, commands=[(1.0, "train")], commit="abc")
+        assert not dest.exists()
+    finally:
+        other.kill()
+        other.wait()
+    out = tmp_path / "prepared"
+    other = holder(out, beside=True)
+    try:
+        with pytest.raises(UserError, match=rf"prepared is in use by process {other.pid}.*this prepare changed nothing"):
+            prepare_folder(made["data"], out, progress=False)
+        assert not out.exists()
+    finally:
+        other.kill()
+        other.wait()
+    prepare_folder(made["data"], out, progress=False)
+    assert not (tmp_path / ".prepared.lock").exists() and (out / "manifest.csv").is_file()
+
+
+# ---- 3. shipped results are read-only and checked ----------------------------------------------------
+
+
+def test_evaluate_of_a_result_leaves_every_byte_and_writes_only_outside(made, tmp_path, capsys):
+    before = snapshot(made["result"])
+    assert main(["evaluate", str(made["result"]), "--samples", "2"]) == 0
+    assert "is a shipped result, which nothing changes: the numbers are printed only" in capsys.readouterr().out
+    assert main(["evaluate", str(made["result"]), "--output", str(made["result"] / "quality.jsonl")]) == 2
+    assert "nothing writes into shipped results" in one_sentence(capsys.readouterr().err)
+    assert main(["evaluate", str(made["result"]), "--evolution"]) == 2
+    assert "drop --evolution" in one_sentence(capsys.readouterr().err)
+    assert main(["evaluate", str(made["result"]), "--samples", "2", "--output", str(tmp_path / "q" / "quality.jsonl")]) == 0
+    assert len((tmp_path / "q" / "quality.jsonl").read_text().splitlines()) == len(runs.checkpoints(made["result"]))
+    assert snapshot(made["result"]) == before
+
+
+def _changed_copy(made: dict, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(made["result"], tmp_path / "results" / "reference" / "transposed"))
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda r: (r / "quality.jsonl").write_text((r / "quality.jsonl").read_text() + "\n"), "quality.jsonl differs from the file"),
+    (lambda r: (r / "samples" / "extra.png").write_bytes(b"x"), "samples/extra.png is not listed in its provenance.json"),
+    (lambda r: (r / "reals.png").unlink(), "reals.png is missing"),
+    (lambda r: ((r / "reals.png").unlink(), (r / "reals.png").symlink_to("/etc/hostname")), "reals.png is a symbolic link"),
+])
+def test_every_use_of_a_changed_result_is_refused_naming_the_file(made, tmp_path, monkeypatch, capsys, change, named):
+    from gan_helpers.results import shipped_generator
+
+    result = _changed_copy(made, tmp_path)
+    assert require_intact(result) == result
+    change(result)
+    monkeypatch.setenv(shipped.RESULTS_VARIABLE, str(tmp_path / "results"))
+    monkeypatch.setattr(shipped, "has_spec_settings", lambda config: True)
+    config = TrainConfig.from_dict(runs.read_config(made["run"]))
+    for use in (lambda: shipped.shipped_result(config, "auto"), lambda: runs.load_generator(result),
+                lambda: shipped_generator(result)):
+        with pytest.raises(UserError, match=named):
+            use()
+    assert main(["evaluate", str(result), "--print-only"]) == 2
+    assert named in one_sentence(capsys.readouterr().err)
+    assert check_result(result), "check_result reports it too"
+
+
+def test_a_linked_observations_file_is_refused(made, tmp_path):
+    result = _changed_copy(made, tmp_path)
+    (result.parent / "observations.md").symlink_to("/etc/hostname")
+    with pytest.raises(UserError, match="observations.md is a symbolic link"):
+        shipped.observations_file({"transposed": result})
+
+
+# ---- 4. one sentence for every path error ----------------------------------------------------------
+
+
+@pytest.fixture
+def afile(tmp_path) -> Path:
+    (tmp_path / "afile").write_text("a regular file\n")
+    return tmp_path / "afile"
+
+
+def commands_given(made: dict, where: Path) -> dict[str, list[str]]:
+    """Every command that takes a path to write to, with that path `where`."""
+    return {
+        "train --runs-dir": ["train", "--data", str(made["data"]), "--runs-dir", str(where), "--epochs", "1", "--batch-size", "2",
+                             "--max-images", "4", "--quality-samples", "0", "--no-progress", "--no-augment"],
+        "prepare SRC DST": ["prepare", str(made["data"]), str(where), "--no-progress"],
+        "export RUN DST": ["export", str(made["run"]), str(where / "transposed")],
+        "evaluate --output": ["evaluate", str(made["run"]), "--samples", "2", "--output", str(where / "q.jsonl")],
+        "report --pdf": ["report", "--profile", "smoke", "--render-only", "--pdf", str(where / "r.pdf")],
+    }
+
+
+@pytest.mark.parametrize("command", ["train --runs-dir", "prepare SRC DST", "export RUN DST", "evaluate --output",
+                                     "report --pdf"])
+def test_a_path_through_a_regular_file_is_one_sentence(made, afile, command, capsys):
+    assert main(commands_given(made, afile / "sub")[command]) == 2
+    sentence = one_sentence(capsys.readouterr().err)
+    assert "afile, which is a file" in sentence or "afile is a file" in sentence, sentence
+
+
+@pytest.mark.parametrize("command", ["train --runs-dir", "prepare SRC DST", "export RUN DST"])
+def test_a_file_where_a_folder_belongs_is_one_sentence(made, afile, command, capsys):
+    argv = commands_given(made, afile)[command]
+    if command == "export RUN DST":
+        argv[-1] = str(afile)
+    assert main(argv) == 2
+    sentence = one_sentence(capsys.readouterr().err)
+    assert "is a file" in sentence and "afile" in sentence, sentence
+    assert afile.read_text() == "a regular file\n"
+
+
+@pytest.mark.parametrize("command", ["train --runs-dir", "prepare SRC DST", "export RUN DST", "evaluate --output",
+                                     "report --pdf"])
+def test_a_read_only_folder_is_one_sentence(made, tmp_path, command, monkeypatch, capsys):
+    locked = tmp_path / "readonly"
+    locked.mkdir()
+    locked.chmod(0o555)
+    real_access = os.access
+    # root may write anywhere whatever the mode, so for root the folder's refusal is simulated where it is asked
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == locked else real_access(path, mode, **kw))
+    try:
+        assert main(commands_given(made, locked)[command]) == 2
+        sentence = one_sentence(capsys.readouterr().err)
+        assert "readonly is read-only" in sentence and "give a folder you may write into" in sentence, sentence
+        assert not any(locked.iterdir())
+    finally:
+        locked.chmod(0o755)
+
+
+# ---- 5. no litter, true messages -------------------------------------------------------------------
+
+
+def test_a_killed_exports_staging_folder_goes_with_the_next_export_and_git_ignores_it(made, tmp_path, capsys):
+    dest = tmp_path / "results" / "x" / "transposed"
+    stale = dest.parent / ".transposed.0123abcd.partial"
+    (stale / "samples").mkdir(parents=True)
+    export_run(made["run"], dest, commands=[(1.0, "train")], commit="abc")
+    assert not stale.exists() and "left by an export that did not finish" in capsys.readouterr().out
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["transposed"]
+    ignored = subprocess.run(["git", "check-ignore", "results/.transposed.0123abcd.partial/", "results/reference/.transposed.lock"],
+                             cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert ignored.stdout.split() == ["results/.transposed.0123abcd.partial/", "results/reference/.transposed.lock"]
+
+
+def test_a_run_that_fails_in_its_first_epoch_leaves_no_folder(made, tmp_path, capsys):
+    runs_dir = tmp_path / "runs"
+    assert main(commands_given(made, runs_dir)["train --runs-dir"] + ["--lr-g", "1e9", "--lr-d", "1e9"]) == 2
+    sentence = one_sentence(capsys.readouterr().err)
+    assert "was removed, as it held no finished epoch" in sentence, sentence
+    assert not any(runs_dir.iterdir())
+
+
+def test_a_run_killed_before_its_first_checkpoint_says_to_start_anew(made, tmp_path, capsys):
+    run_dir = copy_run(made, tmp_path)
+    for path in (run_dir / "checkpoints").iterdir():
+        path.unlink()
+    (run_dir / "checkpoints" / ".epoch-000001.pt.0123abcd.partial").write_bytes(b"half")  # killed while saving
+    assert main(["train", "--resume", str(run_dir), "--epochs", "3"]) == 2
+    sentence = one_sentence(capsys.readouterr().err)
+    assert "has no checkpoint, so it cannot be resumed" in sentence and "start a new run" in sentence
+    config = TrainConfig.from_dict(runs.read_config(run_dir)).replace(runs_dir=str(run_dir.parent))
+    new = train(config)  # following the hint works
+    assert new != run_dir and max(runs.checkpoints(new)) == config.epochs
+
+
+def test_an_edited_generator_in_config_json_is_refused_naming_the_key(made, tmp_path):
+    run_dir = copy_run(made, tmp_path)
+    path = run_dir / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "generator": "upsampling"}, indent=2))
+    before = snapshot(run_dir)
+    with pytest.raises(UserError, match=r"config.json says generator 'upsampling', but the run's checkpoints were trained "
+                                        r"with generator 'transposed', which a resume cannot change"):
+        train(resume=run_dir, epochs=3)
+    assert snapshot(run_dir) == before
+
+
+# ---- 2 and 6: a second training process, and a stop that loses no finished epoch -----------------------
+
+
+def test_a_second_resume_is_refused_and_sigterm_stops_at_the_epoch_end_with_a_checkpoint(made, tmp_path):
+    """A run trains in another process; `train --resume` of it meanwhile stops with one sentence; `kill -TERM`
+    then ends the run at the end of the running epoch with a checkpoint of it, from which it resumes."""
+    runs_dir = tmp_path / "runs"
+    command = [sys.executable, "-m", "gan_helpers", "train", "--data", str(made["data"]), "--runs-dir", str(runs_dir),
+               "--epochs", "500", "--batch-size", "2", "--max-images", "16", "--save-every", "1000", "--sample-every", "1000",
+               "--quality-samples", "0", "--no-progress", "--no-augment", "--threads", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not [f for f in runs_dir.glob("0*/metrics.jsonl") if f.read_text()]:
+            time.sleep(0.2)  # until epoch 1 is finished: the stop comes in the middle of a later one
+        run_dir = next(runs_dir.glob("0*-*"))
+        assert not runs.checkpoints(run_dir), "no scheduled checkpoint before the stop"
+        second = subprocess.run([sys.executable, "-m", "gan_helpers", "train", "--resume", str(run_dir), "--epochs", "600"],
+                                capture_output=True, text=True, cwd=tmp_path, timeout=240)
+        assert second.returncode == 2 and f"is in use by process {process.pid}" in one_sentence(second.stderr)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=240)
+    assert process.returncode == 130, (out, err)
+    epochs = [m["epoch"] for m in runs.read_metrics(run_dir)]
+    last = epochs[-1]
+    assert epochs == list(range(1, last + 1)) and 1 <= last < 500, "each epoch once, in order"
+    assert max(runs.checkpoints(run_dir)) == last, "the checkpoint is the last finished epoch"
+    assert f"stopped after epoch {last}, saved as a checkpoint" in err and "--resume" in err and "Traceback" not in err
+    train(resume=run_dir, epochs=last + 1)
+    assert [m["epoch"] for m in runs.read_metrics(run_dir)] == list(range(1, last + 2))

@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     profile = resolve_profile(args.profile, args.data)
     data = data_argument(args.data) if args.data else None
     pdf = Path(args.pdf).expanduser().resolve() if args.pdf else PDF
+    if args.pdf:  # a wrong path costs no wait: one sentence before any notebook runs
+        from gan_helpers.paths import ensure_folder
+
+        ensure_folder(pdf.parent, "PDF's folder")
     build(profile, data, render_only=args.render_only, renderer=args.renderer, pdf=pdf, runs_source=args.runs_source,
           source=args.source or "")
     return 0
