@@ -27,8 +27,9 @@ import pytest
 from gan_helpers.paths import PROJECT_ROOT
 from lab_page import SHOTS, LabPage, wait_for
 
-NOTEBOOKS = ("01_warmup", "05_latent")
+NOTEBOOKS = ("01_warmup", "03_dcgan", "05_latent")
 SERVER_START = 120  # seconds for JupyterLab to answer
+CONFIG_LINE = "config = experiment_config(profile, data=data, progress=progress)"  # notebook 03's experiment
 WINDOW = (1400, 1000)
 
 
@@ -53,18 +54,26 @@ def smoke_runs() -> None:
 
 @pytest.fixture(scope="session")
 def notebook_dir(tmp_path_factory, smoke_runs) -> Path:
-    """Notebooks 01 and 05 with the smoke parameters injected, and progress bars on as a student has them."""
+    """Notebooks 01, 03 and 05 with the smoke parameters injected, and progress bars on as a student has them.
+
+    Notebook 03 trains into a fresh runs folder (the smoke runs would only be reused), so its training
+    cell shows the live panel epoch by epoch.
+    """
     folder = tmp_path_factory.mktemp("notebooks")
     command = [sys.executable, "-m", "gan_helpers", "notebooks", "inject", "--profile", "smoke", "--out", str(folder)]
     for stem in NOTEBOOKS:
         command += ["--notebook", stem]
     subprocess.run(command, cwd=PROJECT_ROOT, check=True, timeout=120, stdout=subprocess.DEVNULL)
-    path = folder / "05_latent.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
-    assert "progress = False" in injected.source, "the runner no longer injects progress = False; update this fixture"
-    injected.source = injected.source.replace("progress = False", "progress = True")
-    nbformat.write(nb, path)
+    for stem in ("03_dcgan", "05_latent"):
+        path = folder / f"{stem}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+        assert "progress = False" in injected.source, "the runner no longer injects progress = False; update this fixture"
+        injected.source = injected.source.replace("progress = False", "progress = True")
+        if stem == "03_dcgan":
+            setup = next(c for c in nb.cells if c.cell_type == "code" and CONFIG_LINE in c.source)
+            setup.source = setup.source.replace(CONFIG_LINE, f"{CONFIG_LINE[:-1]}, runs_dir={str(folder / 'runs')!r})")
+        nbformat.write(nb, path)
     return folder
 
 

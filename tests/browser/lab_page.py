@@ -28,6 +28,7 @@ SHOTS = PROJECT_ROOT / "build" / "browser"  # screenshots and the server's log
 WIDGET_ERROR = "Error displaying widget"  # what JupyterLab writes where a widget's model is missing
 EXPLORER = ".jp-OutputArea-output:has(.widget-hslider)"  # the output holding the latent explorer's sliders
 PROGRESS = ".widget-hprogress"  # one per tqdm bar
+LIVE_PANEL = ".gan-live-panel"  # the live training panel (gan_helpers.live)
 
 _STATUS_JS = """
 const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
@@ -71,10 +72,15 @@ class LabPage:
         self.driver.get(f"{self.base_url}/lab/tree/{name}?token={self.token}&reset")
         wait_for(f"{name} to open with an idle kernel", lambda: self._status_is(name, kernel="idle"), timeout)
 
-    def run_all(self, timeout: float) -> None:
-        """Run all cells (Run ▸ Run All Cells) and wait until none is queued or running."""
+    def run_all(self, timeout: float, wait: bool = True) -> None:
+        """Run all cells (Run ▸ Run All Cells) and, with `wait`, wait until none is queued or running."""
         self._command("notebook:run-all-cells")
         time.sleep(1)  # the first cell's [*] appears only after the command is handled
+        if wait:
+            self.wait_idle(timeout)
+
+    def wait_idle(self, timeout: float) -> None:
+        """Wait until no cell is queued or running."""
 
         def finished() -> bool:
             busy = [p.text for p in self.driver.find_elements(By.CSS_SELECTOR, ".jp-InputPrompt") if "*" in p.text]
@@ -134,6 +140,14 @@ class LabPage:
         readout.click()
         self.driver.execute_script("document.execCommand('selectAll', false, null)")
         readout.send_keys(f"{value}\n")
+
+    def live_panel(self) -> dict[str, object] | None:
+        """What the live training panel shows (its status and warning text, its images' sources), or None before it exists."""
+        panels = self.driver.find_elements(By.CSS_SELECTOR, LIVE_PANEL)
+        if not panels:
+            return None
+        return {"element": panels[0], "text": panels[0].text,
+                "images": [e.get_attribute("src") for e in panels[0].find_elements(By.CSS_SELECTOR, "img")]}
 
     def progress_lines(self) -> list[str]:
         """The text beside each tqdm bar (e.g. "3/3 [00:01<00:00, 2.9step/s, final MSE 0.12]")."""

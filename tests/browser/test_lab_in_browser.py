@@ -1,7 +1,7 @@
 """The lab as a student meets it: JupyterLab in a real (headless) browser.
 
-Runs notebooks 01 and 05 under the smoke parameters, moves a slider of the
-latent explorer, saves, and reopens the page twice: once with the kernel
+Runs notebooks 01, 03 and 05 under the smoke parameters, sees notebook 03's
+live training panel change between two epochs, moves a slider of the latent explorer, saves, and reopens the page twice: once with the kernel
 still running and once after shutting it down. The widgets (explorer and
 progress bars) must come back from the state saved in the notebook, never
 as "Error displaying widget: model not found". Screenshots of the explorer
@@ -18,13 +18,14 @@ import os
 import nbformat
 import pytest
 
-from lab_page import SHOTS, LabPage, wait_for
+from lab_page import LIVE_PANEL, SHOTS, LabPage, wait_for
+from selenium.webdriver.common.by import By
 
 pytestmark = pytest.mark.skipif(os.environ.get("LAB_BROWSER_TEST") != "1",
                                 reason="the browser test runs with `make browser-test` (headless Chromium, a few minutes)")
 
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"  # the notebook metadata key the widget manager saves under
-RUN_LIMIT = {"01_warmup.ipynb": 120, "05_latent.ipynb": 600}  # seconds for Run All with the smoke runs trained
+RUN_LIMIT = {"01_warmup.ipynb": 120, "03_dcgan.ipynb": 600, "05_latent.ipynb": 600}  # seconds for Run All with the smoke runs trained
 NEW_VALUE = 3.5  # typed into the explorer's first slider; inside every slider's range (at least ±4)
 
 
@@ -36,6 +37,30 @@ def run_notebook(page: LabPage, name: str) -> None:
 
 def test_warmup_runs_without_errors(page: LabPage) -> None:
     run_notebook(page, "01_warmup.ipynb")
+
+
+def test_training_shows_a_live_panel_that_changes_every_epoch(page: LabPage) -> None:
+    """Notebook 03 trains its smoke run (2 epochs, into a fresh folder): the panel shows epoch 1, then epoch 2."""
+    page.open("03_dcgan.ipynb")
+    page.run_all(RUN_LIMIT["03_dcgan.ipynb"], wait=False)
+    states = []
+    for epoch in (1, 2):
+        state = wait_for(f"the live panel at epoch {epoch}",
+                         lambda: (panel := page.live_panel()) and f"epoch {epoch} of 2" in panel["text"] and panel,
+                         RUN_LIMIT["03_dcgan.ipynb"], every=0.2)
+        wait_for(f"the live panel's images at epoch {epoch} to be drawn", lambda: page.driver.execute_script(
+            "return [...arguments[0].querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)", state["element"]), 30)
+        page.screenshot(SHOTS / f"live-panel-epoch-{epoch}.png", state["element"])
+        states.append(state)
+    first, second = states
+    assert len(second["images"]) == 2 and all(second["images"]), f"the panel should show the curves and the grid: {second['images']}"
+    assert second["images"][0] != first["images"][0], "the curves were not redrawn between epochs 1 and 2"
+    assert second["images"][1] != first["images"][1], "the grid was not replaced at sample epoch 2"
+    page.wait_idle(RUN_LIMIT["03_dcgan.ipynb"])
+    assert not page.errors(), "03_dcgan.ipynb shows errors:\n" + "\n".join(page.errors())
+    panels = page.driver.find_elements(By.CSS_SELECTOR, LIVE_PANEL)
+    assert len(panels) == 1, f"the training cell should hold one panel, not {len(panels)}"
+    page.shut_down_kernel()  # its CPU back for the next notebook's kernel
 
 
 def test_latent_widgets_survive_reload(page: LabPage, notebook_dir) -> None:
