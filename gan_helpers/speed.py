@@ -180,7 +180,7 @@ def prepare(models: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimi
     return images.contiguous(memory_format=_layout(images)) if fast else images
 
 
-def snapshot(models: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> dict:
+def copy_state(models: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> dict:
     """Copies of everything a training step changes: weights, buffers, optimizer state, RNG states."""
     return {
         "models": [{k: v.clone() for k, v in m.state_dict().items()} for m in models],
@@ -193,7 +193,7 @@ def snapshot(models: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optim
 
 @torch.no_grad()
 def restore(saved: dict, models: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> None:
-    """Return to a :func:`snapshot` in place, so tensors a CUDA graph has captured stay where they are.
+    """Return to a :func:`copy_state` in place, so tensors a CUDA graph has captured stay where they are.
 
     Optimizer state created since the snapshot is zeroed, which for Adam is
     exactly its fresh state (zero moments, step 0).
@@ -245,7 +245,7 @@ class GraphedStep:
                 warnings.filterwarnings("ignore", message=".*capturable=True.*")
                 return self.step(real)
         if self.graph is None:
-            saved = snapshot(self.models, self.optimizers)
+            saved = copy_state(self.models, self.optimizers)
             try:
                 self._capture(real, saved)
             except (RuntimeError, AssertionError) as error:  # AssertionError: a torch built without CUDA

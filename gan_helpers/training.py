@@ -256,7 +256,7 @@ def fit(
 
     A hook receives ``(epoch, stats)`` where stats holds the epoch's mean
     losses and probabilities and its wall time in seconds; saving, sampling
-    and logging are hooks (see gan_helpers.experiment). Raises
+    and logging are hooks (see gan_helpers.runs.experiment). Raises
     :class:`TrainingDiverged` before any hook runs if a loss is not finite,
     so nothing from a broken epoch is saved. Returns every epoch's stats.
 

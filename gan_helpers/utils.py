@@ -7,6 +7,7 @@ import random
 import torch
 
 from gan_helpers.errors import UserError
+import math
 
 
 def seed_everything(seed: int) -> None:
@@ -58,3 +59,23 @@ def rng_state_problem(state: object) -> str | None:
     if not (isinstance(cuda, (list, tuple)) and all(isinstance(s, torch.Tensor) and s.dtype == torch.uint8 for s in cuda)):
         return "its CUDA generator states are not byte tensors"
     return None
+
+
+def fmt(value, digits: int = 3) -> str:
+    """A number for prose and tables: '–' when missing or not finite."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def duration(seconds: float) -> str:
+    """Seconds as '42 s', '3.5 min' or '2.1 h'."""
+    if not math.isfinite(seconds):
+        return "–"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_helpers.convert import Dropped, center_square, convert_file, is_greyscale, to_rgb
+from gan_helpers.datasets.convert import Dropped, center_square, convert_file, is_greyscale, to_rgb
 from test_folders import finishes
 from test_prepare import colour_image, make_awkward_folder
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gan_helpers import crawl as crawl_module
-from gan_helpers.crawl import FetchError, crawl, http_fetch
+from gan_helpers.datasets import crawl as crawl_module
+from gan_helpers.tools import crawl as crawl_command
+from gan_helpers.datasets.crawl import FetchError, crawl, http_fetch
 from gan_helpers.errors import UserError
 
 
@@ -159,9 +160,9 @@ def test_cli_arguments_reach_the_fetcher(server, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(crawl_module, "crawl",
                         lambda *a, **k: original(*a, search=fake_search(results), progress=False, **k))
     parser = argparse.ArgumentParser()
-    crawl_module.add_arguments(parser)
+    crawl_command.add_arguments(parser)
     args = parser.parse_args(["red", str(tmp_path / "out"), "--max", "5", "--delay", "0", "--max-kb", "100"])
-    assert crawl_module.run(args) == 0
+    assert crawl_command.run(args) == 0
     statuses = {row["image_url"].rsplit("/", 1)[-1]: row["status"] for row in read_sources(tmp_path / "out")}
     assert statuses == {"huge.png": "skipped: larger than 100 KB", "red.png": "saved"}
     assert "Saved 1 new images" in capsys.readouterr().out
@@ -174,8 +175,8 @@ def test_cli_paths_mean_the_current_folder(server, tmp_path, monkeypatch, capsys
                         lambda *a, **k: original(*a, search=fake_search(results), progress=False, **k))
     monkeypatch.chdir(tmp_path)
     parser = argparse.ArgumentParser()
-    crawl_module.add_arguments(parser)
-    assert crawl_module.run(parser.parse_args(["red", "cakes", "--delay", "0"])) == 0
+    crawl_command.add_arguments(parser)
+    assert crawl_command.run(parser.parse_args(["red", "cakes", "--delay", "0"])) == 0
     assert (tmp_path / "cakes" / "sources.csv").is_file()
     # train reads --data relative to the project, so the hint names the folder in full
     assert f"--data {tmp_path / 'cakes'}" in capsys.readouterr().out

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_helpers import data, prepare, stellarium
-from gan_helpers.data import image_paths, is_prepared, load_dataset
+from gan_helpers.datasets import loading, prepare, stellarium
+from gan_helpers.datasets.loading import image_paths, is_prepared, load_dataset
 from gan_helpers.errors import UserError
-from gan_helpers.prepare import prepare_folder
+from gan_helpers.datasets.prepare import prepare_folder
 from test_prepare import colour_image, make_awkward_folder, tree_digest
 
 
@@ -60,7 +60,7 @@ def test_flat_png_folder_is_not_prepared_again(tmp_path, monkeypatch):
     folder = flat_set(tmp_path / "set", 2)
     (folder / "notes.txt").write_text("where these came from")
     assert is_prepared(folder)
-    monkeypatch.setattr(data, "prepare_cached", lambda *a, **k: pytest.fail("prepared an already clean folder"))
+    monkeypatch.setattr(loading, "prepare_cached", lambda *a, **k: pytest.fail("prepared an already clean folder"))
     assert load_dataset(folder).shape[0] == 2
 
 
@@ -117,7 +117,7 @@ def test_a_damaged_prepared_image_says_to_prepare_again(tmp_path):
 
 def test_default_set_is_built_on_first_use(tmp_path, monkeypatch):
     default = tmp_path / "galaxies64"
-    monkeypatch.setattr(data, "DEFAULT_DATA", default)
+    monkeypatch.setattr(loading, "DEFAULT_DATA", default)
     calls = []
 
     def fake_build(dst, **kwargs):
@@ -148,20 +148,20 @@ def test_loads_onto_the_gpu(tmp_path):
 def test_cleaning_demo_shows_every_kind_of_decision(tmp_path):
     images = torch.stack([torch.from_numpy(np.array(colour_image(200 + i, 64, 64))).permute(2, 0, 1)
                           for i in range(4)]).float() / 255
-    src = data.make_cleaning_demo(images, tmp_path / "demo")
+    src = loading.make_cleaning_demo(images, tmp_path / "demo")
     summary = prepare_folder(src, tmp_path / "prepared", progress=False)
     assert summary.kept == 5  # four photos and the transparent one
     assert set(summary.dropped_by_reason) == {"duplicate", "near-duplicate", "greyscale", "too-small", "aspect",
                                               "undecodable", "not-an-image", "empty"}
-    assert data.make_cleaning_demo(images, tmp_path / "demo") == src  # rebuilt from scratch, same files
+    assert loading.make_cleaning_demo(images, tmp_path / "demo") == src  # rebuilt from scratch, same files
     assert len(list(src.iterdir())) == len(summary.rows)
     with pytest.raises(UserError, match="at least 4 images"):
-        data.make_cleaning_demo(images[:3], tmp_path / "small")
+        loading.make_cleaning_demo(images[:3], tmp_path / "small")
 
 
 def test_source_preview_shows_what_can_be_decoded(tmp_path):
     colour_image(1, 300, 30).save(tmp_path / "strip.png")
     (tmp_path / "notes.jpg").write_text("no picture")
-    preview = data.source_preview(tmp_path / "strip.png")
+    preview = loading.source_preview(tmp_path / "strip.png")
     assert preview.shape == (64, 64, 3) and preview.dtype == np.uint8
-    assert data.source_preview(tmp_path / "notes.jpg") is None
+    assert loading.source_preview(tmp_path / "notes.jpg") is None

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from dedupe_set import BACKGROUNDS, COLOURS, face, galaxy, rates, word, write_set
-from gan_helpers.dedupe import NEAR_DUPLICATE_LIMIT, NearDuplicates, planes, zoomed, difference
-from gan_helpers.prepare import prepare_folder
+from gan_helpers.datasets.dedupe import NEAR_DUPLICATE_LIMIT, NearDuplicates, planes, zoomed, difference
+from gan_helpers.datasets.prepare import prepare_folder
 
 
 def sixty_four(image: Image.Image) -> Image.Image:

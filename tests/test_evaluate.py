@@ -15,11 +15,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gan_helpers import evaluate, runs
-from gan_helpers.animation import grid_image, save_evolution, save_labelled_grid
-from gan_helpers.data import load_dataset
+from gan_helpers.tools import evaluate
+from gan_helpers.runs import quality_records, run_folders, checkpoints
+from gan_helpers.runs.animation import grid_image, save_evolution, save_labelled_grid
+from gan_helpers.datasets.loading import load_dataset
 from gan_helpers.errors import UserError
-from gan_helpers.evaluate import append_quality, best_epoch, quality_noise, quality_record, read_quality
+from gan_helpers.runs.quality_records import append_quality, best_epoch, quality_noise, quality_record, read_quality
 from gan_helpers.models import build_generator
 
 FAST = dict(nhoods_per_image=16, directions=16, repeats=1)
@@ -82,28 +83,28 @@ def test_append_quality_keeps_one_record_per_epoch_in_order(tmp_path):
 def test_truncate_quality_drops_later_epochs(tmp_path):
     for epoch in (10, 20, 30):
         append_quality(tmp_path, {"epoch": epoch, "swd": 1.0})
-    evaluate.truncate_quality(tmp_path, 20)
+    quality_records.truncate_quality(tmp_path, 20)
     assert [r["epoch"] for r in read_quality(tmp_path)] == [10, 20]
 
 
 def test_cached_calibration_is_reused_only_for_the_same_images(tmp_path, monkeypatch):
-    import gan_helpers.quality
+    import gan_helpers.runs.quality
 
     calls = []
-    monkeypatch.setattr(gan_helpers.quality, "calibration", lambda reals, **kw: calls.append(kw) or [{"case": "floor", "n": len(reals)}])
+    monkeypatch.setattr(gan_helpers.runs.quality, "calibration", lambda reals, **kw: calls.append(kw) or [{"case": "floor", "n": len(reals)}])
     reals = torch.rand(6, 3, 64, 64)
-    first = evaluate.cached_calibration(reals, tmp_path / "calibration.json", nhoods_per_image=8)
-    assert evaluate.cached_calibration(reals, tmp_path / "calibration.json", nhoods_per_image=8) == first
+    first = quality_records.cached_calibration(reals, tmp_path / "calibration.json", nhoods_per_image=8)
+    assert quality_records.cached_calibration(reals, tmp_path / "calibration.json", nhoods_per_image=8) == first
     assert len(calls) == 1
-    evaluate.cached_calibration(reals[:5], tmp_path / "calibration.json", nhoods_per_image=8)
-    evaluate.cached_calibration(reals[:5], tmp_path / "calibration.json", nhoods_per_image=16)
+    quality_records.cached_calibration(reals[:5], tmp_path / "calibration.json", nhoods_per_image=8)
+    quality_records.cached_calibration(reals[:5], tmp_path / "calibration.json", nhoods_per_image=16)
     assert len(calls) == 3 and calls[-1] == {"seed": 0, "nhoods_per_image": 16}
 
 
 def test_quality_table_has_a_row_per_record():
     record = {"epoch": 50, "swd": 40.0, "swd_64": 30.0, "swd_32": 40.0, "swd_16": 50.0, "diversity_ratio": 0.9,
               "distinct_nearest": 80, "samples": 256, "nn_ratio_median": 1.1, "near_copies": 2}
-    table = evaluate.quality_table([record, {**record, "label": "real vs real"}]).splitlines()
+    table = quality_records.quality_table([record, {**record, "label": "real vs real"}]).splitlines()
     assert len(table) == 4 and table[2].startswith("| epoch 50 | 40.0 | 30.0 | 40.0 | 50.0 | 0.90 | 80/256 | 1.10 | 2 |")
     assert table[3].startswith("| real vs real |")
 
@@ -112,14 +113,14 @@ def test_evaluate_reproduces_the_training_time_record(tiny_data, tmp_path):
     config = {"data": str(tiny_data), "max_images": 6, "seed": 3, "generator": "transposed"}
     run_dir = tmp_path / "00000-tiny-transposed"
     (run_dir / "checkpoints").mkdir(parents=True)
-    runs.write_config(run_dir, config)
+    run_folders.write_config(run_dir, config)
     torch.manual_seed(0)
     G = build_generator("transposed")
     # what the training hook does at epoch 2 (ProGAN's SWD settings: tiny sets keep it cheap)
     reals = load_dataset(tiny_data, max_images=6)
     during = quality_record(G, reals, epoch=2, seed=3, samples=4)
     append_quality(run_dir, during)
-    runs.save_checkpoint(run_dir, 2, {"epoch": 2, "config": config, "G": G.state_dict()})
+    checkpoints.save_checkpoint(run_dir, 2, {"epoch": 2, "config": config, "G": G.state_dict()})
 
     assert evaluate.run(_parse(str(run_dir), "--output", str(tmp_path / "again.jsonl"), "--device", "cpu")) == 0
     after, = read_quality(tmp_path / "again.jsonl")
@@ -136,7 +137,7 @@ def _fake_run(tmp_path, records, checkpoint_epochs):
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
     for epoch in checkpoint_epochs:
-        (run_dir / "checkpoints" / runs.epoch_name(epoch, "pt")).write_bytes(b"")
+        (run_dir / "checkpoints" / run_folders.epoch_name(epoch, "pt")).write_bytes(b"")
     for epoch, swd, copies in records:
         append_quality(run_dir, {"epoch": epoch, "swd": swd, "near_copies": copies})
     return run_dir
@@ -157,9 +158,9 @@ def test_labelled_grids_and_evolution_gif(tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / "samples").mkdir(parents=True)
     images = torch.zeros(4, 3, 64, 64)  # black images: any dark pixel in the label strip is the label
-    save_labelled_grid(images, run_dir / "samples" / runs.epoch_name(10, "png"), "epoch 10")
-    grid_image(images).save(run_dir / "samples" / runs.epoch_name(0, "png"))  # an unlabelled grid, 134 px square
-    labelled = Image.open(run_dir / "samples" / runs.epoch_name(10, "png"))
+    save_labelled_grid(images, run_dir / "samples" / run_folders.epoch_name(10, "png"), "epoch 10")
+    grid_image(images).save(run_dir / "samples" / run_folders.epoch_name(0, "png"))  # an unlabelled grid, 134 px square
+    labelled = Image.open(run_dir / "samples" / run_folders.epoch_name(10, "png"))
     assert labelled.text["label"] == "epoch 10" and labelled.size[0] == 134 < labelled.size[1]
     strip = np.asarray(labelled.convert("L"))[: labelled.height - 134]
     assert (strip < 128).any() and (strip > 128).any(), "the strip holds dark text on white"
@@ -179,7 +180,7 @@ def test_labelled_grids_and_evolution_gif(tmp_path):
 
 
 def test_plot_quality_draws_runs_against_calibration(tmp_path):
-    from gan_helpers.plots import plot_quality
+    from gan_helpers.runs.run_plots import plot_quality
 
     run_dir = _fake_run(tmp_path, [(10, 100.0, 0), (20, 50.0, 0)], checkpoint_epochs=[10])
     rows = [{"case": "floor", "label": "real vs real", "swd": 20.0}, {"case": "ceiling", "label": "untrained", "swd": 400.0}]

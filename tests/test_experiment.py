@@ -12,11 +12,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from gan_helpers import profiles, runs
-from gan_helpers.cli import COMMANDS, add_config_arguments, build_parser, main
-from gan_helpers.config import TrainConfig, resumable, role
+from gan_helpers.runs import parameter_sets, profiles, run_folders
+from gan_helpers.tools.cli import COMMANDS, add_config_arguments, build_parser, main
+from gan_helpers.runs.config import TrainConfig, resumable, role
 from gan_helpers.errors import UserError
-from gan_helpers.experiment import find_run, lab_run, lab_runs
+from gan_helpers.runs.experiment import find_run, lab_run, lab_runs
 from gan_helpers.paths import PROJECT_ROOT
 
 ANALYSING = ("03_dcgan", "04_upsampling", "05_latent", "06_reflections")
@@ -29,11 +29,11 @@ def tiny(data, tmp_path, **changes) -> TrainConfig:
 
 
 def code_of(stem: str) -> str:
-    nb = nbformat.read(profiles.notebook_path(stem), as_version=4)
+    nb = nbformat.read(parameter_sets.notebook_path(stem), as_version=4)
     return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
 
 
-@pytest.mark.parametrize("profile", profiles.profile_names())
+@pytest.mark.parametrize("profile", parameter_sets.profile_names())
 def test_every_profile_is_one_experiment_that_03_to_06_receive(profile):
     loaded = profiles.load_profile(profile)  # every key checked
     config = profiles.experiment_config(profile)
@@ -43,7 +43,7 @@ def test_every_profile_is_one_experiment_that_03_to_06_receive(profile):
         assert profiles.notebook_values(profile, stem)["profile"] == profile
         source = code_of(stem)
         assert "experiment_config(profile, data=data" in source, f"{stem}: DATA= reaches every notebook that finds the runs"
-        assert "data" in profiles.notebook_parameters(profiles.notebook_path(stem))
+        assert "data" in parameter_sets.notebook_parameters(parameter_sets.notebook_path(stem))
         assert "lab_run(" in source or "lab_runs(" in source
         assert "find_runs" not in source, "notebooks never pick 'the newest run'"
 
@@ -55,7 +55,7 @@ def test_03_to_06_resolve_the_same_two_run_folders(tiny_data, tmp_path):
     from_05, from_06 = lab_runs(config), lab_runs(config)  # 05 and 06 train nothing
     assert from_04["transposed"] == from_03
     assert from_04 == from_05 == from_06
-    assert len(runs.find_runs(tmp_path / "runs")) == 2
+    assert len(run_folders.find_runs(tmp_path / "runs")) == 2
 
 
 def test_runs_differing_in_one_training_setting_are_never_confused(tiny_data, tmp_path):
@@ -71,23 +71,23 @@ def test_a_longer_schedule_continues_the_same_run(tiny_data, tmp_path):
     config = tiny(tiny_data, tmp_path)
     first = lab_run(config, "upsampling")
     longer = lab_run(config.replace(epochs=2), "upsampling")
-    assert longer == first and max(runs.checkpoints(first)) == 2
+    assert longer == first and max(run_folders.checkpoint_files(first)) == 2
 
 
 def test_every_epoch_is_sampled_at_first_then_every_sample_every(tiny_data, tmp_path):
-    from gan_helpers.experiment import train
+    from gan_helpers.runs.experiment import train
 
     run_dir = train(tiny(tiny_data, tmp_path, epochs=7, sample_every=3, save_every=10, sample_all_first=2))
     grids = sorted(int(p.stem.split("-")[1]) for p in (run_dir / "samples").glob("epoch-*.png"))
     assert grids == [0, 1, 2, 3, 6, 7], "epochs 1-2 (watched at first), every 3rd after, and the last"
-    assert [r["epoch"] for r in runs.read_metrics(run_dir)] == list(range(1, 8))
+    assert [r["epoch"] for r in run_folders.read_metrics(run_dir)] == list(range(1, 8))
 
 
 def test_changing_the_train_block_changes_every_notebooks_experiment(tmp_path, monkeypatch):
     params = tmp_path / "params"
     params.mkdir()
     (params / "p.yaml").write_text("train:\n  epochs: 7\n  lr_d: 2.0e-5\n05_latent:\n  steps: 3\n")
-    monkeypatch.setattr(profiles, "PARAMS_DIR", params)
+    monkeypatch.setattr(parameter_sets, "PARAMS_DIR", params)
     config = profiles.experiment_config("p")
     assert (config.epochs, config.lr_d) == (7, 2e-5)
     (params / "p.yaml").write_text("train:\n  epochs: 9\n")
@@ -105,7 +105,7 @@ def test_profile_mistakes_are_one_sentence(tmp_path, monkeypatch, text, message)
     params = tmp_path / "params"
     params.mkdir()
     (params / "p.yaml").write_text(text)
-    monkeypatch.setattr(profiles, "PARAMS_DIR", params)
+    monkeypatch.setattr(parameter_sets, "PARAMS_DIR", params)
     with pytest.raises(UserError, match=message):
         profiles.load_profile("p")
 
@@ -142,7 +142,7 @@ def test_a_setting_added_later_reads_back_as_how_older_runs_trained(tmp_path):
     del saved["lower_lr_d_below"]  # a run saved before point 10's rule existed
     assert TrainConfig.from_dict(saved, complete=True).lower_lr_d_below == 0.0
     (tmp_path / "config.json").write_text(json.dumps(saved))
-    assert runs.read_config(tmp_path)["lower_lr_d_below"] == 0.0, "so such a run keeps its identity"
+    assert run_folders.read_config(tmp_path)["lower_lr_d_below"] == 0.0, "so such a run keeps its identity"
 
 
 def test_flags_come_from_field_metadata_for_any_field_type():
@@ -185,8 +185,8 @@ def test_command_line_paths_mean_the_current_folder(tmp_path, monkeypatch, capsy
 
 
 def test_no_notebook_defines_a_function_or_class():
-    for stem in profiles.NOTEBOOKS:
-        nb = nbformat.read(profiles.notebook_path(stem), as_version=4)
+    for stem in parameter_sets.NOTEBOOKS:
+        nb = nbformat.read(parameter_sets.notebook_path(stem), as_version=4)
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
@@ -196,15 +196,15 @@ def test_no_notebook_defines_a_function_or_class():
 
 
 def test_committed_notebooks_carry_full_language_metadata_and_no_outputs():
-    for stem in profiles.NOTEBOOKS:
-        raw = json.loads(profiles.notebook_path(stem).read_text())
+    for stem in parameter_sets.NOTEBOOKS:
+        raw = json.loads(parameter_sets.notebook_path(stem).read_text())
         assert raw["metadata"]["language_info"]["file_extension"] == ".py"
         assert all(not c.get("outputs") and not c.get("execution_count") for c in raw["cells"] if c["cell_type"] == "code")
 
 
 def test_a_subcommand_loads_only_its_own_module(tmp_path):
     """`python -m gan_helpers data --help` must not pay for importing torch through the train command."""
-    code = ("import sys; from gan_helpers.cli import build_parser; build_parser(['data', '--help']); "
-            "print('torch' in sys.modules, 'gan_helpers.experiment' in sys.modules)")
+    code = ("import sys; from gan_helpers.tools.cli import build_parser; build_parser(['data', '--help']); "
+            "print('torch' in sys.modules, 'gan_helpers.runs.experiment' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["False", "False"], result.stderr

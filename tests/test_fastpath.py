@@ -148,7 +148,7 @@ def test_warm_up_then_restore_leaves_no_trace(stepped):
     expected = two_steps(twins[0])
     torch.manual_seed(2)
     models, optimizers = twins[1][:2], twins[1][2:]
-    saved = speed.snapshot(models, optimizers)
+    saved = speed.copy_state(models, optimizers)
     two_steps(twins[1])  # the warm-up
     speed.restore(saved, models, optimizers)
     outputs = [expected, two_steps(twins[1])]

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from gan_helpers import data, folders, prepare
+from gan_helpers.datasets import loading, folders, prepare
 from gan_helpers.errors import UserError
-from gan_helpers.folders import NotRegularFile, open_regular, walk
-from gan_helpers.prepare import prepare_cached, prepare_folder
+from gan_helpers.datasets.folders import NotRegularFile, open_regular, walk
+from gan_helpers.datasets.prepare import prepare_cached, prepare_folder
 from test_data import flat_set
 from test_prepare import read_rows
 
@@ -60,9 +60,9 @@ needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfi
 def test_fifo_named_png_in_a_flat_set_does_not_hang_loading(tmp_path):
     folder = flat_set(tmp_path / "set", 3)
     os.mkfifo(folder / "zz.png")
-    images = finishes(lambda: data.load_dataset(folder), [folder / "zz.png"])
+    images = finishes(lambda: loading.load_dataset(folder), [folder / "zz.png"])
     assert images.shape[0] == 3
-    manifest = read_rows(data.resolve_dataset(folder))  # prepared through the cache, which says why
+    manifest = read_rows(loading.resolve_dataset(folder))  # prepared through the cache, which says why
     assert manifest["zz.png"]["reason"] == "not-a-file"
 
 
@@ -74,7 +74,7 @@ def test_fifo_in_place_of_a_prepared_image_is_a_user_error(tmp_path):
     victim.unlink()
     os.mkfifo(victim)
     with pytest.raises(UserError, match="prepare it again"):
-        finishes(lambda: data.load_dataset(dst), [victim])
+        finishes(lambda: loading.load_dataset(dst), [victim])
 
 
 @needs_fifo

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gan_helpers import history
+from gan_helpers.runs import summaries
 
 
 def fake_run(folder: Path, generator: str, losses: list[tuple[float, float]], epochs: int | None = None, seconds: float = 2.0) -> Path:
@@ -24,7 +24,7 @@ def fake_run(folder: Path, generator: str, losses: list[tuple[float, float]], ep
 
 def test_run_summary_numbers(tmp_path):
     losses = [(1.0, 1.0)] * 18 + [(0.5, 1.5), (0.5, 2.5)]
-    s = history.run_summary(fake_run(tmp_path / "00000-t", "transposed", losses))
+    s = summaries.run_summary(fake_run(tmp_path / "00000-t", "transposed", losses))
     assert s["epochs"] == 20 and s["seconds"] == 40.0 and s["seconds_per_epoch"] == 2.0
     assert s["final_loss_D"] == 0.5 and s["final_loss_G"] == 2.5
     assert (s["best_loss_D"], s["best_loss_D_epoch"]) == (0.5, 19)
@@ -36,7 +36,7 @@ def test_run_summary_numbers(tmp_path):
 def test_run_summary_names_what_went_wrong(tmp_path):
     run = fake_run(tmp_path / "00001-t", "transposed", [(1.0, 1.0), (float("nan"), 2.0)], epochs=5)
     (run / "FORKED_FROM").write_text(str(tmp_path / "00000-t" / "checkpoints" / "epoch-000010.pt") + "\n")
-    problems = " | ".join(history.run_summary(run)["problems"])
+    problems = " | ".join(summaries.run_summary(run)["problems"])
     assert "non-finite losses in 1 epoch(s), first at epoch 2" in problems
     assert "stopped at epoch 2 of 5" in problems
     assert "continued from an earlier run's checkpoint (00000-t, epoch-000010)" in problems
@@ -45,13 +45,13 @@ def test_run_summary_names_what_went_wrong(tmp_path):
 @pytest.mark.parametrize("count, kept", [(1, 1), (9, 1), (10, 1), (11, 2), (20, 2), (21, 3)])
 def test_tail_is_the_last_tenth_rounded_up(count, kept):
     metrics = [{"epoch": e} for e in range(1, count + 1)]
-    assert [m["epoch"] for m in history.tail(metrics)] == list(range(count - kept + 1, count + 1))
-    assert history.tail([]) == []
+    assert [m["epoch"] for m in summaries.tail(metrics)] == list(range(count - kept + 1, count + 1))
+    assert summaries.tail([]) == []
 
 
 def test_summary_table_lays_runs_side_by_side(tmp_path):
-    fast = history.run_summary(fake_run(tmp_path / "00000-t", "transposed", [(0.7, 0.8)] * 10, seconds=2.0))
-    slow = history.run_summary(fake_run(tmp_path / "00001-u", "upsampling", [(0.2, 3.0)] * 10, seconds=5.0))
-    table = history.summary_table([fast, slow])
+    fast = summaries.run_summary(fake_run(tmp_path / "00000-t", "transposed", [(0.7, 0.8)] * 10, seconds=2.0))
+    slow = summaries.run_summary(fake_run(tmp_path / "00001-u", "upsampling", [(0.2, 3.0)] * 10, seconds=5.0))
+    table = summaries.summary_table([fast, slow])
     assert table.splitlines()[0] == "| | transposed | upsampling |" and "| 0.2 / 3 |" in table
     assert not math.isnan(fast["end_ratio"])

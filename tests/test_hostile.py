@@ -21,15 +21,16 @@ import torch
 from image_folders import write_image_folder
 from nbformat.v4 import new_markdown_cell, new_notebook, new_output, new_code_cell
 
-from gan_helpers import locks, runs, shipped
-from gan_helpers.cli import main
-from gan_helpers.config import TrainConfig
+from gan_helpers.runs import locks, run_folders, shipped
+from gan_helpers.tools.cli import main
+from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
-from gan_helpers.experiment import train
+from gan_helpers.runs.experiment import train
 from gan_helpers.paths import PROJECT_ROOT
-from gan_helpers.report import observations, render
-from gan_helpers.report.literal import code_span, markdown_text
-from gan_helpers.results import check_result, export_run, require_intact, sizes
+from gan_helpers.tools.report import observations, render
+from gan_helpers.runs.markdown import code_span, markdown_text
+from gan_helpers.runs.results import check_result, require_intact, sizes
+from gan_helpers.runs.export import export_run
 
 HOSTILE = r"\input{/etc/hostname} \write18{touch PWNED} \openin\x=/etc/hostname \catcode`\@=11 <script>alert(1)</script> $$x$$"
 needs_latex = pytest.mark.skipif(not all(shutil.which(p) for p in ("xelatex", "pandoc", "pdftotext")),
@@ -101,7 +102,7 @@ def test_observations_reach_the_cell_escaped(tmp_path):
 
 def _hostile_report() -> nbformat.NotebookNode:
     """A small merged notebook whose observations, summary table and data-set names are hostile."""
-    from gan_helpers.history import summary_table
+    from gan_helpers.runs.summaries import summary_table
 
     nb = new_notebook(cells=[new_markdown_cell("# Notebook\n\n## Point 10\n\nText."),
                              new_markdown_cell("**Observations (Point 10).** Prompt.")])
@@ -161,7 +162,7 @@ def test_a_second_writer_of_a_run_stops_at_once_naming_the_holder(made, tmp_path
     other = holder(run_dir)
     try:
         for attempt in (lambda: train(resume=run_dir, epochs=3),
-                        lambda: __import__("gan_helpers.evaluate").evaluate.evaluate_run(run_dir, samples=2)):
+                        lambda: __import__("gan_helpers.runs.quality_records").evaluate.evaluate_run(run_dir, samples=2)):
             with pytest.raises(UserError, match=rf"{run_dir.name} is in use by process {other.pid}, which is writing into it"):
                 attempt()
         assert snapshot(run_dir) == before, "the refused writer changed nothing"
@@ -170,7 +171,7 @@ def test_a_second_writer_of_a_run_stops_at_once_naming_the_holder(made, tmp_path
         other.wait()
     # kill -9 leaves the lock file, never a stale lock
     train(resume=run_dir, epochs=3)
-    assert [m["epoch"] for m in runs.read_metrics(run_dir)] == [1, 2, 3]
+    assert [m["epoch"] for m in run_folders.read_metrics(run_dir)] == [1, 2, 3]
 
 
 def test_a_run_folder_from_before_the_locks_resumes_and_exports_without_the_lock_file(made, tmp_path):
@@ -184,7 +185,7 @@ def test_a_run_folder_from_before_the_locks_resumes_and_exports_without_the_lock
 
 
 def test_a_second_export_or_prepare_into_one_destination_stops_at_once(made, tmp_path):
-    from gan_helpers.prepare import prepare_folder
+    from gan_helpers.datasets.prepare import prepare_folder
 
     dest = tmp_path / "results" / "new" / "transposed"
     dest.parent.mkdir(parents=True)
@@ -221,7 +222,7 @@ def test_evaluate_of_a_result_leaves_every_byte_and_writes_only_outside(made, tm
     assert main(["evaluate", str(made["result"]), "--evolution"]) == 2
     assert "drop --evolution" in one_sentence(capsys.readouterr().err)
     assert main(["evaluate", str(made["result"]), "--samples", "2", "--output", str(tmp_path / "q" / "quality.jsonl")]) == 0
-    assert len((tmp_path / "q" / "quality.jsonl").read_text().splitlines()) == len(runs.checkpoints(made["result"]))
+    assert len((tmp_path / "q" / "quality.jsonl").read_text().splitlines()) == len(run_folders.checkpoint_files(made["result"]))
     assert snapshot(made["result"]) == before
 
 
@@ -236,15 +237,15 @@ def _changed_copy(made: dict, tmp_path: Path) -> Path:
     (lambda r: ((r / "reals.png").unlink(), (r / "reals.png").symlink_to("/etc/hostname")), "reals.png is a symbolic link"),
 ])
 def test_every_use_of_a_changed_result_is_refused_naming_the_file(made, tmp_path, monkeypatch, capsys, change, named):
-    from gan_helpers.results import shipped_generator
+    from gan_helpers.runs.results import shipped_generator
 
     result = _changed_copy(made, tmp_path)
     assert require_intact(result) == result
     change(result)
     monkeypatch.setenv(shipped.RESULTS_VARIABLE, str(tmp_path / "results"))
     monkeypatch.setattr(shipped, "has_spec_settings", lambda config: True)
-    config = TrainConfig.from_dict(runs.read_config(made["run"]))
-    for use in (lambda: shipped.shipped_result(config, "auto"), lambda: runs.load_generator(result),
+    config = TrainConfig.from_dict(run_folders.read_config(made["run"]))
+    for use in (lambda: shipped.shipped_result(config, "auto"), lambda: shipped.load_generator(result),
                 lambda: shipped_generator(result)):
         with pytest.raises(UserError, match=named):
             use()
@@ -349,9 +350,9 @@ def test_a_run_killed_before_its_first_checkpoint_says_to_start_anew(made, tmp_p
     assert main(["train", "--resume", str(run_dir), "--epochs", "3"]) == 2
     sentence = one_sentence(capsys.readouterr().err)
     assert "has no checkpoint, so it cannot be resumed" in sentence and "start a new run" in sentence
-    config = TrainConfig.from_dict(runs.read_config(run_dir)).replace(runs_dir=str(run_dir.parent))
+    config = TrainConfig.from_dict(run_folders.read_config(run_dir)).replace(runs_dir=str(run_dir.parent))
     new = train(config)  # following the hint works
-    assert new != run_dir and max(runs.checkpoints(new)) == config.epochs
+    assert new != run_dir and max(run_folders.checkpoint_files(new)) == config.epochs
 
 
 def test_an_edited_generator_in_config_json_is_refused_naming_the_key(made, tmp_path):
@@ -381,7 +382,7 @@ def test_a_second_resume_is_refused_and_sigterm_stops_at_the_epoch_end_with_a_ch
         while time.monotonic() < deadline and not [f for f in runs_dir.glob("0*/metrics.jsonl") if f.read_text()]:
             time.sleep(0.2)  # until epoch 1 is finished: the stop comes in the middle of a later one
         run_dir = next(runs_dir.glob("0*-*"))
-        assert not runs.checkpoints(run_dir), "no scheduled checkpoint before the stop"
+        assert not run_folders.checkpoint_files(run_dir), "no scheduled checkpoint before the stop"
         second = subprocess.run([sys.executable, "-m", "gan_helpers", "train", "--resume", str(run_dir), "--epochs", "600"],
                                 capture_output=True, text=True, cwd=tmp_path, timeout=240)
         assert second.returncode == 2 and f"is in use by process {process.pid}" in one_sentence(second.stderr)
@@ -389,10 +390,10 @@ def test_a_second_resume_is_refused_and_sigterm_stops_at_the_epoch_end_with_a_ch
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=240)
     assert process.returncode == 130, (out, err)
-    epochs = [m["epoch"] for m in runs.read_metrics(run_dir)]
+    epochs = [m["epoch"] for m in run_folders.read_metrics(run_dir)]
     last = epochs[-1]
     assert epochs == list(range(1, last + 1)) and 1 <= last < 500, "each epoch once, in order"
-    assert max(runs.checkpoints(run_dir)) == last, "the checkpoint is the last finished epoch"
+    assert max(run_folders.checkpoint_files(run_dir)) == last, "the checkpoint is the last finished epoch"
     assert f"stopped after epoch {last}, saved as a checkpoint" in err and "--resume" in err and "Traceback" not in err
     train(resume=run_dir, epochs=last + 1)
-    assert [m["epoch"] for m in runs.read_metrics(run_dir)] == list(range(1, last + 2))
+    assert [m["epoch"] for m in run_folders.read_metrics(run_dir)] == list(range(1, last + 2))

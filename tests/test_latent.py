@@ -15,17 +15,9 @@ from torch import nn
 
 from gan_helpers.errors import UserError
 from gan_helpers.models import generate
-from gan_helpers.latent import (
-    Inversion,
-    auto_lr,
-    coordinate_influence,
-    edit_coordinates,
-    flat_baseline,
-    interpolate,
-    invert,
-    steps_to_settle,
-)
-from gan_helpers.latent_files import checkpoint_for_epoch, load_target_image, save_latent, typical_pair
+from gan_helpers.latent import Inversion, auto_lr, coordinate_influence, flat_baseline, invert, steps_to_settle
+from gan_helpers.latent_edits import edit_coordinates, interpolate
+from gan_helpers.runs.latent_files import checkpoint_for_epoch, load_target_image, save_latent, typical_pair
 from gan_helpers.latent_plots import show_edits, show_inversion, show_rows
 from gan_helpers.models import UpsamplingGenerator
 

@@ -1,4 +1,4 @@
-"""The notebooks' live panel (gan_helpers.live): one widget updated in place, or one static figure at the end."""
+"""The notebooks' live panel (gan_helpers.tools.live): one widget updated in place, or one static figure at the end."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import IPython.display
 import pytest
 from matplotlib.figure import Figure
 
-from gan_helpers.config import TrainConfig
-from gan_helpers.experiment import train
-from gan_helpers.live import LivePanel
+from gan_helpers.runs.config import TrainConfig
+from gan_helpers.runs.experiment import train
+from gan_helpers.tools.live import LivePanel
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_not_interactive_it_shows_one_static_figure_when_the_run_ends(tiny_data,
 
 
 def test_each_run_trained_gets_its_own_panel_and_a_reused_run_none(tiny_data, tmp_path, shown):
-    from gan_helpers.experiment import lab_runs
+    from gan_helpers.runs.experiment import lab_runs
 
     config = tiny_config(tiny_data, tmp_path)
     panel = LivePanel(interactive=False)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gan_helpers import data
+from gan_helpers.datasets import loading
 from gan_helpers.errors import UserError
-from gan_helpers.manifest import MANIFEST_FIELDS, ManifestRow, read_manifest, write_manifest
-from gan_helpers.prepare import prepare_folder
+from gan_helpers.datasets.manifest import MANIFEST_FIELDS, ManifestRow, read_manifest, write_manifest
+from gan_helpers.datasets.prepare import prepare_folder
 from test_prepare import colour_image
 
 
@@ -47,9 +47,9 @@ def test_training_never_reads_what_a_crafted_manifest_names_outside(tmp_path):
     colour_image(2, 64, 64).save(outside)
     crafted(tmp_path / "set", f"a.png,kept,,,{outside}")
     with pytest.raises(UserError, match="line 2"):
-        data.image_paths(tmp_path / "set")
+        loading.image_paths(tmp_path / "set")
     with pytest.raises(UserError, match="line 2"):
-        data.load_dataset(tmp_path / "set")
+        loading.load_dataset(tmp_path / "set")
 
 
 @pytest.mark.parametrize("line, problem", [

@@ -8,8 +8,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from gan_helpers import notebooks, profiles
-from gan_helpers.cli import main
+from gan_helpers.tools import notebooks
+from gan_helpers.runs import parameter_sets, profiles
+from gan_helpers.tools.cli import main
 from gan_helpers.errors import UserError
 
 
@@ -29,8 +30,8 @@ def lab(tmp_path, monkeypatch):
     write_notebook(folder / "02_data.ipynb", 'data = "data/galaxies64"\nepochs: int = 5', "print(f'data={data} epochs={epochs}')")
     (folder / "params" / "smoke.yaml").write_text("01_warmup:\n  steps: 3\n02_data:\n  epochs: 1\n")
     monkeypatch.setattr(notebooks, "NOTEBOOK_DIR", folder)
-    monkeypatch.setattr(profiles, "NOTEBOOK_DIR", folder)
-    monkeypatch.setattr(profiles, "PARAMS_DIR", folder / "params")
+    monkeypatch.setattr(parameter_sets, "NOTEBOOK_DIR", folder)
+    monkeypatch.setattr(parameter_sets, "PARAMS_DIR", folder / "params")
     return folder
 
 
@@ -39,7 +40,7 @@ def set_params(lab: Path, text: str) -> None:
 
 
 def test_parameters_cell_names_and_defaults(lab):
-    assert profiles.notebook_parameters(lab / "02_data.ipynb") == {"data": "data/galaxies64", "epochs": 5}
+    assert parameter_sets.notebook_parameters(lab / "02_data.ipynb") == {"data": "data/galaxies64", "epochs": 5}
 
 
 def test_profile_loads_with_every_notebook_present(lab):
@@ -136,7 +137,7 @@ def test_default_profile_follows_the_gpu(monkeypatch):
 def test_default_profile_without_a_gpu_is_full_when_the_shipped_result_fits(monkeypatch):
     import torch
 
-    from gan_helpers import shipped
+    from gan_helpers.runs import shipped
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     seen = []

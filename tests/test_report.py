@@ -14,9 +14,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from gan_helpers.config import TrainConfig
+from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
-from gan_helpers.report import cleaning, front, layout, merge, reading, render, spec_code, tables
+from gan_helpers.tools.report import cleaning, front, layout, merge, reading, render, spec_code, tables
+from gan_helpers.runs import parameter_sets
 
 LAYOUT = {"01_warmup": [6], "02_data": [4, 5], "03_dcgan": [1, 2, 3, 7, 8, 9, 10],
           "04_upsampling": [11, 12], "05_latent": [13, 14, 15, 16, 17], "06_reflections": [18]}
@@ -161,12 +162,12 @@ def test_printed_code_is_only_the_spec_code():
 def test_show_source_output_is_what_the_allow_list_reads():
     import IPython.display
 
-    from gan_helpers import plots
+    from gan_helpers.tools.report import spec_code
     from gan_helpers.training import d_step
 
     displayed = []
     with mock.patch.object(IPython.display, "display", displayed.append):
-        plots.show_source(d_step)
+        spec_code.show_source(d_step)
     output = new_output("display_data", data={"text/markdown": displayed[0].data})
     assert cleaning.shown_object(output) == "gan_helpers.training.d_step"
 
@@ -200,12 +201,12 @@ def test_short_docstrings_keep_the_first_paragraph_and_all_code():
 def test_an_excerpt_is_the_signature_and_the_lines_between_the_markers():
     import IPython.display
 
-    from gan_helpers import plots
+    from gan_helpers.tools.report import spec_code
     from gan_helpers.latent import invert
 
     displayed = []
     with mock.patch.object(IPython.display, "display", displayed.append):
-        plots.show_source(invert, excerpt=("optimizer = torch.optim.SGD", "optimizer.step()"))
+        spec_code.show_source(invert, excerpt=("optimizer = torch.optim.SGD", "optimizer.step()"))
     output = new_output("display_data", data={"text/markdown": displayed[0].data})
     assert cleaning.shown_object(output) == "gan_helpers.latent.invert"
     code = displayed[0].data.split("```python\n")[1].split("\n```")[0].splitlines()
@@ -215,11 +216,11 @@ def test_an_excerpt_is_the_signature_and_the_lines_between_the_markers():
     assert "raise UserError" not in "\n".join(code)  # the argument checks are left out
     assert cleaning.printed_definitions(new_notebook(cells=[new_code_cell("", outputs=[output])])) == ["invert"]
     with pytest.raises(ValueError, match="no line containing"):
-        plots.show_source(invert, excerpt=("not in the source", "optimizer.step()"))
+        spec_code.show_source(invert, excerpt=("not in the source", "optimizer.step()"))
 
 
 def notebook_cells(stem: str) -> list:
-    from gan_helpers.profiles import notebook_path
+    from gan_helpers.runs.parameter_sets import notebook_path
 
     return nbformat.read(notebook_path(stem), as_version=4).cells
 
@@ -234,11 +235,11 @@ def test_the_notebooks_print_spec_code_shortened_and_within_a_budget():
 
     import IPython.display
 
-    from gan_helpers import plots
+    from gan_helpers.tools.report import spec_code
 
     objects = {name.rsplit(".", 1)[1]: spec_code.resolve(*name.rsplit(".", 1)) for name in spec_code.PRINTED}
     lines, calls = 0, 0
-    for stem in reading.NOTEBOOKS:
+    for stem in parameter_sets.NOTEBOOKS:
         for cell in notebook_cells(stem):
             if cell.cell_type != "code" or "show_source(" not in cell.source or hidden(cell):
                 continue
@@ -252,7 +253,7 @@ def test_the_notebooks_print_spec_code_shortened_and_within_a_budget():
                 assert options.get("brief") or options.get("excerpt"), f"{stem}: show_source({', '.join(names)}) prints whole docstrings"
                 displayed = []
                 with mock.patch.object(IPython.display, "display", displayed.append):
-                    plots.show_source(*(objects[n] for n in names), **options)
+                    spec_code.show_source(*(objects[n] for n in names), **options)
                 for shown_output in displayed:
                     output = new_output("display_data", data={"text/markdown": shown_output.data})
                     assert cleaning.shown_object(output) in spec_code.PRINTED
@@ -280,7 +281,7 @@ def test_outputs_that_repeat_other_figures_or_tables_are_hidden_from_the_pdf():
         for snippet in snippets:
             matching = [c for c in cells if snippet in c.source]
             assert matching and all(hidden(c) for c in matching), (stem, snippet)
-    for stem in reading.NOTEBOOKS:  # what is hidden never holds a lab point's heading
+    for stem in parameter_sets.NOTEBOOKS:  # what is hidden never holds a lab point's heading
         for cell in notebook_cells(stem):
             if hidden(cell) and cell.cell_type == "markdown":
                 assert not any(reading.points_in(text) for _, _, text in reading.markdown_headings(cell.source)), stem
@@ -288,7 +289,7 @@ def test_outputs_that_repeat_other_figures_or_tables_are_hidden_from_the_pdf():
 
 def test_every_printed_figure_of_the_notebooks_has_its_caption_after_it():
     """A code cell that shows a figure in the PDF is followed by its '**Figure (Point N).**' line, and a caption by a figure."""
-    for stem in reading.NOTEBOOKS:
+    for stem in parameter_sets.NOTEBOOKS:
         cells = [c for c in notebook_cells(stem) if not hidden(c)]
         for before, after in zip(cells, cells[1:] + [None]):
             shows = before.cell_type == "code" and "plt.show()" in before.source
@@ -304,7 +305,7 @@ def test_figures_drawn_in_the_notebooks_fit_the_print_area():
     """figsize=(W, H) in a notebook: at most 8.1 in wide and 9.2 in high, so 10 pt text prints at 8 pt or more."""
     import re
 
-    for stem in reading.NOTEBOOKS:
+    for stem in parameter_sets.NOTEBOOKS:
         for cell in notebook_cells(stem):
             for width, height in re.findall(r"figsize=\(([\d.]+),\s*([\d.]+)\)", cell.source):
                 assert float(width) <= 8.1 and float(height) <= 9.2, (stem, width, height)
@@ -336,7 +337,8 @@ def test_figure_helpers_print_text_at_8_pt_or_more(frames, settings, values, ste
 
     from gan_helpers.latent import Inversion
     from gan_helpers.latent_plots import show_edit_groups, show_inversions, show_rows
-    from gan_helpers.plots import show_centre_crops, show_nearest_pairs, show_untrained
+    from gan_helpers.plots import show_centre_crops, show_untrained
+    from gan_helpers.runs.run_plots import show_nearest_pairs
 
     def inversion(seed):
         images = torch.rand(frames + 1, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
@@ -370,7 +372,8 @@ def test_line_plots_at_the_notebooks_size_print_text_at_8_pt_or_more(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gan_helpers.plots import plot_losses, plot_quality, plot_step_trace, plot_verdicts, run_style_legend
+    from gan_helpers.runs.run_plots import plot_losses, plot_quality, plot_verdicts
+    from gan_helpers.plots import plot_step_trace, run_style_legend
 
     runs_ = {}
     for kind in ("transposed", "upsampling"):
@@ -660,7 +663,7 @@ def test_renderer_prefers_latex_and_falls_back_to_chromium(monkeypatch):
 
 
 def test_the_command_is_wired():
-    from gan_helpers import cli, report
+    from gan_helpers.tools import cli, report
 
     args = cli.build_parser().parse_args(["report", "--render-only", "--runs-source", "shipped"])
     assert args._run is report.run and args.render_only and args.runs_source == "shipped"

@@ -9,8 +9,8 @@ import textwrap
 import torch
 
 from gan_helpers import latent, training
-from gan_helpers.report.spec_code import drop_plumbing, source_excerpt
-from gan_helpers.report.tables import content_widths
+from gan_helpers.tools.report.spec_code import drop_plumbing, source_excerpt
+from gan_helpers.tools.report.tables import content_widths
 
 
 def test_excerpts_print_without_progress_bars_and_stay_python():
@@ -47,8 +47,9 @@ def test_evolution_epochs_favour_the_early_ones():
 
 
 def test_grid_tiles_cut_a_saved_grid_back_into_its_images(tmp_path):
-    from gan_helpers.animation import save_labelled_grid
-    from gan_helpers.plots import grid_tiles, save_grid
+    from gan_helpers.runs.animation import save_labelled_grid
+    from gan_helpers.plots import grid_tiles
+    from gan_helpers.runs.run_plots import save_grid
 
     images = torch.rand(10, 3, 64, 64).mul(255).round().div(255)
     save_grid(images, tmp_path / "plain.png")

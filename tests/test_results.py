@@ -12,14 +12,16 @@ import pytest
 import torch
 from image_folders import write_image_folder
 
-from gan_helpers import results, runs
-from gan_helpers.config import TrainConfig
+from gan_helpers.runs import results, provenance as provenance_module, checkpoints, shipped, run_folders
+from gan_helpers.tools import export
+from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
-from gan_helpers.evaluate import append_quality, read_quality
-from gan_helpers.experiment import train
+from gan_helpers.runs.quality_records import append_quality, read_quality
+from gan_helpers.runs.experiment import train
 from gan_helpers.models import GENERATORS, build_generator, generate
-from gan_helpers.provenance import read_provenance_input
-from gan_helpers.results import check_result, choose_grids, export_run, matches, result_checkpoints, shipped_generator
+from gan_helpers.runs.provenance import read_provenance_input
+from gan_helpers.runs.results import check_result, matches, result_checkpoints, shipped_generator
+from gan_helpers.runs.export import choose_grids, export_run
 
 KINDS = ("transposed", "upsampling")
 TOP_FILES = {"config.json", "metrics.jsonl", "quality.jsonl", "fixed_noise.pt", "reals.png", "evolution.gif", "provenance.json"}
@@ -75,10 +77,10 @@ def test_export_holds_the_format_and_no_training_state(exported, kind):
 
 def test_the_command_prints_every_file_and_the_total(trained, tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    results.add_arguments(parser)
+    export.add_arguments(parser)
     dest = tmp_path / "results" / "cli" / "upsampling"
     args = parser.parse_args([str(trained["runs"]["upsampling"][1]), str(dest), "--command", "7", "make report", "--commit", "abc"])
-    assert results.run(args) == 0
+    assert export.run(args) == 0
     printed = capsys.readouterr().out
     assert "generator/epoch-000002.pt" in printed and "samples/ (3 grids)" in printed
     total = sum(results.sizes(dest).values()) / 2**20
@@ -89,12 +91,12 @@ def test_the_command_prints_every_file_and_the_total(trained, tmp_path, capsys):
 @pytest.mark.parametrize("kind", KINDS)
 def test_float16_weights_load_into_the_spec_class_and_sample_like_the_checkpoint(trained, exported, kind):
     run_dir = trained["runs"][kind][1]
-    z = runs.load_fixed_noise(run_dir)
+    z = checkpoints.load_fixed_noise(run_dir)
     state = torch.load(result_checkpoints(exported[kind])[2], map_location="cpu", weights_only=True)
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
     G = build_generator(kind)
     G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    original, _ = runs.load_generator(runs.checkpoints(run_dir)[2])
+    original, _ = shipped.load_generator(run_folders.checkpoint_files(run_dir)[2])
     assert (generate(G, z) - generate(original, z)).abs().max() < 2e-3
     G, epoch = shipped_generator(exported[kind])
     assert isinstance(G, GENERATORS[kind]) and not G.training and epoch == 1, "the default is the best epoch"
@@ -105,7 +107,7 @@ def test_float16_weights_load_into_the_spec_class_and_sample_like_the_checkpoint
 
 
 def test_provenance_names_machine_commit_commands_and_choice(exported):
-    provenance = results.read_provenance(exported["transposed"])
+    provenance = provenance_module.read_provenance(exported["transposed"])
     assert provenance["commands"] == [{"command": c, "seconds": s} for s, c in COMMANDS]
     assert provenance["commands_seconds"] == 15.75
     assert provenance["commit"]["commit"] == "abc1234" and provenance["name"] == "reference"

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_helpers import atomic, runs
-from gan_helpers.config import TrainConfig
+from gan_helpers.runs import atomic, run_folders, checkpoints, shipped
+from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.models import Discriminator, build_generator
 from gan_helpers.utils import rng_state
@@ -50,14 +50,14 @@ def state() -> dict:
 def template(state, tmp_path_factory) -> Path:
     """runs/00000-tiny-upsampling: checkpoints 1 and 2, samples 0-2, metrics of epochs 1-3."""
     runs_dir = tmp_path_factory.mktemp("template") / "runs"
-    run_dir = runs.create_run_dir(runs_dir, "tiny-upsampling", config=state["config"], fixed_noise=torch.randn(4, 128))
+    run_dir = run_folders.create_run_dir(runs_dir, "tiny-upsampling", config=state["config"], fixed_noise=torch.randn(4, 128))
     (run_dir / "reals.png").write_bytes(b"reals")
     for epoch in range(3):
-        (run_dir / "samples" / runs.epoch_name(epoch, "png")).write_bytes(b"sample %d" % epoch)
+        (run_dir / "samples" / run_folders.epoch_name(epoch, "png")).write_bytes(b"sample %d" % epoch)
     for epoch in (1, 2):
-        runs.save_checkpoint(run_dir, epoch, {**state, "epoch": epoch})
+        checkpoints.save_checkpoint(run_dir, epoch, {**state, "epoch": epoch})
     for epoch in (1, 2, 3):  # epoch 3 ran, but the run stopped before its checkpoint
-        runs.append_metrics(run_dir, {"epoch": epoch, "loss_D": 0.5})
+        run_folders.append_metrics(run_dir, {"epoch": epoch, "loss_D": 0.5})
     return run_dir
 
 
@@ -190,85 +190,85 @@ def quiet(function, *args, **kwargs):
 
 
 def test_killed_checkpoint_save_leaves_no_half_checkpoint(template, tmp_path):
-    before = runs.checkpoints(template)[1].read_bytes()
+    before = run_folders.checkpoint_files(template)[1].read_bytes()
     small = {"epoch": 3, "G": {"w": torch.arange(1000.0)}, "D": {"w": torch.ones(10)}}  # few writes: few kill points
 
     def check(run_dir, died):
-        saved = runs.checkpoints(run_dir)
+        saved = run_folders.checkpoint_files(run_dir)
         assert saved[1].read_bytes() == before
         if 3 in saved or not died:
             assert torch.equal(torch.load(saved[3], weights_only=True)["G"]["w"], small["G"]["w"])  # complete, never half
 
-    steps = kill_everywhere(lambda n: clone(template, tmp_path / f"try{n}"), lambda run_dir: runs.save_checkpoint(run_dir, 3, small), check)
+    steps = kill_everywhere(lambda n: clone(template, tmp_path / f"try{n}"), lambda run_dir: checkpoints.save_checkpoint(run_dir, 3, small), check)
     assert steps > 5
 
 
 def test_killed_fork_never_shows_a_half_run(template, tmp_path):
     source = fingerprint(template)
-    assert runs.load_training_state(template)["epoch"] == 2  # also builds the shape cache the children inherit
+    assert checkpoints.load_training_state(template)["epoch"] == 2  # also builds the shape cache the children inherit
 
     def prepare(n):
         return clone(template, tmp_path / f"try{n}" / "runs")
 
     def check(source_dir, died):
         assert fingerprint(source_dir) == source  # the source is only read
-        found = runs.find_runs(source_dir.parent)
+        found = run_folders.find_runs(source_dir.parent)
         assert len(found) == (2 if not died else len(found))
         for run_dir in found[1:]:  # a fork that exists is complete
             assert fingerprint(run_dir / "checkpoints") == {"epoch-000001.pt": source["checkpoints/epoch-000001.pt"]}
-            assert [m["epoch"] for m in runs.read_metrics(run_dir)] == [1]
-            assert list(runs.samples(run_dir)) == [0, 1]
-            assert runs.load_fixed_noise(run_dir).shape == (4, 128)
+            assert [m["epoch"] for m in run_folders.read_metrics(run_dir)] == [1]
+            assert list(run_folders.samples(run_dir)) == [0, 1]
+            assert checkpoints.load_fixed_noise(run_dir).shape == (4, 128)
             assert (run_dir / "FORKED_FROM").read_text().strip().endswith("epoch-000001.pt")
 
-    kill_everywhere(prepare, lambda source_dir: runs.fork_run(source_dir, 1), check)
+    kill_everywhere(prepare, lambda source_dir: checkpoints.fork_run(source_dir, 1), check)
 
 
 def test_killed_metrics_truncation_keeps_old_or_new(run_dir, tmp_path):
     def check(folder, died):
-        assert [m["epoch"] for m in runs.read_metrics(folder)] in ([1, 2, 3], [1, 2])
+        assert [m["epoch"] for m in run_folders.read_metrics(folder)] in ([1, 2, 3], [1, 2])
 
-    kill_everywhere(lambda n: clone(run_dir, tmp_path / f"try{n}"), lambda folder: runs.truncate_metrics(folder, 2), check)
+    kill_everywhere(lambda n: clone(run_dir, tmp_path / f"try{n}"), lambda folder: run_folders.truncate_metrics(folder, 2), check)
 
 
 def test_killed_metrics_append_never_breaks_reading(run_dir, tmp_path):
     def check(folder, died):
-        epochs = [m["epoch"] for m in quiet(runs.read_metrics, folder)]
+        epochs = [m["epoch"] for m in quiet(run_folders.read_metrics, folder)]
         assert epochs in ([1, 2, 3], [1, 2, 3, 4])
-        quiet(runs.append_metrics, folder, {"epoch": 5})  # the next append repairs a cut-off line
-        assert [m["epoch"] for m in runs.read_metrics(folder)] == epochs + [5]
+        quiet(run_folders.append_metrics, folder, {"epoch": 5})  # the next append repairs a cut-off line
+        assert [m["epoch"] for m in run_folders.read_metrics(folder)] == epochs + [5]
 
-    kill_everywhere(lambda n: clone(run_dir, tmp_path / f"try{n}"), lambda folder: runs.append_metrics(folder, {"epoch": 4}), check)
+    kill_everywhere(lambda n: clone(run_dir, tmp_path / f"try{n}"), lambda folder: run_folders.append_metrics(folder, {"epoch": 4}), check)
 
 
 def test_killed_config_write_keeps_old_or_new(run_dir, state, tmp_path):
     old, new = state["config"], {**state["config"], "lr_g": 5e-5}
 
     def check(folder, died):
-        assert runs.read_config(folder) in (old, new)
+        assert run_folders.read_config(folder) in (old, new)
 
-    kill_everywhere(lambda n: clone(run_dir, tmp_path / f"try{n}"), lambda folder: runs.write_config(folder, new), check)
+    kill_everywhere(lambda n: clone(run_dir, tmp_path / f"try{n}"), lambda folder: run_folders.write_config(folder, new), check)
 
 
 def test_killed_run_creation_never_shows_a_run_without_settings(state, tmp_path):
     def check(runs_dir, died):
-        for run_dir in runs.find_runs(runs_dir):
-            assert runs.read_config(run_dir) == state["config"]
-            assert runs.load_fixed_noise(run_dir).shape == (4, 128)
+        for run_dir in run_folders.find_runs(runs_dir):
+            assert run_folders.read_config(run_dir) == state["config"]
+            assert checkpoints.load_fixed_noise(run_dir).shape == (4, 128)
         assert all((p / "config.json").is_file() for p in runs_dir.glob("*-*")) if runs_dir.exists() else True
 
     kill_everywhere(lambda n: tmp_path / f"try{n}",
-                    lambda runs_dir: runs.create_run_dir(runs_dir, "t", config=state["config"], fixed_noise=torch.zeros(4, 128)), check)
+                    lambda runs_dir: run_folders.create_run_dir(runs_dir, "t", config=state["config"], fixed_noise=torch.zeros(4, 128)), check)
 
 
 def test_state_files_are_fsynced_with_their_folder(run_dir, state, monkeypatch):
     synced = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
-    runs.write_config(run_dir, state["config"])
+    run_folders.write_config(run_dir, state["config"])
     assert any(name.endswith(".partial") for name in synced) and str(run_dir) in synced
     synced.clear()
-    runs.append_metrics(run_dir, {"epoch": 4})
+    run_folders.append_metrics(run_dir, {"epoch": 4})
     assert synced == [str(run_dir / "metrics.jsonl")]
 
 
@@ -282,22 +282,22 @@ def test_new_files_keep_ordinary_permissions(tmp_path):
 
 
 def test_fork_copies_history_up_to_the_epoch(run_dir, state):
-    forked = runs.fork_run(run_dir, 1, config={**state["config"], "lr_g": 5e-5})
+    forked = checkpoints.fork_run(run_dir, 1, config={**state["config"], "lr_g": 5e-5})
     assert forked.name == "00001-tiny-upsampling"
-    assert list(runs.checkpoints(forked)) == [1] and list(runs.samples(forked)) == [0, 1]
-    assert runs.checkpoints(forked)[1].read_bytes() == runs.checkpoints(run_dir)[1].read_bytes()
-    assert [m["epoch"] for m in runs.read_metrics(forked)] == [1]
-    assert runs.read_config(forked)["lr_g"] == 5e-5
-    assert torch.equal(runs.load_fixed_noise(forked), runs.load_fixed_noise(run_dir))
-    assert runs.fork_run(run_dir, 2).name == "00002-tiny-upsampling"  # default settings: the checkpoint's
-    assert runs.read_config(runs.find_runs(run_dir.parent)[-1]) == state["config"]
+    assert list(run_folders.checkpoint_files(forked)) == [1] and list(run_folders.samples(forked)) == [0, 1]
+    assert run_folders.checkpoint_files(forked)[1].read_bytes() == run_folders.checkpoint_files(run_dir)[1].read_bytes()
+    assert [m["epoch"] for m in run_folders.read_metrics(forked)] == [1]
+    assert run_folders.read_config(forked)["lr_g"] == 5e-5
+    assert torch.equal(checkpoints.load_fixed_noise(forked), checkpoints.load_fixed_noise(run_dir))
+    assert checkpoints.fork_run(run_dir, 2).name == "00002-tiny-upsampling"  # default settings: the checkpoint's
+    assert run_folders.read_config(run_folders.find_runs(run_dir.parent)[-1]) == state["config"]
 
 
 def test_stale_partials_are_removed_before_a_resume(run_dir):
     leftover = run_dir / "checkpoints" / ".epoch-000003.pt.1234abcd.partial"
     leftover.write_bytes(b"x" * 100)
-    assert runs.remove_partials(run_dir) == [leftover] and not leftover.exists()
-    assert list(runs.checkpoints(run_dir)) == [1, 2]
+    assert run_folders.remove_partials(run_dir) == [leftover] and not leftover.exists()
+    assert list(run_folders.checkpoint_files(run_dir)) == [1, 2]
 
 
 # ---- defect 2: a full disk -----------------------------------------------------------------
@@ -335,7 +335,7 @@ def full_disk(monkeypatch):
 def test_full_disk_while_saving_a_checkpoint_is_one_sentence(run_dir, state, full_disk):
     before = snapshot(run_dir)
     with pytest.raises(UserError) as caught:
-        runs.save_checkpoint(run_dir, 3, {**state, "epoch": 3})  # torch.save turns ENOSPC into RuntimeError
+        checkpoints.save_checkpoint(run_dir, 3, {**state, "epoch": 3})  # torch.save turns ENOSPC into RuntimeError
     assert str(caught.value) == (
         f"the disk is full while writing {run_dir / 'checkpoints' / 'epoch-000003.pt'}; the last complete checkpoint is "
         f"{run_dir / 'checkpoints' / 'epoch-000002.pt'} (free some space, then resume from it).")
@@ -356,15 +356,15 @@ def test_torch_wrapped_disk_full_error_is_recognised():
 def test_full_disk_while_resuming_leaves_files_as_they_were(run_dir, state, full_disk, monkeypatch):
     before = snapshot(run_dir)
     with pytest.raises(UserError, match="disk is full while writing .*metrics.jsonl"):
-        runs.truncate_metrics(run_dir, 1)
+        run_folders.truncate_metrics(run_dir, 1)
     with pytest.raises(UserError, match="disk is full while writing .*config.json"):
-        runs.write_config(run_dir, {**state["config"], "pad": "x" * 2000})
+        run_folders.write_config(run_dir, {**state["config"], "pad": "x" * 2000})
     real_write = os.write
     monkeypatch.setattr(os, "write", lambda fd, data: (real_write(fd, data[:5]), (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))[1])
     with pytest.raises(UserError, match="disk is full while writing .*resumes.txt"):
-        runs.note_resume(run_dir, "resumed from epoch 2 on cpu")
+        run_folders.note_resume(run_dir, "resumed from epoch 2 on cpu")
     with pytest.raises(UserError, match="disk is full while writing .*metrics.jsonl"):
-        runs.append_metrics(run_dir, {"epoch": 4})
+        run_folders.append_metrics(run_dir, {"epoch": 4})
     assert snapshot(run_dir) == {**before, "resumes.txt": b""}  # the failed appends were cut away again
 
 
@@ -373,7 +373,7 @@ def test_full_disk_while_creating_a_run_is_one_sentence(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "mkdir", lambda path, *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full"))
                         if Path(path).name == "samples" else real_mkdir(path, *a, **k))
     with pytest.raises(UserError, match=f"the disk is full while writing {tmp_path / 'runs'};"):
-        runs.create_run_dir(tmp_path / "runs", "t")
+        run_folders.create_run_dir(tmp_path / "runs", "t")
     assert list((tmp_path / "runs").iterdir()) == []  # the claimed number folder is gone again
 
 
@@ -389,7 +389,7 @@ def test_file_systems_without_hard_links_still_never_overwrite(tmp_path, monkeyp
 
 def test_full_disk_while_forking_leaves_no_folder(run_dir, full_disk):
     with pytest.raises(UserError, match="disk is full"):
-        runs.fork_run(run_dir, 1)
+        checkpoints.fork_run(run_dir, 1)
     assert sorted(p.name for p in run_dir.parent.iterdir()) == [run_dir.name]
 
 
@@ -422,26 +422,26 @@ def _without(mapping: dict, key: str) -> dict:
     (lambda s: [1, 2], "holds a list, not a checkpoint"),
 ])
 def test_unusable_newest_checkpoint_names_the_one_before(run_dir, state, damage, message):
-    newest = runs.checkpoints(run_dir)[2]
+    newest = run_folders.checkpoint_files(run_dir)[2]
     newest.unlink()
     torch.save(damage({**state, "epoch": 2}), newest)
     for target in (run_dir, newest):
         with pytest.raises(UserError, match=message) as caught:
-            runs.load_training_state(target)
-        assert str(caught.value).endswith(f"the newest usable checkpoint before it is {runs.checkpoints(run_dir)[1]}: resume from that file.")
+            checkpoints.load_training_state(target)
+        assert str(caught.value).endswith(f"the newest usable checkpoint before it is {run_folders.checkpoint_files(run_dir)[1]}: resume from that file.")
 
 
 def test_truncated_or_hostile_checkpoint_is_refused_safely(run_dir, tmp_path):
-    newest = runs.checkpoints(run_dir)[2]
+    newest = run_folders.checkpoint_files(run_dir)[2]
     data = newest.read_bytes()
     newest.unlink()
     newest.write_bytes(data[: len(data) // 2])
     with pytest.raises(UserError, match="truncated, damaged or not a checkpoint at all; the newest usable checkpoint before it is .*epoch-000001.pt"):
-        runs.load_training_state(run_dir)
+        checkpoints.load_training_state(run_dir)
     marker = tmp_path / "pwned"
     newest.unlink()
     torch.save({"epoch": 2, "G": Hostile(marker)}, newest)
-    for load in (runs.load_training_state, runs.load_checkpoint, runs.load_generator):
+    for load in (checkpoints.load_training_state, checkpoints.load_checkpoint, shipped.load_generator):
         with pytest.raises(UserError, match="objects other than tensors") as caught:
             load(newest)
         assert "weights_only=False" not in str(caught.value)
@@ -449,33 +449,33 @@ def test_truncated_or_hostile_checkpoint_is_refused_safely(run_dir, tmp_path):
 
 
 def test_no_usable_checkpoint_at_all_says_start_anew(run_dir):
-    for path in runs.checkpoints(run_dir).values():
+    for path in run_folders.checkpoint_files(run_dir).values():
         path.unlink()
         path.write_bytes(b"not a zip")
     with pytest.raises(UserError, match="no earlier checkpoint of its run can be used instead, so start a new run"):
-        runs.load_training_state(run_dir)
+        checkpoints.load_training_state(run_dir)
 
 
 def test_checkpoint_outside_a_run_folder_is_refused(run_dir, tmp_path):
     loose = tmp_path / "epoch-000001.pt"
-    shutil.copy(runs.checkpoints(run_dir)[1], loose)
+    shutil.copy(run_folders.checkpoint_files(run_dir)[1], loose)
     with pytest.raises(UserError, match="is not in a run folder's checkpoints/ folder"):
-        runs.load_training_state(loose)
+        checkpoints.load_training_state(loose)
 
 
 def test_generator_of_the_wrong_kind_is_one_sentence(run_dir, state):
-    newest = runs.checkpoints(run_dir)[2]
+    newest = run_folders.checkpoint_files(run_dir)[2]
     newest.unlink()
     torch.save({**state, "epoch": 2, "G": build_generator("transposed").state_dict()}, newest)
     with pytest.raises(UserError, match="transposed generator while its settings say upsampling"):
-        runs.load_generator(newest)
-    G, loaded = runs.load_generator(runs.checkpoints(run_dir)[1])  # the old callers still work
+        shipped.load_generator(newest)
+    G, loaded = shipped.load_generator(run_folders.checkpoint_files(run_dir)[1])  # the earlier, intact checkpoint still loads
     assert not G.training and loaded["epoch"] == 1
-    assert runs.load_checkpoint(run_dir)["epoch"] == 2
+    assert checkpoints.load_checkpoint(run_dir)["epoch"] == 2
 
 
 def test_valid_state_loads_and_restores(run_dir, state):
-    loaded = runs.load_training_state(run_dir)
+    loaded = checkpoints.load_training_state(run_dir)
     assert loaded["epoch"] == 2 and loaded["config"] == state["config"]
     D = Discriminator()
     D.load_state_dict(loaded["D"])
@@ -498,17 +498,17 @@ def test_foreign_fixed_noise_is_refused(run_dir, tmp_path, content, message):
     if content is not None:
         torch.save(Hostile(marker) if isinstance(content, str) else content, path)
     with pytest.raises(UserError, match=message) as caught:
-        runs.load_fixed_noise(run_dir, 4, 128)
+        checkpoints.load_fixed_noise(run_dir, 4, 128)
     assert "weights_only=False" not in str(caught.value) and not marker.exists()
 
 
 def test_invalid_config_json_is_one_sentence(run_dir):
     (run_dir / "config.json").write_text('{"epochs": 3,\n')
     with pytest.raises(UserError, match=r"config.json is not valid JSON \(line 2\)"):
-        runs.read_config(run_dir)
+        run_folders.read_config(run_dir)
     (run_dir / "config.json").write_text("[1, 2]")
     with pytest.raises(UserError, match="holds a JSON list, not an object of settings"):
-        runs.read_config(run_dir)
+        run_folders.read_config(run_dir)
 
 
 # ---- defect 4: two runs started at the same moment -----------------------------------------
@@ -517,7 +517,7 @@ def test_invalid_config_json_is_one_sentence(run_dir):
 def _start_run(runs_dir: Path, tag: str, barrier, names) -> None:
     barrier.wait()
     for _ in range(3):
-        names.append(runs.create_run_dir(runs_dir, tag).name)
+        names.append(run_folders.create_run_dir(runs_dir, tag).name)
 
 
 def test_concurrent_runs_get_distinct_numbers(tmp_path):
@@ -545,12 +545,12 @@ def test_read_metrics_skips_damaged_lines_with_a_warning(run_dir):
     path = run_dir / "metrics.jsonl"
     path.write_text('{"epoch": 1}\nnot json\n[3]\n{"loss": 1}\n{"epoch": 2}\n{"epoch": 3, "loss')
     with pytest.warns(UserWarning) as caught:
-        assert runs.read_metrics(run_dir) == [{"epoch": 1}, {"epoch": 2}]
+        assert run_folders.read_metrics(run_dir) == [{"epoch": 1}, {"epoch": 2}]
     messages = [str(w.message) for w in caught]
     assert len(messages) == 4 and sum("last line was cut off" in m for m in messages) == 1
     assert any(m.endswith("metrics.jsonl line 2 is not a JSON object with an integer epoch; it is ignored.") for m in messages)
     with pytest.raises(UserError, match="metrics.jsonl line 2 is not a JSON object with an integer epoch; repair or delete"):
-        quiet(runs.truncate_metrics, run_dir, 1)
+        quiet(run_folders.truncate_metrics, run_dir, 1)
     assert path.read_text().startswith('{"epoch": 1}\nnot json')  # nothing rewritten away
 
 
@@ -559,4 +559,4 @@ def test_find_runs_skips_a_run_with_invalid_settings(template, tmp_path):
     bad = shutil.copytree(good, tmp_path / "runs" / "00001-bad")
     (bad / "config.json").write_text("{oops")
     with pytest.warns(UserWarning, match="skipping a run folder: .*00001-bad/config.json is not valid JSON"):
-        assert runs.find_runs(tmp_path / "runs") == [good]
+        assert run_folders.find_runs(tmp_path / "runs") == [good]

@@ -5,12 +5,14 @@ import json
 import pytest
 import torch
 
-from gan_helpers import runs, speed
-from gan_helpers.cli import main
-from gan_helpers.config import TrainConfig
+from gan_helpers.runs import run_folders, shipped, checkpoints
+from gan_helpers import speed
+from gan_helpers.tools.cli import main
+from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
-from gan_helpers.evaluate import read_quality
-from gan_helpers.experiment import discriminator_rate, train
+from gan_helpers.runs.quality_records import read_quality
+from gan_helpers.runs.run_loop import discriminator_rate
+from gan_helpers.runs.experiment import train
 
 
 def tiny_config(data, tmp_path, **changes):
@@ -24,12 +26,12 @@ def test_run_folder_is_complete(tiny_data, tmp_path):
     run_dir = train(tiny_config(tiny_data, tmp_path, augment=False))
     assert run_dir.name == "00000-tiny-transposed"
     assert json.loads((run_dir / "config.json").read_text())["epochs"] == 2
-    metrics = runs.read_metrics(run_dir)
+    metrics = run_folders.read_metrics(run_dir)
     assert [m["epoch"] for m in metrics] == [1, 2]
     assert set(metrics[0]) == {"epoch", "loss_D", "loss_G", "D_x", "D_G_z", "lr_d", "seconds", "device", "precision"}
     assert metrics[0]["device"] == "cpu" and metrics[0]["precision"] == speed.choose_precision("cpu")
-    assert list(runs.checkpoints(run_dir)) == [1, 2]
-    assert list(runs.samples(run_dir)) == [0, 1, 2]
+    assert list(run_folders.checkpoint_files(run_dir)) == [1, 2]
+    assert list(run_folders.samples(run_dir)) == [0, 1, 2]
     assert [r["epoch"] for r in read_quality(run_dir)] == [0, 1, 2], "quality numbers beside every grid"
     assert torch.load(run_dir / "fixed_noise.pt", weights_only=True).shape == (4, 128)
     assert (run_dir / "reals.png").stat().st_size > 0
@@ -39,21 +41,21 @@ def test_run_folder_is_complete(tiny_data, tmp_path):
 
 def test_checkpoint_round_trip_holds_full_state(tiny_data, tmp_path):
     run_dir = train(tiny_config(tiny_data, tmp_path, epochs=1, generator="upsampling", augment=False))
-    state = torch.load(runs.checkpoints(run_dir)[1], weights_only=True)
+    state = torch.load(run_folders.checkpoint_files(run_dir)[1], weights_only=True)
     assert {"epoch", "config", "G", "D", "opt_G", "opt_D", "rng"} <= set(state)
     assert state["epoch"] == 1 and state["config"]["generator"] == "upsampling"
     assert state["opt_D"]["state"], "the optimizer state (Adam moments) is saved"
-    G, loaded = runs.load_generator(run_dir)
+    G, loaded = shipped.load_generator(run_dir)
     assert not G.training
     assert all(torch.equal(G.state_dict()[k], state["G"][k]) for k in state["G"])
 
 
 def test_checkpoints_are_never_overwritten(tiny_data, tmp_path):
     run_dir = train(tiny_config(tiny_data, tmp_path, epochs=1, augment=False))
-    before = runs.checkpoints(run_dir)[1].read_bytes()
+    before = run_folders.checkpoint_files(run_dir)[1].read_bytes()
     with pytest.raises(UserError, match="never overwritten"):
-        runs.save_checkpoint(run_dir, 1, {"epoch": 1})
-    assert runs.checkpoints(run_dir)[1].read_bytes() == before
+        checkpoints.save_checkpoint(run_dir, 1, {"epoch": 1})
+    assert run_folders.checkpoint_files(run_dir)[1].read_bytes() == before
 
 
 @pytest.mark.parametrize("generator", ["upsampling"])
@@ -63,12 +65,12 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_data, tmp_path, ge
     resumed = train(resume=part, epochs=2)
     assert resumed == part
     assert (part / "resumes.txt").read_text() == "resumed from epoch 1 on cpu\n"
-    a = torch.load(runs.checkpoints(whole)[2], weights_only=True)
-    b = torch.load(runs.checkpoints(resumed)[2], weights_only=True)
+    a = torch.load(run_folders.checkpoint_files(whole)[2], weights_only=True)
+    b = torch.load(run_folders.checkpoint_files(resumed)[2], weights_only=True)
     for net in ("G", "D"):
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
-    assert runs.read_metrics(whole) == [
-        {**m, "seconds": w["seconds"]} for m, w in zip(runs.read_metrics(resumed), runs.read_metrics(whole))
+    assert run_folders.read_metrics(whole) == [
+        {**m, "seconds": w["seconds"]} for m, w in zip(run_folders.read_metrics(resumed), run_folders.read_metrics(whole))
     ]
 
 
@@ -76,7 +78,7 @@ def test_a_resume_that_changes_a_rate_records_the_change(tiny_data, tmp_path):
     part = train(tiny_config(tiny_data, tmp_path, epochs=1, augment=False))
     train(resume=part, epochs=2, lr_g=5e-5)
     assert (part / "resumes.txt").read_text() == "resumed from epoch 1 on cpu; lr_g 0.0002 -> 5e-05\n"
-    last = torch.load(runs.checkpoints(part)[2], weights_only=True)
+    last = torch.load(run_folders.checkpoint_files(part)[2], weights_only=True)
     assert [g["lr"] for g in last["opt_G"]["param_groups"]] == [5e-5], "epoch 2 trained at the new rate"
 
 
@@ -94,28 +96,28 @@ def test_lowered_lr_d_trains_on_and_resumes_exactly(tiny_data, tmp_path):
     """A rate of 1e-3 lets the discriminator win the first epoch of 4 images (D(G(z)) about 0.24 < 0.4)."""
     settings = dict(epochs=4, lr_d=1e-3, lower_lr_d_below=0.4, augment=False)
     whole = train(tiny_config(tiny_data, tmp_path / "a", **settings))
-    metrics = runs.read_metrics(whole)
+    metrics = run_folders.read_metrics(whole)
     assert metrics[0]["D_G_z"] < 0.4, "the setting must make the rule act, or this test checks nothing"
     assert [m["lr_d"] for m in metrics] == [1e-3, 5e-4, 5e-4, 5e-4]
-    last = torch.load(runs.checkpoints(whole)[4], weights_only=True)
+    last = torch.load(run_folders.checkpoint_files(whole)[4], weights_only=True)
     assert [g["lr"] for g in last["opt_D"]["param_groups"]] == [5e-4], "the optimizer trained at the lowered rate"
     assert [g["lr"] for g in last["opt_G"]["param_groups"]] == [2e-4], "the generator's rate is untouched"
 
     part = train(tiny_config(tiny_data, tmp_path / "b", **{**settings, "epochs": 1}))
     resumed = train(resume=part, epochs=4)
-    again = torch.load(runs.checkpoints(resumed)[4], weights_only=True)
+    again = torch.load(run_folders.checkpoint_files(resumed)[4], weights_only=True)
     for net in ("G", "D"):
         assert all(torch.equal(last[net][k], again[net][k]) for k in last[net]), net
-    assert [m["lr_d"] for m in runs.read_metrics(resumed)] == [1e-3, 5e-4, 5e-4, 5e-4]
+    assert [m["lr_d"] for m in run_folders.read_metrics(resumed)] == [1e-3, 5e-4, 5e-4, 5e-4]
 
 
 def test_resume_from_an_older_checkpoint_forks_a_new_run(tiny_data, tmp_path):
     run_dir = train(tiny_config(tiny_data, tmp_path, augment=False))
-    forked = train(resume=runs.checkpoints(run_dir)[1], epochs=2)
+    forked = train(resume=run_folders.checkpoint_files(run_dir)[1], epochs=2)
     assert forked != run_dir
-    assert list(runs.checkpoints(forked)) == [1, 2]
+    assert list(run_folders.checkpoint_files(forked)) == [1, 2]
     assert (forked / "FORKED_FROM").read_text().strip().endswith("epoch-000001.pt")
-    assert [m["epoch"] for m in runs.read_metrics(forked)] == [1, 2]
+    assert [m["epoch"] for m in run_folders.read_metrics(forked)] == [1, 2]
 
 
 def test_resume_refuses_changes_that_would_make_another_run(tiny_data, tmp_path):
@@ -134,8 +136,8 @@ def test_divergence_names_the_last_good_checkpoint(tiny_data, tmp_path, monkeypa
     monkeypatch.setattr(training, "train_epoch", lambda *a, **k: {**real_epoch(*a, **k), "loss_G": float("nan")})
     with pytest.raises(UserError, match=r"diverged at epoch 2 \(loss_G=nan\).*epoch-000001\.pt.*--resume"):
         train(resume=run_dir, epochs=3)
-    assert list(runs.checkpoints(run_dir)) == [1]
-    assert [m["epoch"] for m in runs.read_metrics(run_dir)] == [1]
+    assert list(run_folders.checkpoint_files(run_dir)) == [1]
+    assert [m["epoch"] for m in run_folders.read_metrics(run_dir)] == [1]
 
 
 @pytest.mark.parametrize(
@@ -167,6 +169,6 @@ def test_cli_two_epoch_run(tiny_data, tmp_path, capsys):
     code = main(["train", "--data", str(tiny_data), "--epochs", "2", "--batch-size", "2", "--max-images", "4", "--save-every", "1", "--sample-every", "1",
                  "--runs-dir", str(tmp_path / "runs"), "--fixed-noise", "4", "--quality-samples", "2", "--no-progress", "--no-augment"])
     assert code == 0
-    (run_dir,) = runs.find_runs(tmp_path / "runs")
-    assert list(runs.checkpoints(run_dir)) == [1, 2]
+    (run_dir,) = run_folders.find_runs(tmp_path / "runs")
+    assert list(run_folders.checkpoint_files(run_dir)) == [1, 2]
     assert f"Done: {run_dir}" in capsys.readouterr().out  # outside the project: printed in full

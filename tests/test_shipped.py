@@ -18,17 +18,19 @@ import torch
 from image_folders import write_image_folder
 from nbformat.v4 import new_markdown_cell, new_notebook
 
-from gan_helpers import experiment, runs, shipped
+from gan_helpers.runs import experiment, shipped, run_folders
 from gan_helpers.errors import UserError
-from gan_helpers.evaluate import append_quality, read_quality
-from gan_helpers.history import run_summary, samples_at
+from gan_helpers.runs.quality_records import append_quality, read_quality
+from gan_helpers.runs.summaries import run_summary, samples_at
 from gan_helpers.latent import invert
-from gan_helpers.latent_files import choose_checkpoint, save_latent
+from gan_helpers.runs.latent_files import choose_checkpoint, save_latent
 from gan_helpers.models import GENERATORS, generate
 from gan_helpers.paths import shown
-from gan_helpers.profiles import NOTEBOOK_DIR, NOTEBOOKS, experiment_config, load_profile
-from gan_helpers.report.observations import place_observations, read_observations
-from gan_helpers.results import check_result, export_run, sizes
+from gan_helpers.runs.parameter_sets import NOTEBOOK_DIR, NOTEBOOKS
+from gan_helpers.runs.profiles import experiment_config, load_profile
+from gan_helpers.tools.report.observations import place_observations, read_observations
+from gan_helpers.runs.results import check_result, sizes
+from gan_helpers.runs.export import export_run
 from gan_helpers.utils import pick_device
 
 KINDS = ("transposed", "upsampling")
@@ -108,7 +110,7 @@ def test_other_profiles_and_source_train_ignore_results_silently(made, capsys):
 
 
 def test_without_a_gpu_a_fitting_result_makes_full_the_default_profile(made, tmp_path, monkeypatch, capsys):
-    from gan_helpers.profiles import default_profile
+    from gan_helpers.runs.profiles import default_profile
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert default_profile(made["data"]) == "full"
@@ -154,8 +156,8 @@ def test_forcing_a_source_and_its_errors(made, tmp_path, monkeypatch):
 def test_the_report_decides_once_and_hands_the_decision_to_the_kernels(monkeypatch):
     import os
 
-    from gan_helpers import report
-    from gan_helpers.report import build
+    from gan_helpers.tools import report
+    from gan_helpers.tools.report import build
 
     monkeypatch.setenv(shipped.SOURCE_VARIABLE, "auto")
     with shipped.source_for_kernels("train"):
@@ -175,25 +177,25 @@ def test_the_report_decides_once_and_hands_the_decision_to_the_kernels(monkeypat
 @pytest.mark.parametrize("kind", KINDS)
 def test_run_helpers_read_curves_grids_and_checkpoints_of_a_result(made, kind):
     result, run_dir = made["results"][kind], made["runs"][kind]
-    assert runs.is_shipped(result) and not runs.is_shipped(run_dir)
-    assert {e: p.relative_to(result).as_posix() for e, p in runs.checkpoints(result).items()} == {
+    assert run_folders.is_shipped(result) and not run_folders.is_shipped(run_dir)
+    assert {e: p.relative_to(result).as_posix() for e, p in run_folders.checkpoint_files(result).items()} == {
         1: "generator/epoch-000001.pt", 2: "generator/epoch-000002.pt"}
-    assert runs.checkpoints(run_dir)[2].parent.name == "checkpoints", "run folders read as before"
-    assert [m["epoch"] for m in runs.read_metrics(result)] == [1, 2] and list(runs.samples(result)) == [0, 1, 2]
+    assert run_folders.checkpoint_files(run_dir)[2].parent.name == "checkpoints", "run folders read as before"
+    assert [m["epoch"] for m in run_folders.read_metrics(result)] == [1, 2] and list(run_folders.samples(result)) == [0, 1, 2]
     assert [r["epoch"] for r in read_quality(result)] == [0, 1, 2]
 
-    G, state = runs.load_generator(runs.checkpoints(result)[2])
+    G, state = shipped.load_generator(run_folders.checkpoint_files(result)[2])
     assert isinstance(G, GENERATORS[kind]) and not G.training and state["epoch"] == 2 and state["config"]["generator"] == kind
     assert all(p.dtype == torch.float32 for p in G.parameters())
-    assert runs.load_generator(result)[1]["epoch"] == 2, "a folder means its last epoch, as for a run"
-    assert "D" in runs.load_generator(runs.checkpoints(run_dir)[2])[1], "a run's checkpoint still gives the full state"
+    assert shipped.load_generator(result)[1]["epoch"] == 2, "a folder means its last epoch, as for a run"
+    assert "D" in shipped.load_generator(run_folders.checkpoint_files(run_dir)[2])[1], "a run's checkpoint still gives the full state"
     if kind == "transposed":  # 36 images a call: once is enough
         fakes = samples_at(result, 1)
         assert fakes.shape == (36, 3, 64, 64) and (fakes - samples_at(run_dir, 1)).abs().max() < 2e-3
 
     epoch, path, why = choose_checkpoint(result)
     assert (epoch, path.name) == (1, "epoch-000001.pt") and why["lowest_swd"] == 1.0, "the best epoch its provenance names"
-    assert choose_checkpoint(result, 2)[:2] == (2, runs.checkpoints(result)[2])
+    assert choose_checkpoint(result, 2)[:2] == (2, run_folders.checkpoint_files(result)[2])
     with pytest.raises(UserError, match=r"has no checkpoint for epoch 0; choose one of \[1, 2\]"):
         choose_checkpoint(result, 0)
 
@@ -217,7 +219,7 @@ def test_live_inversion_from_the_float16_weights_saves_under_runs(made):
     result = made["results"]["upsampling"]
     before = sizes(result)
     epoch, checkpoint, _ = choose_checkpoint(result)
-    G, _ = runs.load_generator(checkpoint)
+    G, _ = shipped.load_generator(checkpoint)
     target = generate(G, torch.randn(1, 128, generator=torch.Generator().manual_seed(1)))[0]
     found = invert(G, target, steps=6, lr=0.01, reduction="sum", seed=0, frames=3)
     assert found.final_mse < found.losses[0]
@@ -281,7 +283,7 @@ def lab_notebooks() -> dict[str, nbformat.NotebookNode]:
 
 
 def test_observations_fill_their_cells_and_others_keep_the_prompt(made):
-    from gan_helpers.report.merge import merge
+    from gan_helpers.tools.report.merge import merge
 
     info = {"title": "T", "author": "", "course": "", "date": "today", "language": "english", "profile": "full",
             "intro": "Intro.", "facts": []}
@@ -310,8 +312,8 @@ def test_notebook_05_runs_from_the_result_and_merges_into_the_report(made, tmp_p
     """
     import papermill
 
-    from gan_helpers.notebooks import KERNEL
-    from gan_helpers.report.build import assemble
+    from gan_helpers.tools.notebooks import KERNEL
+    from gan_helpers.tools.report.build import assemble
 
     monkeypatch.setenv(shipped.SOURCE_VARIABLE, "shipped")  # a failure to use the result is an error, never a 2000-epoch run
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -338,6 +340,7 @@ def test_notebook_05_runs_from_the_result_and_merges_into_the_report(made, tmp_p
     merged, notes = assemble("full", out, str(made["data"]), execute=False)
     assert merged.metadata.lab_report["runs_source"].startswith(f"shipped result {shown(made['root'] / 'results' / 'reference')}, trained on ")
     text = "\n".join(c.source for c in merged.cells)
-    assert f"Training runs & \\texttt{{{shown(made['root'] / 'results' / 'reference')}}}" in text, "the front matter names the result"
+    facts = merged.metadata.lab_report["title_facts"]
+    assert f"Training runs}} & \\texttt{{{shown(made['root'] / 'results' / 'reference')}}}" in facts, "the title page names the result"
     assert "The imitation of A keeps the bright centre." in text and "Coordinate 78 changes brightness." in text
     assert "No cell asks for this." not in text and any("point 9 has no observations cell" in n for n in notes)

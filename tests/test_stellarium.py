@@ -15,10 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_helpers import stellarium
+from gan_helpers.datasets import stellarium
+from gan_helpers.tools import data
 from gan_helpers.errors import UserError
-from gan_helpers.stellarium import (NEBULAE, Credit, build_default_dataset, build_from_folder, download_package,
-                                    extract_nebulae, is_complete, parse_textures)
+from gan_helpers.datasets.stellarium import (
+    NEBULAE, Credit, build_default_dataset, build_from_folder, download_package, extract_nebulae, is_complete,
+    parse_textures,
+)
 from test_manifest import interrupted_after_header
 
 # The quirks of the real file: a number written "-.9794", "Short" next to
@@ -203,10 +206,10 @@ def test_without_apt_the_error_says_how_to_use_any_folder(tmp_path, monkeypatch)
 
 def test_cli_rejects_a_missing_deb(tmp_path):
     parser = argparse.ArgumentParser()
-    stellarium.add_arguments(parser)
+    data.add_arguments(parser)
     args = parser.parse_args(["--dst", str(tmp_path / "out"), "--deb", str(tmp_path / "nope.deb")])
     with pytest.raises(UserError, match="does not exist"):
-        stellarium.run(args)
+        data.run(args)
 
 
 # ------------------------------------------------------- the real package
@@ -257,8 +260,8 @@ def test_cli_paths_mean_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pkg.deb").write_bytes(b"")
     parser = argparse.ArgumentParser()
-    stellarium.add_arguments(parser)
-    assert stellarium.run(parser.parse_args(["--dst", "mine", "--deb", "pkg.deb"])) == 0
+    data.add_arguments(parser)
+    assert data.run(parser.parse_args(["--dst", "mine", "--deb", "pkg.deb"])) == 0
     assert calls == [(tmp_path / "mine", tmp_path / "pkg.deb")]
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from image_folders import write_image_folder
 
-from gan_helpers.cli import main
-from gan_helpers.config import TrainConfig
-from gan_helpers.experiment import train
+from gan_helpers.tools.cli import main
+from gan_helpers.runs.config import TrainConfig
+from gan_helpers.runs.experiment import train
 from gan_helpers.paths import PROJECT_ROOT
 
 LANDS_WITHIN = 5.0  # seconds from a record landing to its line (the command looks every second)

@@ -1,0 +1,1 @@
+"""Image folders: building the default set, crawling, cleaning, de-duplicating, manifests, loading."""

@@ -1,0 +1,1 @@
+"""Run bookkeeping: run folders, checkpoints, records, resume, experiments and profiles, shipped results."""

@@ -1,0 +1,286 @@
+"""Checkpoints and the fixed noise: written atomically, checked before they are trusted.
+
+A checkpoint (``runs/NNNNN-tag/checkpoints/epoch-NNNNNN.pt``) holds state
+dicts and plain values only, so ``torch.load(weights_only=True)`` reads it:
+
+    epoch  config  G  D  opt_G  opt_D  rng
+
+:func:`load_training_state` is what a resume uses: it checks every part
+against what this lab would build from the saved settings, so a damaged or
+foreign file ends in one sentence naming the problem and the newest earlier
+checkpoint that can be used instead, not in a traceback from deep inside.
+Checkpoints are never overwritten. ``fixed_noise.pt``, the latent vectors
+sampled at every sample epoch, is checked the same way by
+:func:`load_fixed_noise`.
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gan_helpers.runs.atomic import DiskFull, atomic_save
+from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
+from gan_helpers.errors import UserError
+from gan_helpers.models import LATENT_DIM, Discriminator, build_generator
+from gan_helpers.runs.run_folders import _EPOCH_FILE, checkpoint_files, epoch_name, read_config
+from gan_helpers.utils import rng_state_problem
+import json
+from gan_helpers.runs.run_folders import (
+    _RUN_NAME, _claim_number, _publish, _removed_on_failure, checkpoint_files, epoch_name, read_metrics, samples,
+    write_config,
+)
+from gan_helpers.runs.atomic import atomic_copy, atomic_write_text, link_or_copy, reporting_full_disk
+
+FULL_STATE = ("epoch", "config", "G", "D", "opt_G", "opt_D", "rng")
+
+
+def save_checkpoint(run_dir: str | Path, epoch: int, state: dict) -> Path:
+    """Write ``checkpoints/epoch-NNNNNN.pt`` atomically; an existing file is never overwritten.
+
+    On a full disk the partial file is removed, earlier checkpoints stay as
+    they were, and the UserError names the last complete checkpoint.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "checkpoints" / epoch_name(epoch, "pt")
+    try:
+        atomic_save(state, path, overwrite=False)
+    except FileExistsError:
+        raise UserError(f"{path} already exists and checkpoints are never overwritten; resume into a new run instead.") from None
+    except DiskFull:
+        earlier = [p for e, p in checkpoint_files(run_dir).items() if e < epoch]
+        last = f"the last complete checkpoint is {earlier[-1]} (free some space, then resume from it)" if earlier else (
+            "no checkpoint of this run is complete yet (free some space, then start again)")
+        raise DiskFull(path, f"the disk is full while writing {path}; {last}.") from None
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint file, or the newest one of a run folder (any readable checkpoint, unchecked)."""
+    return _load_checked(Path(path), map_location, lambda state: None if isinstance(state, dict) else "it does not hold a dict")
+
+
+def load_training_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The full training state in a checkpoint file, or in a run folder's newest checkpoint, checked.
+
+    Checked: every key of :data:`FULL_STATE` is there; the epoch matches the
+    file name; the settings are complete and valid (a missing setting is an
+    error, never today's default); the weights and optimizer states fit the
+    networks those settings build; the RNG state can be restored. The file
+    must sit in a run folder's ``checkpoints/``, where a resume continues.
+    """
+    path = Path(path)
+    if path.is_file() and not (path.parent.name == "checkpoints" and _EPOCH_FILE.match(path.name)):
+        raise UserError(f"{path} is not in a run folder's checkpoints/ folder; resume from a run folder or a checkpoint inside one.")
+    return _load_checked(path, map_location, training_state_problem)
+
+
+def load_checkpoint_generator(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """The generator saved in a checkpoint (or a run's newest one), in eval mode, with the checkpoint.
+
+    Eval mode is the mode used for sampling: batch norm uses its running
+    statistics, so an image depends on its own latent vector only.
+    """
+    state = _load_checked(Path(checkpoint), device, _generator_problem)
+    G = build_generator(state["config"]["generator"]).to(device)
+    G.load_state_dict(state["G"])
+    G.eval()
+    return G, state
+
+
+def save_fixed_noise(run_dir: str | Path, z: torch.Tensor) -> None:
+    """Write the run's fixed latent vectors (``fixed_noise.pt``) atomically, on the CPU."""
+    atomic_save(z.detach().cpu(), Path(run_dir) / "fixed_noise.pt")
+
+
+def load_fixed_noise(run_dir: str | Path, count: int | None = None, latent_dim: int | None = None) -> torch.Tensor:
+    """The run's fixed latent vectors, checked to be a finite float tensor of shape (count, latent_dim).
+
+    `count` defaults to the run's ``fixed_noise`` setting and `latent_dim` to
+    the generators' latent size. Loaded with ``weights_only=True``: a file
+    holding anything but tensors is refused, never executed.
+    """
+    path = Path(run_dir) / "fixed_noise.pt"
+    count = read_config(run_dir).get("fixed_noise") if count is None else count
+    latent_dim = LATENT_DIM if latent_dim is None else latent_dim
+    fix = "restore the run's own file from a copy, or start a new run"
+    if not path.is_file():
+        raise UserError(f"{path} is missing, so the run's samples cannot continue; {fix}.")
+    try:
+        z = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # truncated, foreign, or a pickle of arbitrary objects
+        raise UserError(f"{path} is not a file of plain tensors (it is damaged or holds other objects); {fix}.") from None
+    if not (isinstance(z, torch.Tensor) and z.is_floating_point() and tuple(z.shape) == (count, latent_dim)):
+        found = f"{z.dtype} tensor of shape {tuple(z.shape)}" if isinstance(z, torch.Tensor) else type(z).__name__
+        raise UserError(f"{path} holds a {found}, not {count} latent vectors of length {latent_dim}; {fix}.")
+    if not torch.isfinite(z).all():
+        raise UserError(f"{path} holds values that are not finite numbers; {fix}.")
+    return z.float()
+
+
+def _load_checked(path: Path, map_location, problem: Callable[[object], str | None]) -> dict:
+    """Load `path` (a run folder: its newest checkpoint) and raise a UserError if `problem` finds one."""
+    if path.is_dir():
+        saved = checkpoint_files(path)
+        if not saved:
+            raise UserError(f"{path} has no checkpoint, so it cannot be resumed (training stopped before its first "
+                            f"checkpoint was complete); start a new run with the same settings (and delete this folder).")
+        path = saved[max(saved)]
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; list a run's checkpoints/ folder to pick one.")
+    state, reason = _try_load(path, map_location, problem)
+    if reason is None:
+        return state
+    raise UserError(f"{path} cannot be used because {reason}; {_alternative(path, problem)}.")
+
+
+def _try_load(path: Path, map_location, problem: Callable[[object], str | None]) -> tuple[object, str | None]:
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:  # weights_only refused an object: never load such a file unsafely
+        return None, "it holds objects other than tensors and plain values"
+    except Exception:
+        return None, "it is truncated, damaged or not a checkpoint at all"
+    reason = problem(state)
+    if reason is None and isinstance(state, dict) and type(state.get("epoch")) is int:
+        match = _EPOCH_FILE.match(path.name)
+        if match and int(match.group(1)) != state["epoch"]:
+            reason = f"it holds epoch {state['epoch']} under the name of epoch {int(match.group(1))}"
+    return state, reason
+
+
+def _alternative(path: Path, problem: Callable[[object], str | None]) -> str:
+    """Name the newest earlier checkpoint of the same run that passes the same check."""
+    match = _EPOCH_FILE.match(path.name)
+    if path.parent.name == "checkpoints" and match:
+        for epoch, other in reversed(checkpoint_files(path.parent.parent).items()):
+            if epoch < int(match.group(1)) and _try_load(other, "cpu", problem)[1] is None:
+                return f"the newest usable checkpoint before it is {other}: resume from that file"
+    return "no earlier checkpoint of its run can be used instead, so start a new run"
+
+
+def training_state_problem(state: object) -> str | None:
+    """What makes `state` unusable for resuming training, as a clause; None if nothing does."""
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a checkpoint"
+    missing = [key for key in FULL_STATE if key not in state]
+    if missing:
+        return f"it lacks {', '.join(missing)}, so it is not a full training checkpoint"
+    if type(state["epoch"]) is not int or state["epoch"] < 0:
+        return f"its epoch is {state['epoch']!r}, not a whole number"
+    try:
+        config = TrainConfig.from_dict(state["config"], complete=True)
+    except UserError as error:
+        return f"its settings are unusable ({str(error).rstrip('.')})"
+    if reason := _generator_problem(state):
+        return reason
+    if reason := _weights_problem(state["D"], _weight_shapes("discriminator"), "discriminator"):
+        return reason
+    for name, kind in (("opt_G", config.generator), ("opt_D", "discriminator")):
+        if reason := _optimizer_problem(state[name], _parameter_shapes(kind)):
+            return f"its {name} does not fit the network ({reason})"
+    if reason := rng_state_problem(state["rng"]):
+        return f"its RNG state cannot be restored ({reason})"
+    return None
+
+
+def _generator_problem(state: object) -> str | None:
+    """Whether `state` holds generator weights of the kind its settings name."""
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict) or "G" not in state:
+        return "it lacks the generator weights or their settings"
+    kind = state["config"].get("generator")
+    if kind not in GENERATOR_KINDS:
+        return f"its settings name an unknown generator {kind!r}"
+    reason = _weights_problem(state["G"], _weight_shapes(kind), f"{kind} generator")
+    others = [k for k in GENERATOR_KINDS if k != kind and not _weights_problem(state["G"], _weight_shapes(k), "")]
+    if reason and others:
+        return f"its generator weights are those of the {others[0]} generator while its settings say {kind}"
+    return reason
+
+
+def _weights_problem(weights: object, expected: dict[str, tuple], what: str) -> str | None:
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        return f"its {what} weights are not a dict of tensors"
+    if weights.keys() != expected.keys():
+        names = sorted(weights.keys() ^ expected.keys())
+        return f"its {what} weights do not fit the network (for example {names[0]!r})"
+    for name, shape in expected.items():
+        if tuple(weights[name].shape) != shape:
+            return f"its {what} weights do not fit the network ({name} has shape {tuple(weights[name].shape)}, not {shape})"
+    return None
+
+
+def _optimizer_problem(saved: object, shapes: list[tuple]) -> str | None:
+    """Whether an optimizer state dict covers exactly `shapes` (the network's parameters, in order)."""
+    if not (isinstance(saved, dict) and isinstance(saved.get("state"), dict) and isinstance(saved.get("param_groups"), list)):
+        return "not an optimizer state"
+    ids = [i for group in saved["param_groups"] if isinstance(group, dict) for i in group.get("params", [])]
+    if len(ids) != len(shapes):
+        return f"it covers {len(ids)} parameters, the network has {len(shapes)}"
+    if ids != list(range(len(shapes))):
+        return "its parameter numbering is damaged"
+    position = {i: n for n, i in enumerate(ids)}
+    for i, values in saved["state"].items():
+        if i not in position or not isinstance(values, dict):
+            return f"state for an unknown parameter {i!r}"
+        for value in values.values():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and tuple(value.shape) != shapes[position[i]]:
+                return f"a moment of shape {tuple(value.shape)} for a parameter of shape {shapes[position[i]]}"
+    return None
+
+
+@functools.cache
+def _network(kind: str) -> nn.Module:
+    """An uninitialised network on the meta device: its shapes, without memory or random draws."""
+    with torch.device("meta"):
+        return Discriminator() if kind == "discriminator" else build_generator(kind)
+
+
+def _weight_shapes(kind: str) -> dict[str, tuple]:
+    return {name: tuple(value.shape) for name, value in _network(kind).state_dict().items()}
+
+
+def _parameter_shapes(kind: str) -> list[tuple]:
+    return [tuple(p.shape) for p in _network(kind).parameters()]  # the order optimizers number them in
+
+
+def fork_run(source_dir: str | Path, epoch: int, *, config: dict | None = None) -> Path:
+    """A new run folder holding `source_dir`'s history up to `epoch`, to continue training from there.
+
+    It gets the source's fixed noise, reals.png, sample grids and checkpoints
+    up to `epoch` (checkpoints hard-linked where possible: they are never
+    rewritten), the metrics up to `epoch`, `config` (default: the settings
+    saved in that checkpoint) and a FORKED_FROM file naming the checkpoint.
+    The source is only read. If the process dies midway, no new run folder
+    appears (only a bare-number folder that may be deleted).
+    """
+    source_dir = Path(source_dir)
+    origin = source_dir / "checkpoints" / epoch_name(epoch, "pt")
+    state = load_training_state(origin)  # a fork of a checkpoint that cannot be resumed is useless
+    if not (source_dir / "fixed_noise.pt").is_file():
+        raise UserError(f"{source_dir} has no fixed_noise.pt, so it cannot be continued; start a new run instead.")
+    metrics = [m for m in read_metrics(source_dir, strict=True) if m["epoch"] <= epoch]
+    with reporting_full_disk(source_dir.parent):
+        staging = _claim_number(source_dir.parent)
+        with _removed_on_failure(staging):
+            for kind in ("samples", "checkpoints"):
+                (staging / kind).mkdir()
+            for name in ("fixed_noise.pt", "reals.png"):
+                if (source_dir / name).is_file():
+                    atomic_copy(source_dir / name, staging / name)
+            for e, path in samples(source_dir).items():
+                if e <= epoch:
+                    atomic_copy(path, staging / "samples" / path.name)
+            for e, path in checkpoint_files(source_dir).items():
+                if e <= epoch:
+                    link_or_copy(path, staging / "checkpoints" / path.name)
+            atomic_write_text(staging / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
+            write_config(staging, state["config"] if config is None else config)
+            atomic_write_text(staging / "FORKED_FROM", f"{origin}\n")
+            match = _RUN_NAME.match(source_dir.name)
+            return _publish(staging, source_dir.name[match.end():] if match else source_dir.name)

@@ -1,0 +1,171 @@
+"""Every training knob in one dataclass (STYLE.md: configuration flows one way).
+
+A profile's ``train:`` block, a notebook's parameters and the command line's
+flags all use these names, so a value means the same thing wherever it is
+set. Each field carries its help text, its choices where it has a fixed set,
+and its *role*, the one definition of which settings make two runs the same:
+
+- ``identity``: shapes what is trained; runs that differ here are different runs;
+- ``tunable``: shapes training but may change when a run is resumed (point 10:
+  lower a learning rate when one network wins too fast); still part of identity;
+- ``schedule``: how long, how often and where; never part of identity.
+
+A setting added after runs were saved without it carries ``absent``: the
+value that describes how those runs trained (a rule that did not exist yet
+was off), so their saved settings stay complete.
+
+Paths (``path`` in the metadata) given as defaults or in profiles are
+relative to the project; on the command line, to the current folder.
+Unknown, mistyped or invalid values are errors, never ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from gan_helpers.errors import UserError
+
+GENERATOR_KINDS = ("transposed", "upsampling")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+_REQUIRED = object()  # no `absent` value: a saved config must hold the setting
+
+
+def _knob(default: Any, help: str, role: str = "identity", choices: tuple | None = None, path: bool = False,
+          absent: Any = _REQUIRED):
+    return field(default=default, metadata={"help": help, "role": role, "choices": choices, "path": path, "absent": absent})
+
+
+@dataclass
+class TrainConfig:
+    data: str = _knob("data/galaxies64", "folder of images: the prepared default set, or any folder (prepared on the fly)", path=True)
+    generator: str = _knob("transposed", "transposed (point 2) or upsampling (point 11)", choices=GENERATOR_KINDS)
+    epochs: int = _knob(100, "train until this many epochs in total (a resumed run continues up to it)", "schedule")
+    batch_size: int = _knob(8, "real images per discriminator step; as many fakes join them (point 7)")
+    sample_every: int = _knob(10, "sample grid and quality numbers every this many epochs (and at every checkpoint)", "schedule")
+    sample_all_first: int = _knob(0, "also a sample grid and quality numbers at every epoch up to this one (point 10: watch "
+                                  "every epoch at first); 0: only every sample_every", "schedule", absent=0)
+    save_every: int = _knob(50, "full checkpoint every this many epochs (and at the last); never overwritten", "schedule")
+    lr_d: float = _knob(1e-5, "discriminator Adam learning rate; very low on purpose (point 7)", "tunable")
+    lr_g: float = _knob(2e-4, "generator Adam learning rate (the DCGAN paper's; see report/departures.yaml)", "tunable")
+    lower_lr_d_below: float = _knob(0.0, "point 10 as a rule: once an epoch's mean D(G(z)) falls below this, the discriminator "
+                                    "is winning and lr_d is halved for the rest of the run; 0: never", "tunable", absent=0.0)
+    beta1: float = _knob(0.5, "Adam first-moment decay for both networks (0.5 is the DCGAN paper value)")
+    label_noise: float = _knob(0.05, "labels are jittered by uniform +-label_noise, folded back into [0, 1]")
+    dropout: float = _knob(0.2, "dropout before the discriminator's linear layer (point 1)")
+    augment: bool = _knob(True, "random flip, zoom and rotation of every real image at every use (point 5)")
+    flip: bool = _knob(True, "horizontal mirror with probability 0.5")
+    zoom: float = _knob(0.1, "up to this much extra zoom (0.1 means 10 percent)")
+    rotate_degrees: float = _knob(3.0, "rotation by at most this angle")
+    max_images: int | None = _knob(None, "use only the first N images of the data set (tiny runs, tests)")
+    fixed_noise: int = _knob(36, "latent vectors drawn once and sampled at every sample epoch (point 9)")
+    quality_samples: int = _knob(256, "samples behind the quality numbers at every sample epoch (gan_helpers.runs.quality_records); 0: none", "schedule")
+    seed: int = _knob(0, "seeds every random number the run draws")
+    precision: str = _knob("auto", "bf16: the fast path (bf16 autocast, channels_last); fp32: the plain reference path; "
+                           "auto: bf16 where the device computes bfloat16 natively, else fp32", choices=PRECISIONS)
+    device: str = _knob("auto", "auto (CUDA when available), cpu or cuda", "schedule", choices=DEVICES)
+    threads: int = _knob(0, "CPU threads for training; 0 keeps torch's default (1 can beat 2 on a busy machine)", "schedule")
+    runs_dir: str = _knob("runs", "where run folders are created", "schedule", path=True)
+    name: str = _knob("", "optional tag in the run folder's name; default: data set and generator", "schedule")
+    progress: bool = _knob(True, "show progress bars", "schedule")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise a UserError naming the first invalid value."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            choices = f.metadata["choices"]
+            if choices and value not in choices:
+                raise UserError(f"{f.name} must be one of {', '.join(choices)}, not {value!r}.")
+            if value is None and str(f.type).endswith(" | None"):
+                continue
+            expected = _TYPES[str(f.type).removesuffix(" | None")]
+            if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
+                raise UserError(f"{f.name} must be {_TYPE_WORDS[expected]}, not {value!r}.")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"{f.name} must be a finite number, not {value!r}.")
+        for name in ("epochs", "batch_size", "save_every", "sample_every", "fixed_noise"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be a whole number of at least 1, not {getattr(self, name)!r}.")
+        for name in ("lr_d", "lr_g"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"{name} must be a positive learning rate, not {getattr(self, name)!r}.")
+        if not 0 <= self.beta1 < 1:
+            raise UserError(f"beta1 must lie in [0, 1), not {self.beta1!r}.")
+        if not 0 <= self.lower_lr_d_below < 0.5:
+            raise UserError(f"lower_lr_d_below must lie in [0, 0.5) (0: never lower lr_d), not {self.lower_lr_d_below!r}.")
+        if not 0 <= self.label_noise < 0.5:
+            raise UserError(f"label_noise must lie in [0, 0.5), not {self.label_noise!r}.")
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"dropout must lie in [0, 1), not {self.dropout!r}.")
+        if self.zoom < 0 or self.rotate_degrees < 0:
+            raise UserError("zoom and rotate_degrees must not be negative.")
+        if self.rotate_degrees >= 45:
+            raise UserError(f"rotate_degrees must be below 45 (the spec asks for a very small angle), not {self.rotate_degrees!r}.")
+        if self.max_images is not None and self.max_images < 1:
+            raise UserError(f"max_images must be at least 1 or None, not {self.max_images!r}.")
+        if self.quality_samples < 0 or self.quality_samples == 1:
+            raise UserError(f"quality_samples must be 0 (no quality numbers) or at least 2, not {self.quality_samples!r}.")
+        if self.sample_all_first < 0:
+            raise UserError(f"sample_all_first must be 0 (off) or a positive epoch, not {self.sample_all_first!r}.")
+        if self.threads < 0:
+            raise UserError(f"threads must be 0 (torch's default) or more, not {self.threads!r}.")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, *, complete: bool = False) -> "TrainConfig":
+        """Build a config from a mapping; unknown keys are an error.
+
+        ``complete=True`` also requires every setting (a saved run's config:
+        a missing key must not silently become today's default), except those
+        with an ``absent`` value, which a run saved before they existed lacks.
+        """
+        if not isinstance(values, dict):
+            raise UserError(f"training settings must be a mapping of names to values, not {type(values).__name__}.")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise UserError(f"unknown training setting(s) {', '.join(unknown)}; known settings are {', '.join(known)}.")
+        if complete:
+            values = with_absent(values)
+        missing = [name for name in known if name not in values]
+        if complete and missing:
+            raise UserError(f"the saved settings lack {', '.join(missing)}; they were not written by this lab's training.")
+        return cls(**values)
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with some values changed (validated like a new config)."""
+        return self.from_dict({**self.to_dict(), **changes})
+
+    def identity(self) -> dict:
+        """The settings that make two runs the same run (roles identity and tunable)."""
+        return {k: v for k, v in self.to_dict().items() if role(k) != "schedule"}
+
+
+_TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool}
+_TYPE_WORDS = {str: "text", int: "a whole number", (int, float): "a number", bool: "true or false"}
+
+
+def with_absent(saved: dict) -> dict:
+    """A saved run's settings with those added since filled in by their ``absent`` value (how that run trained)."""
+    added = {f.name: f.metadata["absent"] for f in fields(TrainConfig) if f.metadata["absent"] is not _REQUIRED}
+    return {**added, **saved}
+
+
+def role(name: str) -> str:
+    """The role of setting `name`: identity, tunable or schedule (see the module docstring)."""
+    return {f.name: f.metadata["role"] for f in fields(TrainConfig)}[name]
+
+
+def resumable(name: str) -> bool:
+    """Whether a resumed run may change setting `name`."""
+    return role(name) in ("tunable", "schedule")

@@ -1,0 +1,237 @@
+"""Training runs of the lab's experiment: start one, resume one, find the lab's two (points 9, 10).
+
+:func:`train` builds the networks and optimizers from a :class:`TrainConfig`,
+creates a run folder (or continues one) and calls
+:func:`gan_helpers.training.fit` with end-of-epoch hooks: append the epoch's
+metrics; every ``sample_every`` epochs a sample grid from the fixed noise and
+the quality numbers (``quality.jsonl``, :mod:`gan_helpers.runs.quality_records`); every ``save_every`` epochs a full checkpoint.
+
+:func:`lab_runs` is how notebooks 03–06 find their runs: by the settings
+that make runs the same (:meth:`TrainConfig.identity`), never by "the newest
+run", so every notebook of one profile sees the same two folders; for the
+full profile a shipped result may stand in for them (gan_helpers.runs.shipped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+
+import torch
+
+from gan_helpers.runs import locks, run_folders, checkpoints
+from gan_helpers import speed
+from gan_helpers.runs.atomic import atomic_copy
+from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig, resumable
+from gan_helpers.errors import UserError
+from gan_helpers.runs.quality_records import QUALITY_FILE, truncate_quality
+from gan_helpers.models import Discriminator, build_generator
+from gan_helpers.paths import from_root, shown
+from gan_helpers.runs.run_plots import save_grid
+from gan_helpers.utils import pick_device, seed_everything, set_rng_state
+from gan_helpers.runs.run_loop import fit_run, sample_epoch
+
+
+def build_models(config: TrainConfig, device: torch.device):
+    """G, D and their Adam optimizers, initialised from ``config.seed`` (identically on any device)."""
+    seed_everything(config.seed)
+    G = build_generator(config.generator).to(device)
+    D = Discriminator(dropout=config.dropout).to(device)
+    opt_G = torch.optim.Adam(G.parameters(), lr=config.lr_g, betas=(config.beta1, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), lr=config.lr_d, betas=(config.beta1, 0.999))
+    return G, D, opt_G, opt_D
+
+
+def draw_fixed_noise(config: TrainConfig) -> torch.Tensor:
+    """The fixed latent vectors, drawn from their own CPU generator: the same on every device."""
+    generator = torch.Generator().manual_seed(config.seed)
+    return torch.randn(config.fixed_noise, build_generator(config.generator).latent_dim, generator=generator)
+
+
+def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, watch=None, **overrides) -> Path:
+    """Run training and return the run folder.
+
+    A new run: ``train(TrainConfig(...))`` or ``train(epochs=5, data=...)``.
+    Resuming: ``train(resume=run_dir_or_checkpoint, epochs=N)`` continues up
+    to N epochs in total, restoring both networks, both optimizers and every
+    RNG state, so the result is the same as a run that never stopped. A run
+    folder resumes from its newest checkpoint; an older checkpoint starts a
+    new run folder that carries the history up to that epoch, so nothing
+    saved later is ever overwritten.
+
+    `watch` shows the training as it goes: an object whose ``follow(run_dir, epochs, history)`` returns
+    an epoch hook with a ``close()`` (:class:`gan_helpers.tools.live.LivePanel`, the notebooks' live panel);
+    None (the command line) shows only the progress bars and point 10's warning lines.
+    """
+    if resume is not None:
+        if config is not None:
+            raise UserError("pass either a config or resume=…, not both; changes to a resumed run go as keyword arguments.")
+        return _resume(Path(resume), overrides, watch)
+    config = (config or TrainConfig()).replace(**overrides)
+    device = pick_device(config.device)
+    precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]
+    images = _load_images(config, device)
+    G, D, opt_G, opt_D = build_models(config, device)
+    fixed_z = draw_fixed_noise(config)
+
+    tag = config.name or f"{Path(config.data).name}-{config.generator}"
+    run_dir = run_folders.create_run_dir(from_root(config.runs_dir), tag, config=config.to_dict(), fixed_noise=fixed_z)
+    with locks.hold(run_dir, "training"), _removed_unless_trained(run_dir):
+        save_grid(images[: config.fixed_noise], run_dir / "reals.png")
+        sample_epoch(run_dir, config, G, fixed_z, images, 0)
+        print(f"Run folder: {shown(run_dir)}")
+        fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=0, precision=precision, watch=watch)
+    return run_dir
+
+
+@contextlib.contextmanager
+def _removed_unless_trained(run_dir: Path):
+    """Delete the new run folder `run_dir` when training fails before its first epoch is finished and saved:
+    such a folder holds nothing to resume or read, and a run that never started should leave nothing behind."""
+    try:
+        yield
+    except BaseException as error:
+        if run_folders.checkpoint_files(run_dir) or run_folders.read_metrics(run_dir):
+            raise
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(error, UserError):
+            raise UserError(f"{str(error).rstrip('.')} (the new run folder {shown(run_dir)} was removed, as it held "
+                            f"no finished epoch).") from None
+        raise
+
+
+def find_run(config: TrainConfig, source: str | None = None) -> Path | None:
+    """The folder the lab reads for `config`: the shipped result that replaces training, if any
+    (:func:`gan_helpers.runs.shipped.shipped_result`), else the newest run in ``config.runs_dir`` with the
+    same identity as `config` and a checkpoint, else None."""
+    from gan_helpers.runs.shipped import shipped_result
+
+    result = shipped_result(config, source, say=None)
+    if result is not None:
+        return result
+    wanted = config.identity()
+    for run_dir in reversed(run_folders.find_runs(from_root(config.runs_dir), config.generator)):
+        saved = run_folders.read_config(run_dir)
+        if {k: saved.get(k) for k in wanted} == wanted and run_folders.checkpoint_files(run_dir):
+            return run_dir
+    return None
+
+
+def lab_run(config: TrainConfig, generator: str, source: str | None = None, *, watch=None) -> Path:
+    """The experiment's run of one generator: a shipped result, or a run reused, continued or started.
+
+    `source` (default ``$LAB_SOURCE``, else auto) decides whether a shipped
+    result (``results/reference/<generator>``) stands in for training; see
+    :mod:`gan_helpers.runs.shipped`. Otherwise a finished run with the same
+    identity (every setting but the schedule: epochs, sample/save intervals,
+    device, …) is returned untouched; an unfinished one is resumed up to
+    ``config.epochs``; otherwise a new run starts. An interrupted notebook or
+    report build therefore picks up where it stopped, and two runs differing
+    in one training setting are never confused. `watch` as in :func:`train` (only training shows in it).
+    """
+    from gan_helpers.runs.shipped import shipped_result
+
+    config = config.replace(generator=generator)
+    result = shipped_result(config, source)
+    if result is not None:
+        print(f"Using the shipped result {shown(result)} (trained elsewhere; LAB_SOURCE=train trains here instead)")
+        return result
+    run_dir = find_run(config, "train")
+    if run_dir is None:
+        return train(config, watch=watch)
+    last = max(run_folders.checkpoint_files(run_dir))
+    if last >= config.epochs:
+        print(f"Reusing {shown(run_dir)} (trained to epoch {last})")
+        return run_dir
+    schedule = {k: v for k, v in config.to_dict().items() if k not in config.identity()}
+    return train(resume=run_dir, watch=watch, **schedule)
+
+
+def lab_runs(config: TrainConfig, generators=GENERATOR_KINDS, source: str | None = None, *, watch=None) -> dict[str, Path]:
+    """The experiment's runs (or shipped results), one per generator kind: ``{"transposed": Path, "upsampling": Path}``."""
+    return {kind: lab_run(config, kind, source, watch=watch) for kind in generators}
+
+
+def _resume(target: Path, overrides: dict, watch=None) -> Path:
+    target = from_root(target)
+    folder = target if target.is_dir() else target.parent.parent
+    if not ((folder / "config.json").is_file() and (folder / "checkpoints").is_dir()) or run_folders.is_shipped(folder):
+        checkpoints.load_training_state(target)  # not a run folder's: its one sentence, and no lock file is made there
+    with contextlib.ExitStack() as held:  # a second resume of the run stops here, before it reads or changes anything
+        held.enter_context(locks.hold(folder, "resuming"))
+        return _resume_held(target, overrides, held, watch)
+
+
+def _resume_held(target: Path, overrides: dict, held: contextlib.ExitStack, watch=None) -> Path:
+    state = checkpoints.load_training_state(target)  # every key, shape and setting checked; one sentence otherwise
+    saved = TrainConfig.from_dict(state["config"])
+    run_dir = target if target.is_dir() else target.parent.parent
+    _check_written_config(run_dir, saved)
+    fixed = {k: v for k, v in overrides.items() if not resumable(k) and v != getattr(saved, k, v)}
+    if fixed:
+        names = ", ".join(sorted(fixed))
+        raise UserError(f"{names} cannot change when resuming; start a new run instead.")
+    config = saved.replace(**{k: v for k, v in overrides.items() if resumable(k)})
+    epoch = state["epoch"]
+    if config.epochs <= epoch:
+        raise UserError(f"the checkpoint is already at epoch {epoch}; pass --epochs larger than {epoch} to continue.")
+
+    run_folders.remove_partials(run_dir)
+    if max(run_folders.checkpoint_files(run_dir)) > epoch:
+        source, run_dir = run_dir, checkpoints.fork_run(run_dir, epoch, config=config.to_dict())
+        held.enter_context(locks.hold(run_dir, "resuming"))
+        if (source / QUALITY_FILE).is_file():
+            atomic_copy(source / QUALITY_FILE, run_dir / QUALITY_FILE)
+        print(f"Epoch {epoch} is not the newest checkpoint, so training continues in a new run folder: {shown(run_dir)}")
+    else:
+        run_folders.truncate_metrics(run_dir, epoch)
+    truncate_quality(run_dir, epoch)
+
+    device = pick_device(config.device)
+    precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]
+    images = _load_images(config, device)
+    G, D, opt_G, opt_D = build_models(config, device)
+    G.load_state_dict(state["G"])
+    D.load_state_dict(state["D"])
+    opt_G.load_state_dict(state["opt_G"])
+    opt_D.load_state_dict(state["opt_D"])
+    for opt, lr in ((opt_G, config.lr_g), (opt_D, config.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = lr
+    set_rng_state(state["rng"])
+    run_folders.write_config(run_dir, config.to_dict())
+    fixed_z = checkpoints.load_fixed_noise(run_dir)
+    print(f"Resuming {shown(run_dir)} from epoch {epoch}")
+    run_folders.note_resume(run_dir, f"resumed from epoch {epoch} on {device}{_changes(saved, config)}")
+    fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=epoch, precision=precision, watch=watch)
+    return run_dir
+
+
+def _check_written_config(run_dir: Path, saved: TrainConfig) -> None:
+    """Refuse to resume a run whose config.json says other fixed settings than its checkpoint: a hand edit of,
+    say, ``generator`` would otherwise be overwritten in silence. Settings a resume may change (epochs, lr_d, …)
+    are taken from the command line, never from an edited config.json, and are not compared here."""
+    written = run_folders.read_config(run_dir)
+    for key, value in saved.to_dict().items():
+        if not resumable(key) and key in written and written[key] != value:
+            raise UserError(f"{shown(run_dir / 'config.json')} says {key} {written[key]!r}, but the run's checkpoints were "
+                            f"trained with {key} {value!r}, which a resume cannot change; put {value!r} back, or start "
+                            f"a new run with the settings you want.")
+
+
+def _changes(saved: TrainConfig, config: TrainConfig) -> str:
+    """The training settings a resume changed, as ``; lr_g 5e-05 -> 2.5e-05``: point 10's interventions, kept in
+    the run's ``resumes.txt`` (schedule settings such as epochs are left out; they do not change what is trained)."""
+    changed = [f"{k} {getattr(saved, k)!r} -> {v!r}" for k, v in config.identity().items() if getattr(saved, k) != v]
+    return "".join(f"; {change}" for change in changed)
+
+
+def _load_images(config: TrainConfig, device: torch.device) -> torch.Tensor:
+    from gan_helpers.datasets.loading import load_dataset
+
+    return load_dataset(from_root(config.data), max_images=config.max_images, min_images=config.batch_size, device=device)
+
+
+# ---- command line (python -m gan_helpers train) ---------------------------------------------
+

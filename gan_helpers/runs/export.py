@@ -1,0 +1,161 @@
+"""Exporting a run as a shipped result (results/NAME/GENERATOR)."""
+
+from __future__ import annotations
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import time
+import torch
+from gan_helpers.runs.results import FP16_CHECK_VECTORS, WEIGHTS_DIR, load_weights
+from gan_helpers.runs.provenance import (
+    PROVENANCE_FILE, build_provenance, command_entry, file_manifest, read_provenance_input,
+)
+from pathlib import Path
+from gan_helpers.runs.quality_records import QUALITY_FILE, best_epoch, read_quality
+from collections.abc import Sequence
+from gan_helpers.runs.config import TrainConfig
+from gan_helpers.errors import UserError
+from gan_helpers.runs.atomic import atomic_copy, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
+from gan_helpers.paths import ensure_folder, shown
+from gan_helpers.models import generate
+from gan_helpers.runs import locks, run_folders, checkpoints, shipped
+
+
+MAX_GRIDS = 60
+
+
+def choose_grids(epochs: list[int], best: int, max_grids: int = MAX_GRIDS) -> list[int]:
+    """Every sample epoch, or at most `max_grids` spread evenly, always with the first, `best` and the last."""
+    from gan_helpers.plots import pick_epochs
+
+    epochs = sorted(epochs)
+    if len(epochs) <= max_grids:
+        return epochs
+    chosen = pick_epochs(epochs, max_grids)
+    if best in epochs and best not in chosen:
+        chosen = sorted({*pick_epochs(epochs, max_grids - 1), best})
+    return chosen
+
+
+def half_weights(state: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
+    """A state dict with floating tensors in float16 on the CPU; a UserError if a value overflows float16."""
+    half = {k: v.detach().cpu().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous() for k, v in state.items()}
+    for name, value in half.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise UserError(f"{what} has values in {name} beyond float16's range, so it cannot be shipped in float16; export another epoch.")
+    return half
+
+
+def jsonl_lines(records: list[dict]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def export_run(run_dir: str | Path, dest: str | Path, *, name: str | None = None, commands_file: str | Path | None = None,
+               commands: Sequence[tuple[float, str]] = (), commit: str | None = None, max_grids: int = MAX_GRIDS) -> Path:
+    """Write run `run_dir` as a shipped result into `dest` (e.g. ``results/reference/transposed``) and return `dest`.
+
+    The best epoch is :func:`gan_helpers.runs.quality_records.best_epoch` (the last
+    checkpoint when the run has no quality records); everything after the
+    last checkpoint is left out, so the result describes the weights it ships.
+    `commands` (seconds, command line) add to those of `commands_file`
+    (gan_helpers.runs.provenance); `commit` overrides the project's git commit.
+    """
+    started = time.perf_counter()
+    run_dir, dest = Path(run_dir), Path(dest)
+    if max_grids < 3:
+        raise UserError(f"--max-grids {max_grids} is too few: a result keeps at least the first, best and last grid; use 3 or more.")
+    created = [folder for folder in (dest.parent, *dest.parent.parents) if not folder.exists()]  # deepest first
+    ensure_folder(dest.parent, "destination's folder")  # a path through a file, a read-only folder: one sentence
+    try:
+        with locks.hold_destination(dest, "this export"):  # a second export into `dest` stops here
+            _remove_stale_staging(dest)
+            return _export_held(run_dir, dest, name=name, commands_file=commands_file, commands=commands, commit=commit,
+                                max_grids=max_grids, started=started)
+    except BaseException:
+        for folder in created:  # a failed export leaves no empty folders behind either
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _staging_folders(dest: Path) -> list[Path]:
+    """The hidden folders in which exports into `dest` assemble the result (``.NAME.XXXXXXXX.partial``)."""
+    return sorted(p for p in dest.parent.glob(f".{dest.name}.*.partial") if p.is_dir() and not p.is_symlink())
+
+
+def _remove_stale_staging(dest: Path) -> None:
+    """Delete what exports into `dest` killed midway left behind; call it only while holding `dest`'s lock."""
+    for folder in _staging_folders(dest):
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"Removed {shown(folder)}, left by an export that did not finish.")
+
+
+def _export_held(run_dir: Path, dest: Path, *, name, commands_file, commands, commit, max_grids, started) -> Path:
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise UserError(f"{shown(dest)} is a file or a link, not a folder; export into a new folder.")
+    if dest.exists() and any(dest.iterdir()):
+        raise UserError(f"{dest} already exists and is not empty, and a result is never overwritten; export into a new folder or delete that one first.")
+    config = TrainConfig.from_dict(run_folders.read_config(run_dir), complete=True).to_dict()
+    saved = run_folders.checkpoint_files(run_dir)
+    if not saved:
+        raise UserError(f"{run_dir} has no checkpoints, so there are no weights to ship; train it for at least save_every epochs first.")
+    last = max(saved)
+    try:
+        best, numbers = best_epoch(run_dir)
+        rule = "lowest SWD, near copies breaking ties (gan_helpers.runs.quality_records.best_epoch)"
+    except UserError:
+        best, numbers, rule = last, {}, "the last checkpoint: the run has no quality records"
+    metrics = [m for m in run_folders.read_metrics(run_dir, strict=True) if m["epoch"] <= last]
+    quality = [r for r in read_quality(run_dir) if r["epoch"] <= last]
+    grids = {e: p for e, p in run_folders.samples(run_dir).items() if e <= last}
+    shipped_grids = choose_grids(list(grids), best, max_grids)
+    given = read_provenance_input(commands_file) if commands_file else {"commands": []}
+    listed = given["commands"] + [command_entry(seconds, command) for seconds, command in commands]
+    fixed_z = checkpoints.load_fixed_noise(run_dir)  # checked before it is shipped
+
+    staging = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.partial"
+    with reporting_full_disk(dest):
+        staging.mkdir()
+        try:
+            for folder in ("samples", WEIGHTS_DIR):
+                (staging / folder).mkdir()
+            for file in ("config.json", "fixed_noise.pt", "reals.png"):
+                if (run_dir / file).is_file():
+                    atomic_copy(run_dir / file, staging / file)
+            atomic_write_text(staging / "metrics.jsonl", jsonl_lines(metrics))
+            atomic_write_text(staging / QUALITY_FILE, jsonl_lines(quality))
+            for epoch in shipped_grids:
+                atomic_copy(grids[epoch], staging / "samples" / grids[epoch].name)
+            from gan_helpers.runs.animation import save_evolution
+
+            save_evolution(staging, max_frames=max_grids)
+            weights = {}
+            for epoch in sorted({best, last}):
+                G, state = shipped.load_generator(saved[epoch])
+                half = half_weights(state["G"], f"the generator of epoch {epoch}")
+                path = staging / WEIGHTS_DIR / run_folders.epoch_name(epoch, "pt")
+                atomic_save(half, path)
+                z = fixed_z[:FP16_CHECK_VECTORS]
+                difference = (generate(G, z) - generate(load_weights(path, config["generator"]), z)).abs().max()
+                weights[path.name] = {"epoch": epoch, "max_pixel_difference_fp16": float(f"{difference:.3g}")}
+            provenance = {
+                **build_provenance(run_dir, config, metrics, {**given, "commands": listed}, name=name or dest.resolve().parent.name, commit=commit),
+                "epochs": {"first": min(grids, default=None), "best": best, "last": last, "best_rule": rule, "best_numbers": numbers},
+                "grids": {"sample_epochs": list(grids), "shipped": shipped_grids, "max_grids": max_grids},
+                "weights": weights,
+            }
+            provenance["export_seconds"] = round(time.perf_counter() - started, 3)
+            provenance["files"] = file_manifest(staging)
+            atomic_write_text(staging / PROVENANCE_FILE, json.dumps(provenance, indent=2) + "\n")
+            fsync_folder(staging)
+            try:
+                os.rename(staging, dest)  # replaces only an empty folder
+            except OSError:
+                raise UserError(f"{dest} was filled by something else during the export; export into a new folder.") from None
+            fsync_folder(dest.parent)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return dest

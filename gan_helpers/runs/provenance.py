@@ -1,0 +1,301 @@
+"""Where a shipped result came from: machine, software, commit, commands and their wall times.
+
+A result folder (gan_helpers.runs.results) carries ``provenance.json``, built by
+:func:`build_provenance` at export. :func:`environment` describes the
+exporting machine (GPU model, driver, CUDA, torch): export where training
+ran, or give that machine's description in a provenance file. The commands
+that produced the result, each with its wall time, come from a provenance
+file (:func:`read_provenance_input`) or the export's options.
+
+A provenance file is either lines as GNU time writes them with
+``/usr/bin/time -a -o FILE -f '%e %C' COMMAND`` (seconds, then the command
+line; ``#`` starts a comment), or a JSON object with ``commands`` (a list
+of ``{"command", "seconds"}``) and optionally ``environment`` and ``commit``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from gan_helpers.errors import UserError
+from gan_helpers.runs.locks import LOCK_FILE
+from gan_helpers.paths import PROJECT_ROOT
+
+PROVENANCE_FILE = "provenance.json"
+FORMAT = 1  # bumped when the layout of a result folder changes
+INPUT_KEYS = ("commands", "environment", "commit")
+ENVIRONMENT_KEYS = ("device", "device_name", "driver", "cuda", "torch", "python", "platform")
+REQUIRED = ("format", "name", "generator", "source_run", "exported_at", "commit", "environment", "training",
+            "commands", "commands_seconds", "epochs", "grids", "weights", "files")
+_KINDS = {"commit": dict, "environment": dict, "training": dict, "commands": list, "commands_seconds": (int, float),
+          "epochs": dict, "grids": dict, "weights": dict, "files": dict}
+
+
+def _output(*command: str, cwd: Path | None = None) -> str | None:
+    """A command's stripped output, or None when it is missing or fails."""
+    try:
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _nvidia_driver() -> str | None:
+    found = _output("nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader")
+    if found:
+        return found.splitlines()[0].strip()
+    try:  # without nvidia-smi, the kernel module says it: "NVRM version: NVIDIA UNIX ... Kernel Module  550.54.15 ..."
+        return Path("/proc/driver/nvidia/version").read_text().split("Kernel Module")[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict:
+    """This machine as training sees it: device kind and model, NVIDIA driver, CUDA, cuDNN, torch, Python."""
+    cuda = torch.cuda.is_available()
+    return {
+        "device": "cuda" if cuda else "cpu",
+        "device_name": torch.cuda.get_device_name(0) if cuda else _cpu_name(),
+        "driver": _nvidia_driver() if cuda else None,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def git_commit(root: str | Path = PROJECT_ROOT) -> dict:
+    """The project's commit and whether the working tree differs from it; None values without git."""
+    commit = _output("git", "rev-parse", "HEAD", cwd=Path(root))
+    status = _output("git", "status", "--porcelain", "--untracked-files=no", cwd=Path(root)) if commit else None
+    return {"commit": commit or None, "dirty": None if status is None else bool(status)}
+
+
+def command_entry(seconds: object, command: object, where: str | None = None) -> dict:
+    """One command run to produce a result with its wall time in seconds, checked; `where` names it in errors."""
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (isinstance(command, str) and command.strip() and math.isfinite(seconds) and seconds >= 0):
+        raise UserError(f"{where or repr(command)} is not a command with its wall time in seconds; write it as e.g. 3600 'make report'.")
+    return {"command": command.strip(), "seconds": round(seconds, 3)}
+
+
+def read_provenance_input(path: str | Path) -> dict:
+    """Commands (and optionally environment and commit) from a provenance file; see the module docstring."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise UserError(f"the provenance file {path} cannot be read as text; pass a file of 'SECONDS COMMAND' lines.") from None
+    if text.lstrip().startswith("{"):
+        try:
+            given = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise UserError(f"{path} is not valid JSON (line {error.lineno}); repair it or write 'SECONDS COMMAND' lines.") from None
+        unknown = sorted(set(given) - set(INPUT_KEYS))
+        if unknown:
+            raise UserError(f"{path} has unknown key(s) {', '.join(unknown)}; known keys are {', '.join(INPUT_KEYS)}.")
+        if not isinstance(given.get("commands", []), list):
+            raise UserError(f"{path}: 'commands' must be a list of {{\"command\", \"seconds\"}} objects.")
+        if not isinstance(given.get("environment", {}), dict) or not isinstance(given.get("commit", ""), str):
+            raise UserError(f"{path}: 'environment' must be an object and 'commit' a string.")
+        commands = [command_entry(c.get("seconds"), c.get("command"), f"{path} command {n}") if isinstance(c, dict)
+                    else command_entry(None, None, f"{path} command {n}") for n, c in enumerate(given.get("commands", []), 1)]
+        return {**given, "commands": commands}
+    commands = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        seconds, command = (line.split(None, 1) + [""])[:2]
+        commands.append(command_entry(seconds, command, f"{path} line {number}"))
+    return {"commands": commands}
+
+
+def data_key(path: str, project_root: str | Path) -> str:
+    """A data folder as compared between machines: relative to the project when inside it."""
+    path = Path(path)
+    if path.is_absolute():
+        try:
+            return path.relative_to(project_root).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
+
+
+def data_record(config: dict) -> dict:
+    """The training images' folder, count and content hash (None where the folder cannot be read here)."""
+    from gan_helpers.datasets.loading import image_paths, is_prepared
+    from gan_helpers.paths import from_root
+
+    record = {"path": data_key(config["data"], PROJECT_ROOT), "images": None, "sha256": None}
+    folder = from_root(config["data"])
+    try:
+        if not (folder.is_dir() and is_prepared(folder)):
+            return record
+        paths = image_paths(folder)[: config.get("max_images")]
+        digest = hashlib.sha256()
+        for path in paths:
+            digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    except (OSError, UserError):
+        return record
+    return {**record, "images": len(paths), "sha256": digest.hexdigest()}
+
+
+def file_manifest(folder: str | Path) -> dict[str, dict]:
+    """Size and SHA-256 of every file in a result folder except provenance.json (and a lock file), by relative path."""
+    folder = Path(folder)
+    found = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (PROVENANCE_FILE, LOCK_FILE)):
+        found[path.relative_to(folder).as_posix()] = {
+            "bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return found
+
+
+def build_provenance(run_dir: Path, config: dict, metrics: list[dict], given: dict, *, name: str,
+                     commit: str | None = None) -> dict:
+    """Provenance of a result exported from `run_dir`: who, where, with what, from which commands.
+
+    `given` is :func:`read_provenance_input`'s answer (its ``commands`` may
+    hold more); its environment and commit, or `commit`, replace what this
+    machine reports.
+    """
+    if commit is not None:
+        recorded_commit = {"commit": commit, "dirty": None, "source": "--commit"}
+    elif "commit" in given:
+        recorded_commit = {"commit": given["commit"], "dirty": None, "source": "provenance file"}
+    else:
+        recorded_commit = {**git_commit(), "source": "git"}
+    resumes = run_dir / "resumes.txt"
+    return {
+        "format": FORMAT,
+        "name": name,
+        "generator": config["generator"],
+        "source_run": run_dir.resolve().name,
+        "project_root": str(PROJECT_ROOT),
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": recorded_commit,
+        "environment": {**given["environment"], "source": "provenance file"} if "environment" in given
+        else {**environment(), "source": "export machine"},
+        "training": {  # what the metrics say: epochs, summed epoch wall time, devices; and the resume log
+            "epochs": max((m["epoch"] for m in metrics), default=0),
+            "seconds": round(sum(m.get("seconds", 0.0) for m in metrics), 3),
+            "devices": dict(Counter(str(m.get("device", "unknown")) for m in metrics)),
+            "resumes": resumes.read_text(encoding="utf-8").splitlines() if resumes.is_file() else [],
+        },
+        "data": data_record(config),
+        "commands": given["commands"],
+        "commands_seconds": round(sum(c["seconds"] for c in given["commands"]), 3),
+    }
+
+
+def read_provenance(result_dir: str | Path) -> dict:
+    """The result folder's provenance.json as a dict; a UserError if missing or not a JSON object."""
+    path = Path(result_dir) / PROVENANCE_FILE
+    try:
+        provenance = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{result_dir} has no {PROVENANCE_FILE}, so it is not a shipped result; export a run with "
+                        f"`python -m gan_helpers export RUN_DIR {result_dir}`.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise UserError(f"{path} is not readable JSON; export the run again into an empty folder.") from None
+    if not isinstance(provenance, dict):
+        raise UserError(f"{path} holds a JSON {type(provenance).__name__}, not an object; export the run again.")
+    return provenance
+
+
+def provenance_problems(result_dir: str | Path, provenance: dict, metrics: list[dict]) -> list[str]:
+    """What is missing or contradicts the folder in a result's provenance, one sentence each."""
+    where = Path(result_dir) / PROVENANCE_FILE
+    missing = [key for key in REQUIRED if key not in provenance]
+    garbled = [key for key, kind in _KINDS.items() if key in provenance and not isinstance(provenance[key], kind)]
+    if missing or garbled:
+        return [f"{where} lacks or garbles {', '.join(missing + garbled)}; export the run again."]
+    problems = []
+    if not provenance["commit"].get("commit"):
+        problems.append(f"{where} names no git commit of the project; export again with --commit SHA.")
+    env = provenance["environment"]
+    absent = [key for key in ENVIRONMENT_KEYS if key not in env or (env[key] is None and key not in ("driver", "cuda"))]
+    if env.get("device") == "cuda" and not env.get("driver"):
+        absent.append("driver")
+    if absent:
+        problems.append(f"{where} lacks the machine's {', '.join(absent)}.")
+    devices = Counter(str(m.get("device", "unknown")) for m in metrics)
+    if devices and env.get("device") not in devices:
+        problems.append(f"{where} describes a {env.get('device')} machine while metrics.jsonl says training ran on "
+                        f"{', '.join(sorted(devices))}; export on the training machine or give its environment in a provenance file.")
+    commands = provenance["commands"]
+    if not commands:
+        problems.append(f"{where} lists no commands; export again with --commands FILE or --command SECONDS COMMAND.")
+    elif not all(isinstance(c, dict) and isinstance(c.get("command"), str) and isinstance(c.get("seconds"), (int, float))
+                 for c in commands):
+        problems.append(f"{where} lists a command without its text or wall time.")
+    elif not math.isclose(provenance["commands_seconds"], sum(c["seconds"] for c in commands), abs_tol=0.01):
+        problems.append(f"{where}: commands_seconds {provenance['commands_seconds']} is not the sum of the commands' wall times.")
+    recorded, present = provenance["files"], file_manifest(result_dir)
+    changed = sorted(name for name in recorded.keys() & present.keys() if recorded[name] != present[name])
+    for names, what in ((sorted(recorded.keys() - present.keys()), "are missing"),
+                        (sorted(present.keys() - recorded.keys()), "are not listed in it"), (changed, "changed since export")):
+        if names:
+            problems.append(f"files {', '.join(names)} {what} ({where}).")
+    return problems
+
+
+def epoch_problems(provenance: dict, metrics: list[dict], quality: list[dict], grids: list[int], weights: list[int]) -> list[str]:
+    """Where a result's epochs disagree: metrics 1..N once each, grids and quality records of the sample
+    epochs, weights of the best and last epoch (as `provenance` names them)."""
+    problems = []
+    epochs = [m["epoch"] for m in metrics]
+    last = max(epochs, default=0)
+    for what, found in (("metrics.jsonl", epochs), ("quality.jsonl", [r["epoch"] for r in quality])):
+        if repeated := sorted(e for e, n in Counter(found).items() if n > 1):
+            problems.append(f"{what} has epoch(s) {repeated} more than once.")
+    if missing := sorted(set(range(1, last + 1)) - set(epochs)):
+        problems.append(f"metrics.jsonl lacks epoch(s) {missing[:10]} of 1..{last}.")
+    if epochs != sorted(epochs):
+        problems.append("metrics.jsonl is not in epoch order.")
+    chosen, recorded = provenance.get("epochs", {}), provenance.get("grids", {})
+    best, sampled = chosen.get("best"), recorded.get("sample_epochs", [])
+    if chosen.get("last") != last:
+        problems.append(f"metrics.jsonl ends at epoch {last} but provenance.json names {chosen.get('last')} as the last epoch.")
+    if set(weights) != {best, chosen.get("last")}:
+        problems.append(f"generator/ holds epoch(s) {sorted(weights)}, not the best ({best}) and last ({chosen.get('last')}) that provenance.json names.")
+    if grids != recorded.get("shipped"):
+        problems.append(f"samples/ holds the grids of epochs {grids}, provenance.json lists {recorded.get('shipped')}.")
+    if foreign := sorted(set(grids) - set(sampled)):
+        problems.append(f"samples/ holds grids of epochs {foreign} at which the run saved no grid.")
+    if lacking := sorted({min(sampled, default=0), max(sampled, default=0), best} - set(grids) - {None}):
+        problems.append(f"samples/ lacks the grid of epoch(s) {lacking} (first, best or last).")
+    if max(sampled, default=None) != last:
+        problems.append(f"the last sample grid is of epoch {max(sampled, default=None)}, not of the last epoch {last}.")
+    if len(grids) < min(len(sampled), recorded.get("max_grids", len(sampled))):
+        problems.append(f"samples/ holds {len(grids)} of {len(sampled)} grids, fewer than the export's limit allows.")
+    quality_epochs = {r["epoch"] for r in quality}
+    if quality and (unrecorded := sorted(set(grids) - quality_epochs)):
+        problems.append(f"the grids of epoch(s) {unrecorded} have no record in quality.jsonl.")
+    if stray := sorted(quality_epochs - set(sampled)):
+        problems.append(f"quality.jsonl has records for epoch(s) {stray} without a sample grid.")
+    return problems

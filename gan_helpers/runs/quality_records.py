@@ -1,0 +1,168 @@
+"""A run's quality numbers per epoch: computed during training or afterwards, kept in ``quality.jsonl``.
+
+:func:`quality_record` samples a generator from a fixed set of latent
+vectors (drawn from their own seeded CPU generator, so training and a later
+``python -m gan_helpers evaluate RUN_DIR`` see the same ones) and measures
+the samples against the training images with :func:`gan_helpers.runs.quality.measure`.
+:func:`best_epoch` picks the checkpoint to use for the latent-space
+experiments (point 13) from those records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gan_helpers.runs import run_folders
+from gan_helpers.runs.atomic import atomic_write_text
+from gan_helpers.errors import UserError
+from gan_helpers.models import generate
+from gan_helpers.runs.quality import SWD_LEVELS, measure
+
+QUALITY_FILE = "quality.jsonl"
+QUALITY_SAMPLES = 256  # samples per record: SWD within a few % between equally good sets; ~10 s of G on a 2-core CPU
+SWD_MARGIN = 0.05  # epochs within 5 % of the lowest SWD tie: equally good sample sets differ by 3-4 % (relative std)
+_NOISE_SEED_OFFSET = 1_000_003  # quality latents differ from the fixed-noise latents the same seed draws
+
+
+def quality_noise(count: int = QUALITY_SAMPLES, *, seed: int = 0, latent_dim: int = 128) -> torch.Tensor:
+    """The latent vectors quality records sample from, on the CPU: the same for a seed on every device."""
+    generator = torch.Generator().manual_seed(seed + _NOISE_SEED_OFFSET)
+    return torch.randn(count, latent_dim, generator=generator)
+
+
+def quality_record(G: nn.Module, reals: torch.Tensor, *, epoch: int, seed: int = 0,
+                   samples: int = QUALITY_SAMPLES, **options) -> dict:
+    """The quality numbers of one epoch's generator against the training images, JSON-ready.
+
+    G samples :func:`quality_noise` in eval mode, float32, without gradients
+    (its mode is restored); the measures run on the reals' device. `options`
+    go to :func:`gan_helpers.runs.quality.measure` (e.g. fewer neighbourhoods in tests).
+    """
+    started = time.perf_counter()
+    device = next(G.parameters()).device
+    with torch.autocast(device.type, enabled=False):  # float32 even when called inside an autocast region
+        images = generate(G, quality_noise(samples, seed=seed, latent_dim=G.latent_dim))
+    numbers = measure(images, reals.float(), seed=seed, **options)
+    return {"epoch": epoch, "seed": seed, **numbers, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def read_quality(path: str | Path) -> list[dict]:
+    """The records of a run folder's quality.jsonl (or of a given .jsonl file), in epoch order."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / QUALITY_FILE
+    if not path.is_file():
+        return []
+    try:
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except json.JSONDecodeError:
+        raise UserError(f"{path} is not one JSON record per line; delete it and run `python -m gan_helpers evaluate` again.") from None
+    return sorted(records, key=lambda r: r["epoch"])
+
+
+def append_quality(path: str | Path, record: dict) -> Path:
+    """Add a record to a run folder's quality.jsonl (or a given .jsonl file), replacing one of the same epoch.
+
+    The small file is rewritten whole and atomically, so a resumed run that
+    repeats an epoch leaves one record per epoch and a crash leaves the old file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / QUALITY_FILE
+    kept = [r for r in read_quality(path) if r["epoch"] != record["epoch"]]
+    records = sorted([*kept, record], key=lambda r: r["epoch"])
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def truncate_quality(path: str | Path, last_epoch: int) -> None:
+    """Keep only records up to `last_epoch` (a resumed or forked run computes what follows again)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / QUALITY_FILE
+    if path.is_file():
+        kept = [r for r in read_quality(path) if r["epoch"] <= last_epoch]
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def cached_calibration(reals: torch.Tensor, path: str | Path, *, seed: int = 0, **options) -> list[dict]:
+    """:func:`gan_helpers.runs.quality.calibration` of `reals`, kept in a JSON file next to the runs.
+
+    The file records a fingerprint of the images and the settings; it is
+    reused only when both match, so a changed data set is calibrated afresh.
+    """
+    import hashlib
+
+    from gan_helpers.runs.quality import calibration
+
+    pixels = reals.detach().float().cpu().mul(255).round().to(torch.uint8).numpy().tobytes()
+    key = {"images": hashlib.sha1(pixels).hexdigest(), "count": len(reals), "seed": seed, **options}
+    path = Path(path)
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key:
+            return saved["rows"]
+    rows = calibration(reals, seed=seed, **options)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"key": key, "rows": rows}, indent=1) + "\n")
+    return rows
+
+
+def quality_table(rows: list[dict]) -> str:
+    """Quality records or calibration rows as a Markdown table (SWD ×10³ per level, diversity, memorisation)."""
+    lines = ["| | SWD ×10³ | @64 | @32 | @16 | diversity vs reals | distinct nearest | median NN ratio | near copies |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        name = r.get("label") or f"epoch {r['epoch']}"
+        levels = " | ".join(f"{r[f'swd_{s}']:.1f}" for s in SWD_LEVELS)
+        lines.append(f"| {name} | {r['swd']:.1f} | {levels} | {r['diversity_ratio']:.2f} | "
+                     f"{r['distinct_nearest']}/{r['samples']} | {r['nn_ratio_median']:.2f} | {r['near_copies']} |")
+    return "\n".join(lines)
+
+
+def run_reals(run_dir: str | Path, data: str | Path | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The training images of a run (its data folder and max_images), as training saw them before augmentation."""
+    from gan_helpers.datasets.loading import load_dataset
+    from gan_helpers.paths import from_root
+
+    config = run_folders.read_config(run_dir)
+    folder = from_root(data if data is not None else config["data"])
+    return load_dataset(folder, max_images=config.get("max_images"), device=device)
+
+
+def best_epoch(run_dir: str | Path, *, margin: float = SWD_MARGIN, records: list[dict] | None = None) -> tuple[int, dict]:
+    """The checkpoint epoch with the lowest SWD, and the numbers behind the choice.
+
+    Epochs whose SWD lies within `margin` (relative) of the lowest count as
+    tied, since differences that small are within SWD's own sampling spread;
+    among them the one with fewest near copies wins, then the lower SWD.
+    """
+    run_dir = Path(run_dir)
+    saved = run_folders.checkpoint_files(run_dir)
+    records = read_quality(run_dir) if records is None else records
+    usable = [r for r in records if r["epoch"] in saved and math.isfinite(r.get("swd", math.nan))]
+    if not usable:
+        raise UserError(f"{run_dir} has no quality record for any checkpoint epoch; run "
+                        f"`python -m gan_helpers evaluate {run_dir}` first.")
+    lowest = min(r["swd"] for r in usable)
+    tied = [r for r in usable if r["swd"] <= lowest * (1 + margin)]
+    best = min(tied, key=lambda r: (r["near_copies"], r["swd"], r["epoch"]))
+    return best["epoch"], {
+        "swd": best["swd"],
+        "near_copies": best["near_copies"],
+        "lowest_swd": lowest,
+        "lowest_swd_epoch": min(usable, key=lambda r: (r["swd"], r["epoch"]))["epoch"],
+        "margin": margin,
+        "tied_epochs": [r["epoch"] for r in tied],
+        "epochs_compared": len(usable),
+    }
+
+
+# ---- command line -------------------------------------------------------------------------
+

@@ -1,0 +1,258 @@
+"""Run folders on disk (STYLE.md "Runs on disk").
+
+    runs/00007-galaxies64-transposed/
+      config.json  metrics.jsonl  fixed_noise.pt  reals.png
+      samples/epoch-000050.png …
+      checkpoints/epoch-000050.pt …   (never overwritten; full state)
+
+Every file that holds state is written atomically (gan_helpers.runs.atomic), so a
+run folder read after a crash holds each file's old or new contents, never
+half. A run folder is built under its bare number (``00007``) and renamed to
+``00007-<tag>`` only when complete; a bare-number folder is an interrupted
+start and may be deleted. Checkpoints and the fixed noise are read and
+checked in gan_helpers.runs.checkpoints (``runs.load_checkpoint`` and friends
+still work); :func:`checkpoint_files` and :func:`load_generator` also read a
+shipped result's generator weights (gan_helpers.runs.results), so notebooks read both alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from gan_helpers.runs.atomic import append_line, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
+from gan_helpers.runs.config import with_absent
+from gan_helpers.errors import UserError
+from gan_helpers.paths import ensure_folder
+
+_RUN_NAME = re.compile(r"^(\d{5})-")
+_NUMBERED = re.compile(r"^(\d{5})(?:-|$)")  # run folders and numbers being claimed
+_EPOCH_FILE = re.compile(r"^epoch-(\d{6})\.(pt|png)$")
+
+
+def epoch_name(epoch: int, suffix: str) -> str:
+    return f"epoch-{epoch:06d}.{suffix}"
+
+
+# ---- creating run folders ------------------------------------------------------------------
+
+
+def create_run_dir(
+    runs_dir: str | Path, tag: str, *, config: dict | None = None, fixed_noise: torch.Tensor | None = None
+) -> Path:
+    """A new run folder ``NNNNN-<tag>``, numbered past every existing one; a number is never reused.
+
+    The folder appears under its final name only once it holds ``samples/``,
+    ``checkpoints/`` and, when given, ``config.json`` and ``fixed_noise.pt``,
+    so a run folder never lacks its settings. Safe when several processes
+    start runs at the same moment: each gets its own number.
+    """
+    runs_dir = Path(runs_dir)
+    with reporting_full_disk(runs_dir):
+        staging = _claim_number(runs_dir)
+        with _removed_on_failure(staging):
+            (staging / "samples").mkdir()
+            (staging / "checkpoints").mkdir()
+            if config is not None:
+                write_config(staging, config)
+            if fixed_noise is not None:
+                atomic_save(fixed_noise.detach().cpu(), staging / "fixed_noise.pt")
+            return _publish(staging, tag)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(staging: Path) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _claim_number(runs_dir: Path) -> Path:
+    """Claim the next free number by creating a folder named just that number.
+
+    ``mkdir`` fails if the name exists, so of several processes that pick the
+    same number only one gets it. A claim is renamed to its run folder when
+    done, so a claimed number is also checked against finished run folders.
+    """
+    ensure_folder(runs_dir, "runs folder")  # a path through a file or a read-only folder: one sentence
+    numbers = [int(m.group(1)) for p in runs_dir.iterdir() if (m := _NUMBERED.match(p.name))]
+    number = max(numbers, default=-1) + 1
+    while True:
+        claim = runs_dir / f"{number:05d}"
+        try:
+            claim.mkdir()
+        except FileExistsError:
+            number += 1
+            continue
+        if any(runs_dir.glob(f"{claim.name}-*")):  # finished by a process that claimed it before us
+            claim.rmdir()
+            number += 1
+            continue
+        return claim
+
+
+def _publish(staging: Path, tag: str) -> Path:
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag).strip("_.") or "run"
+    fsync_folder(staging)
+    run_dir = staging.with_name(f"{staging.name}-{tag}")
+    os.rename(staging, run_dir)  # the claim guarantees that no other process uses this number
+    fsync_folder(run_dir.parent)
+    return run_dir
+
+
+def remove_partials(run_dir: str | Path) -> list[Path]:
+    """Delete temporary ``*.partial`` files that writers killed mid-write left in a run folder.
+
+    Call it only when no other process writes to this run folder (before a
+    resume); a full disk is often full of exactly these.
+    """
+    run_dir = Path(run_dir)
+    removed = []
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "samples", run_dir / "latents"):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.name.endswith(".partial") and path.is_file():
+                    path.unlink()
+                    removed.append(path)
+    return removed
+
+
+# ---- settings ------------------------------------------------------------------------------
+
+
+def write_config(run_dir: str | Path, config: dict) -> None:
+    """Write ``config.json`` atomically: a crash leaves the old settings or the new ones."""
+    atomic_write_text(Path(run_dir) / "config.json", json.dumps(config, indent=2) + "\n")
+
+
+def read_config(run_dir: str | Path) -> dict:
+    """The settings saved in ``run_dir/config.json``; a UserError if missing or not a JSON object.
+
+    Settings added to the lab since the run was saved come back with the
+    value that describes how it trained (:func:`gan_helpers.runs.config.with_absent`).
+    """
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a run folder (it has no config.json); pass a folder created by training.")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        where = f"line {error.lineno}" if isinstance(error, json.JSONDecodeError) else "its bytes"
+        raise UserError(f"{path} is not valid JSON ({where}); repair it, or copy the settings from a checkpoint's 'config'.") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path} holds a JSON {type(config).__name__}, not an object of settings; repair it or delete the run folder.")
+    return with_absent(config)
+
+
+def find_runs(runs_dir: str | Path, generator: str | None = None) -> list[Path]:
+    """Run folders under `runs_dir` (optionally of one generator kind), oldest first.
+
+    A folder whose config.json cannot be read is skipped with a warning, so
+    one damaged run does not hide all the others.
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    found = []
+    for path in sorted(runs_dir.iterdir()):
+        if not (_RUN_NAME.match(path.name) and (path / "config.json").is_file()):
+            continue
+        try:
+            config = read_config(path)
+        except UserError as error:
+            warnings.warn(f"skipping a run folder: {error}", stacklevel=2)
+            continue
+        if generator is None or config.get("generator") == generator:
+            found.append(path)
+    return found
+
+
+# ---- metrics -------------------------------------------------------------------------------
+
+
+def append_metrics(run_dir: str | Path, stats: dict) -> None:
+    """Append one epoch's numbers as a JSON line, durably (see atomic.append_line)."""
+    append_line(Path(run_dir) / "metrics.jsonl", json.dumps(stats))
+
+
+def read_metrics(run_dir: str | Path, *, strict: bool = False) -> list[dict]:
+    """One dict per finished epoch, in file order.
+
+    A last line without its newline is an append that was cut off; it is
+    dropped with a warning. Any other line that is not a JSON object with an
+    integer ``epoch`` is skipped with a warning, or with ``strict=True`` is a
+    UserError (for rewriting the file, which must not lose lines silently).
+    """
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    if lines[-1]:
+        warnings.warn(f"{path}: the last line was cut off (training stopped while writing it); it is ignored.", stacklevel=2)
+    found = []
+    for number, line in enumerate(lines[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not (isinstance(record, dict) and type(record.get("epoch")) is int):
+            message = f"{path} line {number} is not a JSON object with an integer epoch"
+            if strict:
+                raise UserError(f"{message}; repair or delete that line, then try again.")
+            warnings.warn(f"{message}; it is ignored.", stacklevel=2)
+            continue
+        found.append(record)
+    return found
+
+
+def note_resume(run_dir: str | Path, line: str) -> None:
+    """Add a line to the run's history of resumes (``resumes.txt``), durably."""
+    append_line(Path(run_dir) / "resumes.txt", line)
+
+
+def truncate_metrics(run_dir: str | Path, last_epoch: int) -> None:
+    """Keep only epochs up to `last_epoch` (a resumed run rewrites what follows), atomically."""
+    kept = [m for m in read_metrics(run_dir, strict=True) if m["epoch"] <= last_epoch]
+    atomic_write_text(Path(run_dir) / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept))
+
+
+# ---- saved files by epoch ------------------------------------------------------------------
+
+
+def is_shipped(folder: str | Path) -> bool:
+    """Whether `folder` is a shipped result (``provenance.json`` and ``generator/``), not a run folder."""
+    folder = Path(folder)
+    return (folder / "provenance.json").is_file() and (folder / "generator").is_dir() and not (folder / "checkpoints").is_dir()
+
+
+def checkpoint_files(run_dir: str | Path) -> dict[int, Path]:
+    """Saved checkpoints by epoch, in epoch order; of a shipped result, its generator weights files."""
+    return _epoch_files(Path(run_dir) / ("generator" if is_shipped(run_dir) else "checkpoints"), "pt")
+
+
+def samples(run_dir: str | Path) -> dict[int, Path]:
+    """Saved fixed-noise sample grids by epoch, in epoch order."""
+    return _epoch_files(Path(run_dir) / "samples", "png")
+
+
+def _epoch_files(folder: Path, suffix: str) -> dict[int, Path]:
+    found = {}
+    if folder.is_dir():
+        for path in folder.iterdir():
+            m = _EPOCH_FILE.match(path.name)
+            if m and m.group(2) == suffix:
+                found[int(m.group(1))] = path
+    return dict(sorted(found.items()))

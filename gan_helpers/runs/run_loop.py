@@ -1,0 +1,161 @@
+"""The training loop of a run: fit with its saving, sampling, quality and stopping hooks."""
+
+from __future__ import annotations
+import signal
+import threading
+import torch
+from pathlib import Path
+from gan_helpers.runs.config import TrainConfig
+from gan_helpers.training import TrainingDiverged, fit
+from gan_helpers.errors import UserError
+from gan_helpers.runs.quality_records import append_quality, quality_record
+from gan_helpers.models import generate
+from gan_helpers.utils import rng_state
+from gan_helpers.runs import run_folders, checkpoints
+from gan_helpers.runs.animation import save_labelled_grid
+from gan_helpers.paths import shown
+
+
+def make_augment(config: TrainConfig):
+    if not config.augment:
+        return None
+    from gan_helpers.augment import BatchAugment
+
+    return BatchAugment(flip=config.flip, zoom=config.zoom, rotate_degrees=config.rotate_degrees)
+
+
+def sample_epoch(run_dir: Path, config: TrainConfig, G, fixed_z: torch.Tensor, images: torch.Tensor, epoch: int) -> None:
+    """Point 9's fixed-noise grid, labelled with its epoch, and the epoch's quality numbers."""
+    save_labelled_grid(generate(G, fixed_z), run_dir / "samples" / run_folders.epoch_name(epoch, "png"), f"epoch {epoch}")
+    if config.quality_samples:
+        append_quality(run_dir, quality_record(G, images, epoch=epoch, seed=config.seed, samples=config.quality_samples))
+
+
+def discriminator_rate(config: TrainConfig, history: list[dict]) -> float:
+    """Point 10 as a rule: ``config.lr_d``, halved for good once an epoch of `history` had a mean D(G(z)) below
+    ``config.lower_lr_d_below`` (the discriminator was winning). The rule reads only the run's own
+    metrics, so a resumed run lowers the rate exactly where the uninterrupted run did."""
+    winning = any(record.get("D_G_z", 1.0) < config.lower_lr_d_below for record in history)
+    return config.lr_d / 2 if winning else config.lr_d
+
+
+def fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: int, precision: str, watch=None) -> None:
+    device = str(images.device.type)
+    history = [record for record in run_folders.read_metrics(run_dir) if record["epoch"] <= start_epoch]
+    rate = discriminator_rate(config, history)
+
+    def log_metrics(epoch: int, stats: dict) -> None:
+        run_folders.append_metrics(run_dir, {**stats, "lr_d": rate, "device": device, "precision": precision})
+
+    def sample(epoch: int, stats: dict) -> None:
+        if (epoch % config.sample_every == 0 or epoch <= config.sample_all_first or epoch % config.save_every == 0
+                or epoch == config.epochs):
+            sample_epoch(run_dir, config, G, fixed_z, images, epoch)
+
+    def checkpoint(epoch: int) -> None:
+        checkpoints.save_checkpoint(run_dir, epoch, {
+            "epoch": epoch,
+            "config": config.to_dict(),
+            "G": G.state_dict(),
+            "D": D.state_dict(),
+            "opt_G": opt_G.state_dict(),
+            "opt_D": opt_D.state_dict(),
+            "rng": rng_state(),
+        })
+
+    def save(epoch: int, stats: dict) -> None:
+        if epoch % config.save_every == 0 or epoch == config.epochs:
+            checkpoint(epoch)
+
+    def stop_now(epoch: int, stats: dict) -> bool:
+        return stopper.requested or discriminator_rate(config, [*history, stats]) != rate
+
+    warn = point10_printer(run_dir, history)
+    live = watch.follow(run_dir, config.epochs, history) if watch is not None else None
+    epoch = start_epoch
+    stopper = StopAtEpochEnd()
+    try:
+        while epoch < config.epochs:  # one call of fit per discriminator rate: a graph-captured step bakes it in
+            for group in opt_D.param_groups:
+                group["lr"] = rate
+            history += fit(
+                D, G, opt_D, opt_G, images,
+                epochs=config.epochs, batch_size=config.batch_size, start_epoch=epoch,
+                label_noise=config.label_noise, augment=make_augment(config),
+                hooks=[log_metrics, sample, save, warn, *([live] if live is not None else [])], progress=config.progress, precision=precision, stop=stop_now,
+            )
+            epoch = history[-1]["epoch"]
+            if stopper.requested and epoch < config.epochs:
+                if epoch not in run_folders.checkpoint_files(run_dir):
+                    checkpoint(epoch)
+                raise TrainingStopped(f"{stopper.requested}: stopped after epoch {epoch}, saved as a checkpoint; continue with "
+                                      f"`python -m gan_helpers train --resume {shown(run_dir)} --epochs {config.epochs}`.")
+            if epoch < config.epochs:
+                lowered = discriminator_rate(config, history)
+                print(f"Epoch {epoch}: mean D(G(z)) {history[-1]['D_G_z']:.3f} is below {config.lower_lr_d_below:g}, "
+                      f"the discriminator is winning (point 10): lr_d {rate:g} -> {lowered:g} from epoch {epoch + 1}")
+                rate = lowered
+    except TrainingDiverged as error:
+        saved = run_folders.checkpoint_files(run_dir)
+        if not saved:
+            raise UserError(f"{error} before any checkpoint was saved; start again with a lower --lr-g or --lr-d.") from None
+        last = saved[max(saved)]
+        raise UserError(
+            f"{error}; the last good checkpoint is {last}: resume from it with "
+            f"`python -m gan_helpers train --resume {last} --epochs {config.epochs}` (and perhaps a lower --lr-g or --lr-d)."
+        ) from None
+    finally:
+        stopper.restore()
+        if live is not None:
+            live.close()
+
+
+def point10_printer(run_dir: Path, history: list[dict]):
+    """An epoch hook that prints point 10's warning (:mod:`gan_helpers.balance`) at the epoch it starts, so the
+    training output says when a network wins or the samples collapse; it reads the quality records the
+    sample hook has just written."""
+    from gan_helpers.balance import point10_warnings
+    from gan_helpers.runs.quality_records import read_quality
+
+    records, said = list(history), set()
+
+    def warn(epoch: int, stats: dict) -> None:
+        records.append(stats)
+        for alert in point10_warnings(records, read_quality(run_dir), epoch=epoch):
+            if (alert.kind, alert.since) not in said:
+                said.add((alert.kind, alert.since))
+                print(alert.line(), flush=True)
+
+    return warn
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """Training stopped at an epoch boundary on request; the message says where and how to continue."""
+
+
+class StopAtEpochEnd:
+    """SIGTERM or SIGINT during training asks for a stop at the end of the running epoch, so a stop
+    (``kill PID``, Ctrl-C, a notebook's interrupt) keeps every finished epoch; a second SIGINT stops at once.
+
+    ``requested`` is the signal's name once one came, else "". Handlers are installed only in the main
+    thread (Python allows no other) and :meth:`restore` puts the previous ones back.
+    """
+
+    def __init__(self) -> None:
+        self.requested = ""
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                self._previous[number] = signal.signal(number, self._handle)
+
+    def _handle(self, number: int, frame) -> None:
+        if self.requested and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(number).name
+        print(f"\n{self.requested}: stopping at the end of this epoch, after its checkpoint "
+              f"(Ctrl-C again stops at once and loses the epoch).", flush=True)
+
+    def restore(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}

@@ -1,0 +1,212 @@
+"""Figures read from run folders: losses, verdicts, sample evolution, quality curves."""
+
+from __future__ import annotations
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.ticker import MaxNLocator
+from pathlib import Path
+from collections.abc import Sequence
+from gan_helpers.plots import _row_label, early_and_late_epochs, grid_tiles, image_grid, rate_changes
+from gan_helpers.runs.atomic import atomic_open
+from gan_helpers.runs import run_folders
+from torchvision.utils import save_image
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> None:
+    """Save a batch of images in [0, 1] as one PNG grid (atomically: a kill never leaves half a PNG)."""
+    with atomic_open(path, "wb") as f:
+        save_image(image_grid(images, nrow), f, format="png")
+
+
+def image_rows(fig, rows: Sequence[tuple[str, torch.Tensor]]) -> None:
+    """One axes per (label, images) entry of `rows`: the images side by side, the label on the left."""
+    axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
+    for ax, (label, images) in zip(axes, rows):
+        ax.imshow(image_grid(images, nrow=images.shape[0]).permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_anchor("W")
+        _row_label(ax, label)
+        ax.yaxis.label.set(rotation=0, ha="right", va="center")
+
+
+def plot_losses(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[str] | None = None, ax=None, legend: bool = True):
+    """Mean discriminator (solid) and generator (dashed) loss per epoch of one or more runs (from metrics.jsonl).
+
+    ``legend=False`` leaves the legend to :func:`run_style_legend` (one for a figure of several panels).
+    """
+    if isinstance(run_dirs, (str, Path)):
+        run_dirs = [run_dirs]
+    labels = labels or [Path(r).name for r in run_dirs]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3))
+    for run_dir, label, color in zip(run_dirs, labels, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 2):
+        metrics = run_folders.read_metrics(run_dir)
+        epochs = [m["epoch"] for m in metrics]
+        ax.plot(epochs, [m["loss_D"] for m in metrics], color=color, linestyle="-", marker="." if len(epochs) < 30 else None, label=f"{label} loss_D")
+        ax.plot(epochs, [m["loss_G"] for m in metrics], color=color, linestyle="--", marker="." if len(epochs) < 30 else None, label=f"{label} loss_G")
+    return epoch_axes(ax, "mean binary cross entropy", legend)
+
+
+def epoch_axes(ax, ylabel: str, legend: bool = True):
+    """Whole epochs along x, a label on y, a light grid and (if `legend`) a small legend in room made above the curves."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if legend:
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + (high - low) * 0.2 * len(ax.get_lines()))
+        ax.legend(fontsize="small", loc="upper right")
+    return ax
+
+
+def show_sample_evolution(run_dir: str | Path, count: int = 6, epochs: Sequence[int] | None = None, title: str | None = None,
+                          size: float = 0.95, reals: bool = False, samples: int = 6):
+    """The first `samples` fixed-noise images of a run at several saved epochs: a row per epoch, a column per latent vector.
+
+    Epochs default to :func:`early_and_late_epochs` (more rows early, where
+    the samples change most). Each image is at most `size` inches square and
+    the figure fits the 6.5 in text width, so an image prints at 2 cm or
+    more. ``reals`` adds a row of real training images (``reals.png``).
+    """
+    saved = run_folders.samples(run_dir)
+    epochs = list(epochs) if epochs is not None else early_and_late_epochs(list(saved), count)
+    rows = [(f"epoch {epoch}", grid_tiles(saved[epoch], samples)) for epoch in epochs]
+    if reals:
+        rows.append(("real images", grid_tiles(Path(run_dir) / "reals.png", samples)))
+    columns = max(images.shape[0] for _, images in rows)
+    label_width = 0.8
+    size = min(size, (6.5 - label_width) / columns)
+    fig = plt.figure(figsize=(size * columns + label_width, (size + 0.06) * len(rows) + (0.35 if title else 0.05)),
+                     layout="constrained")
+    image_rows(fig, rows)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def show_nearest_pairs(samples: torch.Tensor | dict[str, torch.Tensor], reals: torch.Tensor, count: int = 8,
+                       title: str | None = None):
+    """The `count` samples closest to a training image (the memorisation check), each above that image.
+
+    Each column is titled with its ratio (see gan_helpers.runs.quality.memorisation:
+    about 1 for a new image, 0 for a copy); the training image is shown
+    mirrored where its mirror was the nearer one. A dict of samples (one
+    entry per generator, say) sets its groups side by side, each under its name.
+    """
+    groups = samples if isinstance(samples, dict) else {None: samples}
+    columns = count * len(groups)
+    size = min(1.6, 7.5 / columns)  # at most 8 inches wide: 10 pt text prints at 8 pt or more
+    fig = plt.figure(figsize=(size * columns + 0.5, 2 * size + 0.9), layout="constrained")
+    panels = fig.subfigures(1, len(groups), squeeze=False)[0] if len(groups) > 1 else [fig]
+    for panel, (label, group) in zip(panels, groups.items()):
+        _nearest_pair_columns(panel, group, reals, count)
+        if label is not None:
+            panel.suptitle(label)
+    fig.suptitle(title or "samples closest to a training image (ratio to that image's own nearest neighbour)")
+    return fig
+
+
+def _nearest_pair_columns(fig, samples: torch.Tensor, reals: torch.Tensor, count: int) -> None:
+    from gan_helpers.runs.quality import memorisation
+
+    found = memorisation(samples, reals)
+    order = found["ratio"].argsort()[:count].tolist()
+    axes = fig.subplots(2, len(order), squeeze=False)
+    for col, i in enumerate(order):
+        neighbour = reals[found["index"][i]]
+        neighbour = neighbour.flip(-1) if found["mirrored"][i] else neighbour
+        for row, image in enumerate((samples[i], neighbour)):
+            axes[row, col].imshow(image.detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+            axes[row, col].set_xticks([])
+            axes[row, col].set_yticks([])
+        axes[0, col].set_title(f"{found['ratio'][i]:.2f}" + (" copy" if found["near_copy"][i] else ""))
+    axes[0, 0].set_ylabel("sample")
+    axes[1, 0].set_ylabel("nearest")
+
+
+def plot_quality(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[str] | None = None, key: str = "swd",
+                 calibration: Sequence[dict] | None = None, ax=None):
+    """One quality number (default SWD ×10³) per recorded epoch of one or more runs (from quality.jsonl).
+
+    With `calibration` rows (gan_helpers.runs.quality.calibration) the floor and
+    ceiling rows are drawn as horizontal lines, so the curves read against them.
+    The legend stands to the right of the axes: a figure with constrained
+    layout keeps it inside its width.
+    """
+    from gan_helpers.runs.quality_records import read_quality
+
+    if isinstance(run_dirs, (str, Path)):
+        run_dirs = [run_dirs]
+    labels = labels or [Path(r).name for r in run_dirs]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3))
+    for run_dir, label in zip(run_dirs, labels):
+        records = read_quality(run_dir)
+        ax.plot([r["epoch"] for r in records], [r[key] for r in records], marker="." if len(records) < 30 else None, label=label)
+    for row in calibration or []:
+        if row["case"] in ("floor", "ceiling"):
+            ax.axhline(row[key], color="grey", linestyle=":" if row["case"] == "floor" else "--", linewidth=1)
+            # At the right end: every curve starts at its untrained generator's ceiling, on the left.
+            ax.annotate(row["label"], (0.99, row[key]), xycoords=("axes fraction", "data"), fontsize=8.5, color="grey",
+                        ha="right", va="bottom")
+    ax.margins(y=0.1)  # room for the label above the highest line
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("SWD ×10³ (lower: closer)" if key == "swd" else key)
+    ax.grid(alpha=0.3)
+    # Beside the axes, clear of the curves and of the calibration labels (draw the figure with constrained layout).
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    return ax
+
+
+def plot_verdicts(run_dirs: dict[str, str | Path], ax=None, legend: bool = True):
+    """The discriminator's mean probability "real" per epoch, for reals (solid) and fakes (dashed), per run;
+    a dotted vertical line where the run's lr_d changed (point 10), just before the first epoch at the new rate."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3))
+    for label, run_dir in run_dirs.items():
+        metrics = run_folders.read_metrics(run_dir)
+        epochs = [m["epoch"] for m in metrics]
+        line, = ax.plot(epochs, [m["D_x"] for m in metrics], label=f"{label} D(x)")
+        ax.plot(epochs, [m["D_G_z"] for m in metrics], linestyle="--", color=line.get_color(), label=f"{label} D(G(z))")
+        for epoch, old, new in rate_changes(metrics):
+            ax.axvline(epoch - 0.5, linestyle=":", color=line.get_color())
+            ax.annotate(f"lr_d {old:g} → {new:g}", (epoch - 0.5, 0.97), rotation=90, va="top", ha="right",
+                        fontsize="x-small", color=line.get_color())
+    ax.set_ylim(0, 1)
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    return epoch_axes(ax, "mean probability 'real'", legend)
+
+
+def show_runs_at_epochs(run_dirs: dict[str, str | Path], count: int = 5, epochs: dict[str, Sequence[int]] | None = None,
+                        notes: dict[str, dict[int, str]] | None = None, size: float = 0.85, samples: int = 3):
+    """The first `samples` fixed-noise images of several runs at the same epochs: a panel per run, side by side,
+    a row per epoch in each.
+
+    `epochs` gives each run its own epochs instead (panels may differ in
+    length); `notes` adds a word to an epoch's label, e.g. {"transposed": {40: "chosen"}}.
+    Each image is at most `size` inches square and the figure fits the 6.5 in
+    text width, so an image prints at 2 cm or more with two runs of three.
+    """
+    if epochs is None:
+        common = sorted(set.intersection(*(set(run_folders.samples(r)) for r in run_dirs.values())))
+        epochs = {label: early_and_late_epochs(common, count) for label in run_dirs}
+    shared = len({tuple(e) for e in epochs.values()}) == 1 and not notes  # then only the first panel names the rows
+    label_width = 0.8
+    labels = 1 if shared else len(run_dirs)
+    size = min(size, (6.5 - label_width * labels - 0.1 * len(run_dirs)) / (samples * len(run_dirs)))
+    height = max(len(e) for e in epochs.values())
+    fig = plt.figure(figsize=(size * samples * len(run_dirs) + label_width * labels + 0.1 * len(run_dirs), (size + 0.06) * height + 0.35),
+                     layout="constrained")
+    panels = fig.subfigures(1, len(run_dirs), squeeze=False,
+                            width_ratios=[size * samples + (label_width if i < labels else 0) for i in range(len(run_dirs))])[0]
+    for number, (panel, (label, run_dir)) in enumerate(zip(panels, run_dirs.items())):
+        saved = run_folders.samples(run_dir)
+        rows = []
+        for epoch in epochs[label]:
+            note = (notes or {}).get(label, {}).get(epoch)
+            name = f"epoch {epoch}" + (f"\n({note})" if note else "")
+            rows.append((name if number < labels else "", grid_tiles(saved[epoch], samples)))
+        image_rows(panel, rows)
+        panel.suptitle(label)
+    return fig

@@ -1,0 +1,203 @@
+"""What a training run did, in numbers: read from its folder, never remembered.
+
+:func:`run_summary` condenses a run folder (config.json, metrics.jsonl,
+checkpoints) into one flat dict; :func:`summary_table` lays several side by
+side as Markdown; :func:`tail` is the one definition of "the end of a run";
+:func:`samples_at` regenerates a saved epoch's fixed-noise samples. The
+judgement of what the numbers mean is written by a person, in the
+notebooks' observation cells.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from gan_helpers.runs import run_folders, shipped as shipped_module, checkpoints
+from gan_helpers.errors import UserError
+from gan_helpers.paths import from_root, shown
+from gan_helpers.runs.markdown import code_span, markdown_text
+from gan_helpers.utils import duration, fmt
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
+
+
+def count_images(folder: str | Path) -> int | None:
+    """Images training reads from `folder`: those of the prepared set (or its cached prepared copy),
+    else the image files in it; None when the folder is not there."""
+    folder = from_root(folder)
+    if not folder.is_dir():
+        return None
+    try:
+        from gan_helpers.datasets import loading, prepare, manifest
+
+        if loading.is_prepared(folder):
+            return len(loading.image_paths(folder))
+        cached = prepare.CACHE_ROOT / prepare.cache_key(folder.resolve())
+        if (cached / manifest.MANIFEST).is_file():
+            return len(loading.image_paths(cached))
+    except Exception:  # an odd folder: fall back to counting files
+        pass
+    return sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def device_used(run_dir: Path, config: dict) -> str:
+    """The device a run trained on: its setting, resolved for 'auto' from its newest checkpoint.
+
+    A checkpoint carries CUDA random-number states exactly when CUDA was
+    available, and 'auto' picks CUDA exactly then. A shipped result's
+    provenance.json names the machine it was trained on.
+    """
+    if run_folders.is_shipped(run_dir):
+        from gan_helpers.runs.provenance import read_provenance
+
+        env = read_provenance(run_dir).get("environment", {})
+        return f"{env.get('device', '?')} ({env.get('device_name') or 'unrecorded'})"
+    setting = config.get("device", "?")
+    if setting != "auto":
+        return setting
+    saved = run_folders.checkpoint_files(run_dir)
+    if not saved:
+        return "auto"
+    try:
+        import torch
+
+        state = torch.load(saved[max(saved)], map_location="cpu", weights_only=True)
+        return "cuda (auto)" if "cuda" in state.get("rng", {}) else "cpu (auto)"
+    except Exception:  # unreadable checkpoint: say what is known
+        return "auto"
+
+
+def _finite(values: Sequence[float]) -> list[float]:
+    return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
+def _mean(values: Sequence[float]) -> float:
+    values = _finite(values)
+    return sum(values) / len(values) if values else math.nan
+
+
+TAIL = 0.1  # "the end of a run": its last 10 % of epochs, at least one
+
+
+def tail(metrics: Sequence[dict], fraction: float = TAIL) -> list[dict]:
+    """The last `fraction` of the epochs (rounded up, at least one): one noisy epoch does not decide."""
+    return list(metrics[-max(1, math.ceil(len(metrics) * fraction)):]) if metrics else []
+
+
+def samples_at(run_dir: str | Path, epoch: int) -> "torch.Tensor":
+    """The fixed-noise samples of the generator saved at `epoch` (eval mode, CPU, fp32), of a run or a shipped result."""
+    from gan_helpers.models import generate
+
+    saved = run_folders.checkpoint_files(run_dir)
+    if epoch not in saved:
+        raise UserError(f"{run_dir} has no checkpoint at epoch {epoch}; saved epochs are {', '.join(map(str, saved)) or 'none'}.")
+    G, _ = shipped_module.load_generator(saved[epoch])
+    return generate(G, checkpoints.load_fixed_noise(run_dir))
+
+
+def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
+    """One run in numbers: settings, time, losses, balance and anything that went wrong.
+
+    "End" values are means over the last `tail` fraction of the epochs (at
+    least one epoch), so one noisy epoch does not decide them. Balance is
+    the mean of |loss_D - loss_G| and of loss_G / loss_D over the same epochs.
+    A shipped result (gan_helpers.runs.results) is summarised the same way, named
+    by its path, with its data folder as seen from this project.
+    """
+    run_dir = Path(run_dir)
+    config = run_folders.read_config(run_dir)
+    shipped = run_folders.is_shipped(run_dir)
+    metrics = run_folders.read_metrics(run_dir)
+    problems = []
+    epochs = [m.get("epoch") for m in metrics]
+    if not metrics:
+        problems.append("no finished epoch recorded")
+    elif epochs != list(range(epochs[0], epochs[0] + len(epochs))) or epochs[0] != 1:
+        problems.append("epochs missing or repeated in metrics.jsonl")
+    bad = [m["epoch"] for m in metrics if not all(math.isfinite(m.get(k, math.nan)) for k in ("loss_D", "loss_G"))]
+    if bad:
+        problems.append(f"non-finite losses in {len(bad)} epoch(s), first at epoch {bad[0]}")
+    last_epoch = max(_finite(epochs), default=0)
+    if last_epoch < config.get("epochs", 0):
+        problems.append(f"stopped at epoch {last_epoch} of {config['epochs']}")
+    if (run_dir / "FORKED_FROM").is_file():
+        source = Path((run_dir / "FORKED_FROM").read_text().strip())
+        problems.append(f"continued from an earlier run's checkpoint ({source.parent.parent.name}, {source.stem})")
+    saved = run_folders.checkpoint_files(run_dir)
+    if metrics and not saved:
+        problems.append("no checkpoint saved")
+
+    end = tail(metrics, fraction)
+    loss_D = [m.get("loss_D", math.nan) for m in metrics]
+    loss_G = [m.get("loss_G", math.nan) for m in metrics]
+
+    def best(values: list[float]) -> tuple[float, int | None]:
+        pairs = [(v, e) for v, e in zip(values, epochs) if math.isfinite(v)]
+        return min(pairs) if pairs else (math.nan, None)
+
+    best_D, best_D_epoch = best(loss_D)
+    best_G, best_G_epoch = best(loss_G)
+    end_D = [m.get("loss_D", math.nan) for m in end]
+    end_G = [m.get("loss_G", math.nan) for m in end]
+    loading = config.get("data", "")
+    if shipped and loading:
+        from gan_helpers.runs.provenance import data_key, read_provenance
+
+        loading = data_key(loading, read_provenance(run_dir).get("project_root") or from_root("."))  # trained on another machine
+    images = count_images(loading) if loading else None
+    if images is not None and config.get("max_images"):
+        images = min(images, config["max_images"])
+    return {
+        "run": shown(run_dir) if shipped else run_dir.name,
+        "generator": config.get("generator", "?"),
+        "epochs": last_epoch,
+        "planned_epochs": config.get("epochs"),
+        "seconds": sum(_finite([m.get("seconds", math.nan) for m in metrics])),
+        "seconds_per_epoch": _mean([m.get("seconds", math.nan) for m in metrics]),
+        "device": device_used(run_dir, config),
+        "data": loading,
+        "images": images,
+        "batch_size": config.get("batch_size"),
+        "lr_d": config.get("lr_d"),
+        "lr_g": config.get("lr_g"),
+        "checkpoints": len(saved),
+        "final_loss_D": loss_D[-1] if metrics else math.nan,
+        "final_loss_G": loss_G[-1] if metrics else math.nan,
+        "best_loss_D": best_D,
+        "best_loss_D_epoch": best_D_epoch,
+        "best_loss_G": best_G,
+        "best_loss_G_epoch": best_G_epoch,
+        "tail_epochs": len(end),
+        "end_gap": _mean([abs(d - g) for d, g in zip(end_D, end_G)]),
+        "end_ratio": _mean([g / d for d, g in zip(end_D, end_G) if d]),
+        "end_D_x": _mean([m.get("D_x", math.nan) for m in end]),
+        "end_D_G_z": _mean([m.get("D_G_z", math.nan) for m in end]),
+        "problems": problems,
+    }
+
+
+def summary_table(summaries: Sequence[dict]) -> str:
+    """A Markdown table with one column per run."""
+    rows = [
+        ("run folder", lambda s: code_span(s["run"], in_table=True)),
+        ("generator", lambda s: s["generator"]),
+        ("epochs trained (planned)", lambda s: f"{s['epochs']} ({fmt(s['planned_epochs'])})"),
+        ("training time", lambda s: f"{duration(s['seconds'])} ({fmt(s['seconds_per_epoch'])} s/epoch)"),
+        ("device", lambda s: s["device"]),
+        ("data (images)", lambda s: f"{code_span(s['data'], in_table=True)} ({fmt(s['images'])})"),  # a folder of anyone's
+        ("batch size; lr_d, lr_g", lambda s: f"{fmt(s['batch_size'])}; {fmt(s['lr_d'])}, {fmt(s['lr_g'])}"),
+        ("final loss_D / loss_G", lambda s: f"{fmt(s['final_loss_D'])} / {fmt(s['final_loss_G'])}"),
+        ("best loss_D (epoch)", lambda s: f"{fmt(s['best_loss_D'])} ({fmt(s['best_loss_D_epoch'])})"),
+        ("best loss_G (epoch)", lambda s: f"{fmt(s['best_loss_G'])} ({fmt(s['best_loss_G_epoch'])})"),
+        ("last 10 %: mean abs(loss_D - loss_G)", lambda s: fmt(s["end_gap"])),
+        ("last 10 %: mean loss_G / loss_D", lambda s: fmt(s["end_ratio"])),
+        ("last 10 %: mean D(x), D(G(z))", lambda s: f"{fmt(s['end_D_x'])}, {fmt(s['end_D_G_z'])}"),
+        ("checkpoints kept", lambda s: fmt(s["checkpoints"])),
+        ("what went wrong", lambda s: markdown_text("; ".join(s["problems"])).replace("|", "\\|") or "nothing recorded"),
+    ]
+    header = "| | " + " | ".join(s["generator"] for s in summaries) + " |"
+    lines = [header, "|---|" + "---|" * len(summaries)]
+    lines += [f"| {name} | " + " | ".join(str(get(s)) for s in summaries) + " |" for name, get in rows]
+    return "\n".join(lines)

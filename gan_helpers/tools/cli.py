@@ -1,0 +1,97 @@
+"""The command line: one subcommand per job, each living in its own module.
+
+Every command module exposes ``HELP`` (one line), ``add_arguments(parser)``
+and ``run(args) -> int``; this file wires them together, builds flags from a
+settings dataclass's field metadata, and turns a
+:class:`~gan_helpers.errors.UserError` into one printed sentence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+from pathlib import Path
+
+from gan_helpers.errors import UserError
+
+# subcommand -> module implementing it
+COMMANDS = {
+    "data": "gan_helpers.tools.data",
+    "prepare": "gan_helpers.tools.prepare",
+    "crawl": "gan_helpers.tools.crawl",
+    "train": "gan_helpers.tools.train",
+    "watch": "gan_helpers.tools.watch",
+    "bench": "gan_helpers.tools.bench",
+    "evaluate": "gan_helpers.tools.evaluate",
+    "export": "gan_helpers.tools.export",
+    "notebooks": "gan_helpers.tools.notebooks",
+    "report": "gan_helpers.tools.report",
+}
+
+_FLAG_TYPES = {"int": int, "float": float, "str": str}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand; given `argv`, only the module of the command it names is imported.
+
+    Importing a command module can take seconds (torch), so ``python -m
+    gan_helpers train --help`` loads the train command alone; the other
+    subcommands are still known by name. Without a command in `argv` every
+    module is imported, for the list of commands with their help.
+    """
+    chosen = next((word for word in argv or () if word in COMMANDS), None)
+    parser = argparse.ArgumentParser(prog="python -m gan_helpers", description="DCGAN lab helpers.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        if chosen is not None and name != chosen:
+            sub.add_parser(name)
+            continue
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
+    """One flag per field of the dataclass `cls`, typed, with its help text and choices from the field's metadata."""
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        text = f"{f.metadata['help']} (default: {f.default})".replace("%", "%%")  # argparse formats help with %
+        if str(f.type) == "bool":
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif f.metadata.get("choices"):
+            parser.add_argument(flag, dest=f.name, choices=f.metadata["choices"], default=None, help=text)
+        else:
+            kind = _FLAG_TYPES[str(f.type).removesuffix(" | None")]  # None is the default, never typed on a command line
+            parser.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=text)
+
+
+def given_config_values(args: argparse.Namespace, cls) -> dict:
+    """The fields of `cls` given on the command line; paths among them mean the current folder."""
+    given = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            given[f.name] = str(Path(value).expanduser().resolve()) if f.metadata.get("path") else value
+    return given
+
+
+def guarded(run, args: argparse.Namespace) -> int:
+    """Call ``run(args)``; a UserError becomes one printed sentence and exit status 2."""
+    try:
+        return run(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as interrupt:
+        print(str(interrupt) or "interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    return guarded(args._run, args)

@@ -1,0 +1,155 @@
+"""python -m gan_helpers evaluate: quality numbers for an existing run's checkpoints."""
+
+from __future__ import annotations
+import argparse
+import contextlib
+import json
+import torch
+from collections.abc import Callable
+from pathlib import Path
+from gan_helpers.runs.quality import SWD_LEVELS
+from gan_helpers.errors import UserError
+from gan_helpers.runs import run_folders, shipped as shipped_module, quality_records
+
+
+def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals: torch.Tensor | None = None,
+                 samples: int | None = None, device: str | torch.device = "cpu", output: str | Path | None = None,
+                 write: bool = True, skip_existing: bool = False, on_record: Callable[[dict], None] | None = None,
+                 **options) -> list[dict]:
+    """Quality records for a run's checkpoints, written to its quality.jsonl (or `output`) as they finish.
+
+    `samples` None uses the count of the run's existing records (what
+    training used), else :data:`QUALITY_SAMPLES`; the seed is the run's. A
+    checkpoint gives the same record here as the training-time call did on
+    the same kind of device. `on_record` is called with each record as it is done.
+    """
+    run_dir = Path(run_dir)
+    config = run_folders.read_config(run_dir)
+    if run_folders.is_shipped(run_dir):
+        from gan_helpers.runs.results import require_intact
+
+        require_intact(run_dir)
+    saved = run_folders.checkpoint_files(run_dir)
+    if not saved:
+        raise UserError(f"{run_dir} has no checkpoints yet; train it for at least save_every epochs first.")
+    target = Path(output) if output is not None else run_dir / quality_records.QUALITY_FILE
+    if write:
+        check_output(target, run_dir)
+    wanted = sorted(saved) if epochs is None else sorted(epochs)
+    missing = [e for e in wanted if e not in saved]
+    if missing:
+        raise UserError(f"{run_dir} has no checkpoint for epoch(s) {missing}; pick from {sorted(saved) or 'none yet'}.")
+    if skip_existing:
+        done = {r["epoch"] for r in quality_records.read_quality(target)}
+        wanted = [e for e in wanted if e not in done]
+    if samples is None:
+        earlier = quality_records.read_quality(run_dir)
+        samples = earlier[-1]["samples"] if earlier else quality_records.QUALITY_SAMPLES
+    if samples < 2:
+        raise UserError(f"--samples {samples} is too few to compare sets of images; use at least 2 (the default is {quality_records.QUALITY_SAMPLES}).")
+    if reals is None:
+        reals = quality_records.run_reals(run_dir, device=device)
+    records = []
+    with contextlib.ExitStack() as held:
+        if write and target.resolve().parent == run_dir.resolve():  # one writer per run: not while it trains
+            from gan_helpers.runs.locks import hold
+
+            held.enter_context(hold(run_dir, "evaluate"))
+        for epoch in wanted:
+            G, _ = shipped_module.load_generator(saved[epoch], device=device)
+            record = quality_records.quality_record(G, reals, epoch=epoch, seed=config.get("seed", 0), samples=samples, **options)
+            if write:
+                quality_records.append_quality(target, record)
+            if on_record is not None:
+                on_record(record)
+            records.append(record)
+    return records
+
+
+def inside_shipped(path: str | Path) -> Path | None:
+    """The shipped result or results folder that `path` lies in (``results/``, ``$LAB_RESULTS``), else None."""
+    from gan_helpers.runs.shipped import results_root
+
+    path = Path(path).resolve()
+    for folder in (path, *path.parents):
+        if run_folders.is_shipped(folder):
+            return folder
+    root = results_root().resolve()
+    return root if path == root or root in path.parents else None
+
+
+def check_output(target: str | Path, run_dir: str | Path) -> None:
+    """Refuse to write quality records to `target` inside a shipped result (they are read-only) or where no file
+    can be written, in one sentence; create its folder otherwise."""
+    from gan_helpers.paths import ensure_folder, shown
+
+    target = Path(target)
+    if (shipped := inside_shipped(target)) is not None:
+        raise UserError(f"{shown(target)} lies in {shown(shipped)}, and nothing writes into shipped results; print the "
+                        f"numbers (--print-only) or give --output a file outside it.")
+    if target.is_dir():
+        raise UserError(f"{shown(target)} is a folder; give --output a file name, e.g. {shown(target / quality_records.QUALITY_FILE)}.")
+    ensure_folder(target.parent, "output's folder")
+
+
+HELP = "Quality numbers (SWD, diversity, memorisation) for a run's checkpoints, into its quality.jsonl."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder made by training")
+    parser.add_argument("--epochs", metavar="E1,E2,...", help="only these checkpoint epochs (default: every checkpoint)")
+    parser.add_argument("--output", metavar="FILE", help=f"write the records here instead of RUN_DIR/{quality_records.QUALITY_FILE}")
+    parser.add_argument("--print-only", action="store_true", help="print the numbers, write nothing")
+    parser.add_argument("--skip-existing", action="store_true", help="leave epochs that already have a record alone")
+    parser.add_argument("--samples", type=int, metavar="N", help=f"samples per record (default: as in the run's records, else {quality_records.QUALITY_SAMPLES})")
+    parser.add_argument("--data", metavar="FOLDER", help="the training images, if the run's data folder has moved")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto)")
+    parser.add_argument("--evolution", action="store_true", help="also write RUN_DIR/evolution.gif from the sample grids")
+
+
+def _epochs(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--epochs {text!r} is not a comma-separated list of whole numbers; write e.g. --epochs 50,100.") from None
+
+
+def _print_record(record: dict) -> None:
+    levels = " ".join(f"{record[f'swd_{s}']:7.2f}" for s in SWD_LEVELS)
+    print(f"{record['epoch']:>6} {record['swd']:8.2f} {levels} {record['diversity_ratio']:9.2f} "
+          f"{record['distinct_nearest']:>8} {record['near_copies']:>6} {record['seconds']:6.1f}", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gan_helpers.utils import pick_device
+
+    device = pick_device(args.device)
+    target = Path(args.output) if args.output else Path(args.run_dir) / quality_records.QUALITY_FILE
+    if run_folders.is_shipped(args.run_dir) and not args.output and not args.print_only:
+        print(f"{args.run_dir} is a shipped result, which nothing changes: the numbers are printed only "
+              f"(--output FILE keeps them in a file outside results/).")
+        args.print_only = True
+    if args.evolution and inside_shipped(args.run_dir) is not None:
+        raise UserError(f"{args.run_dir} is a shipped result, which already holds its evolution.gif and is never "
+                        f"changed; drop --evolution.")
+    if not args.print_only:
+        check_output(target, args.run_dir)  # before the images are loaded: a wrong path costs no wait
+    reals = quality_records.run_reals(args.run_dir, args.data, device=device)
+    levels = " ".join(f"{'@' + str(s):>7}" for s in SWD_LEVELS)
+    print(f"{'epoch':>6} {'SWDx1e3':>8} {levels} {'diversity':>9} {'distinct':>8} {'copies':>6} {'s':>6}")
+    records = evaluate_run(args.run_dir, epochs=_epochs(args.epochs), reals=reals, samples=args.samples,
+                           device=device, output=target, write=not args.print_only,
+                           skip_existing=args.skip_existing, on_record=_print_record)
+    if not args.print_only:
+        print(f"records: {target}")
+    chosen_from = records if args.print_only else quality_records.read_quality(target)
+    if chosen_from:
+        epoch, numbers = quality_records.best_epoch(args.run_dir, records=chosen_from)
+        print(f"best epoch: {epoch} {json.dumps(numbers)}")
+    if args.evolution:
+        from gan_helpers.runs.animation import save_evolution
+
+        print(f"animation: {save_evolution(args.run_dir)}")
+    return 0

@@ -1,0 +1,209 @@
+"""Run the lab's notebooks with a parameter set (papermill), or prepare them for the smoke tests.
+
+A parameter set is ``notebooks/params/<profile>.yaml`` (see
+:mod:`gan_helpers.runs.profiles`); every key is checked before anything runs.
+Each notebook receives its own knobs plus, where its ``parameters`` cell has
+them, ``profile`` (so 03–06 all build the same experiment), ``data`` (only
+when ``--data`` is given) and ``progress = False`` (no progress bars in
+executed copies).
+
+    python -m gan_helpers notebooks run --profile quick [--data DIR] [--out DIR]
+    python -m gan_helpers notebooks inject --profile smoke --out build/smoke-notebooks
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+
+from gan_helpers.errors import UserError
+from gan_helpers.utils import duration
+from gan_helpers.paths import PROJECT_ROOT
+from gan_helpers.paths import shown as _show
+from gan_helpers.runs.parameter_sets import (
+    NOTEBOOK_DIR, NOTEBOOKS, did_you_mean, notebook_path, notebook_parameters, profile_names,
+)
+from gan_helpers.runs.profiles import experiment_config, load_profile, notebook_values, resolve_profile
+
+KERNEL = "python3"  # the kernel tools/setup.sh installs into the virtualenv
+KERNELSPEC = {"name": KERNEL, "display_name": "Python 3 (ipykernel)", "language": "python"}
+# Figures in executed copies (the report's source) come as PNG, for screens and the HTML rendering, and as
+# PDF, which the LaTeX rendering takes: line plots stay vector graphics, and images (drawn with
+# interpolation="nearest") are resampled without smoothing to FIGURE_DPI, so since the template never
+# enlarges a figure every raster prints at FIGURE_DPI or more (the report's floor is 200 ppi).
+FIGURE_DPI = 240
+FIGURE_ARGUMENTS = [
+    "--InlineBackend.figure_formats=png", "--InlineBackend.figure_formats=pdf",
+    f"--InlineBackend.print_figure_kwargs={{'bbox_inches': 'tight', 'dpi': {FIGURE_DPI}}}",
+]
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def inject(profile: str, out_dir: str | Path, data: str | Path | None = None, notebooks: Sequence[str] | None = None) -> list[Path]:
+    """Write parameterised copies of the notebooks into `out_dir` without running them (for nbval)."""
+    import nbformat
+    import papermill
+
+    stems = _check_stems(notebooks)
+    values = _all_values(profile, stems, data)
+    out_dir = _out_dir(out_dir)
+    written = []
+    for stem in stems:
+        output = out_dir / f"{stem}.ipynb"
+        with _quiet_papermill():
+            papermill.execute_notebook(
+                notebook_path(stem), output, parameters=values[stem], prepare_only=True, kernel_name=KERNEL, progress_bar=False
+            )
+        nb = nbformat.read(output, as_version=4)
+        nb.metadata["kernelspec"] = KERNELSPEC  # nbval starts the kernel the copy names
+        nbformat.write(nb, output)
+        written.append(output)
+    return written
+
+
+def execute(
+    profile: str,
+    out_dir: str | Path,
+    data: str | Path | None = None,
+    notebooks: Sequence[str] | None = None,
+    log_output: bool = False,
+) -> list[Path]:
+    """Execute the notebooks in order into `out_dir`; stop at the first failure with one sentence.
+
+    Every key of the parameter set is checked before the first notebook
+    starts. The kernel is the virtualenv's ``python3`` and runs in the
+    notebooks folder; figures are shown inline even when MPLBACKEND says
+    otherwise (the CI sets Agg), so the executed copies carry them, as PNG
+    and PDF (:data:`FIGURE_ARGUMENTS`).
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    stems = _check_stems(notebooks)
+    values = _all_values(profile, stems, data)
+    out_dir = _out_dir(out_dir)
+    executed = []
+    total = time.perf_counter()
+    for number, stem in enumerate(stems, 1):
+        output = out_dir / f"{stem}.ipynb"
+        print(f"[{number}/{len(stems)}] {stem} ({profile}) …", flush=True)
+        started = time.perf_counter()
+        try:
+            with _inline_figures(), _quiet_papermill():
+                papermill.execute_notebook(
+                    notebook_path(stem), output, parameters=values[stem], kernel_name=KERNEL,
+                    cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=log_output,
+                    # (passed on to nbclient) widgets in the executed copy display when it is opened in JupyterLab
+                    store_widget_state=True,
+                    extra_arguments=FIGURE_ARGUMENTS,  # (to nbclient, for the kernel's command line)
+                )
+        except PapermillExecutionError as error:
+            message = _ANSI.sub("", str(error.evalue)).strip().splitlines()
+            detail = f"{error.ename}: {message[0]}" if message else error.ename
+            raise UserError(
+                f"notebook {stem} failed in cell [{error.exec_count}] with {detail} "
+                f"(the executed copy with the full traceback is {_show(output)})"
+            ) from None
+        print(f"[{number}/{len(stems)}] {stem} done in {duration(time.perf_counter() - started)}", flush=True)
+        executed.append(output)
+    if len(stems) > 1:
+        print(f"All {len(stems)} notebooks ran in {duration(time.perf_counter() - total)}; executed copies in {_show(out_dir)}", flush=True)
+    return executed
+
+
+def ensure_default_data(profile: str, data: str | Path | None = None) -> None:
+    """Build the default data set first when the experiment uses it and it is incomplete (not for --data)."""
+    if data is not None:
+        return
+    from gan_helpers.paths import DEFAULT_DATA, from_root
+
+    if from_root(experiment_config(profile).data).resolve() == DEFAULT_DATA.resolve():
+        from gan_helpers.datasets.stellarium import build_default_dataset, is_complete
+
+        if not is_complete(DEFAULT_DATA):
+            print(f"Building the default data set in {_show(DEFAULT_DATA)} (first time only) …", flush=True)
+            build_default_dataset(DEFAULT_DATA)
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+def _check_stems(notebooks: Sequence[str] | None) -> list[str]:
+    stems = list(notebooks) if notebooks else list(NOTEBOOKS)
+    for stem in stems:
+        if stem not in NOTEBOOKS:
+            raise UserError(f"{stem!r} is not one of the lab's notebooks{did_you_mean(stem, NOTEBOOKS)}; they are {', '.join(NOTEBOOKS)}.")
+    return [s for s in NOTEBOOKS if s in stems]  # always in lab order
+
+
+def _all_values(profile: str, stems: list[str], data) -> dict[str, dict]:
+    load_profile(profile, stems)  # every section checked before anything runs
+    return {stem: notebook_values(profile, stem, data) for stem in stems}
+
+
+def _out_dir(out_dir: str | Path) -> Path:
+    out_dir = Path(out_dir)
+    out_dir = out_dir if out_dir.is_absolute() else Path.cwd() / out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+@contextlib.contextmanager
+def _inline_figures() -> Iterator[None]:
+    """Let the kernel (which inherits this environment) use the inline backend."""
+    saved = os.environ.pop("MPLBACKEND", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["MPLBACKEND"] = saved
+
+
+@contextlib.contextmanager
+def _quiet_papermill() -> Iterator[None]:
+    """Silence papermill's own parameter warnings: its parser trips over quotes in comments
+    ("Unable to parse line", then a false "unknown parameter"), and load_profile checks keys properly."""
+    logger = logging.getLogger("papermill")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+# ---- command line (python -m gan_helpers notebooks run|inject) ----------------------------------
+
+HELP = "Execute the lab notebooks with a parameter set (run), or write parameterised copies for nbval (inject)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (("run", "execute the notebooks in order with papermill"),
+                         ("inject", "write parameterised copies without executing them (for nbval)")):
+        command = actions.add_parser(action, help=text, description=text)
+        command.add_argument("--profile", default="", help="parameter set: " + ", ".join(profile_names()) + " (default: $PROFILE, else full on a GPU or when the shipped result fits it, quick otherwise)")
+        command.add_argument("--data", default=None, help="image folder replacing the experiment's data set")
+        command.add_argument("--out", default=None, help="output folder (default: build/PROFILE for run, build/PROFILE-notebooks for inject)")
+        command.add_argument("--notebook", action="append", dest="notebooks", metavar="STEM", help="only this notebook (repeatable), e.g. 03_dcgan")
+        if action == "run":
+            command.add_argument("--log-output", action="store_true", help="stream the notebooks' output to the terminal")
+
+
+def run(args: argparse.Namespace) -> int:
+    profile = resolve_profile(args.profile, args.data)
+    if args.action == "inject":
+        out = args.out or PROJECT_ROOT / "build" / f"{profile}-notebooks"
+        for path in inject(profile, out, data=args.data, notebooks=args.notebooks):
+            print(f"wrote {_show(path)}")
+    else:
+        out = args.out or PROJECT_ROOT / "build" / profile
+        ensure_default_data(profile, args.data)
+        execute(profile, out, data=args.data, notebooks=args.notebooks, log_output=args.log_output)
+    return 0

@@ -1,0 +1,161 @@
+"""The whole report job: execute the notebooks, merge them with the front matter, render the PDF.
+
+    build("smoke")                    # execute, merge, render report/lab_report.pdf
+    build("smoke", render_only=True)  # from the executed copies in build/smoke/
+
+What the merge leaves out on purpose, and figures that would print badly,
+are listed as notes when the build ends, so the notebooks' authors can see them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import subprocess
+import time
+from pathlib import Path
+
+import nbformat
+
+from gan_helpers.tools import notebooks as nbrun
+from gan_helpers.runs import parameter_sets
+from gan_helpers.runs.atomic import atomic_write_text
+from gan_helpers.paths import PROJECT_ROOT
+from gan_helpers.paths import shown as _show
+from gan_helpers.runs.parameter_sets import RUNNER_PARAMETERS
+from gan_helpers.runs.profiles import experiment_config
+from gan_helpers.tools.report.cleaning import clean_notebook
+from gan_helpers.tools.report.front import build_facts, load_departures, training_settings
+from gan_helpers.tools.report.layout import layout_notes
+from gan_helpers.tools.report.merge import merge
+from gan_helpers.tools.report.reading import REPORT_DIR, load_config, point_locations, read_executed
+from gan_helpers.tools.report.render import choose_renderer, page_count, render_pdf
+from gan_helpers.runs.shipped import (
+    describe_source, observations_file, resolve_source, shipped_results, source_for_kernels,
+)
+
+PDF = REPORT_DIR / "lab_report.pdf"
+INTRO = (
+    "This report is the six lab notebooks, executed in order with the **{profile}** parameter set and merged: "
+    "one chapter per notebook, with the text, figures and printed results as they ran. The report prints the "
+    "code a grader checks (the networks, the training steps and loop, inversion and interpolation); all other "
+    "code is in the notebooks and the package `gan_helpers`, as the table \"Where the code is\" lists."
+)
+
+
+def report_info(profile: str, executed: dict[str, nbformat.NotebookNode], config: dict | None = None, *,
+                data: str | None = None, runs_source: str = "", departures: list[dict] | None = None,
+                runs_folders: list[str] | None = None) -> dict:
+    """Title page fields and the facts stated once up front: parameter set, data, runs, settings, device, date.
+
+    `runs_source` says where the training figures come from (e.g. "trained
+    here on cpu"); it is printed on the title page when given. `runs_folders`
+    names where the runs are read from (default: the experiment's runs_dir).
+    """
+    import torch
+
+    from gan_helpers.runs.summaries import count_images
+
+    config = config or load_config()
+    experiment = experiment_config(profile, data=data or "")
+    images = count_images(experiment.data)
+    device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else f"cpu ({_cpu_name()})"
+    now = _dt.datetime.now()
+    facts = [
+        ("Parameter set", f"{profile} (`notebooks/params/{profile}.yaml`)"),
+        ("Data set", f"`{experiment.data}` ({'folder missing' if images is None else f'{images} images'}"
+                     f"{f'; the runs use the first {experiment.max_images}' if experiment.max_images else ''})"),
+        ("Training runs", ", ".join(f"`{folder}`" for folder in runs_folders or [experiment.runs_dir])),
+        *([("Training figures", runs_source)] if runs_source else []),
+        ("Built on", f"{device}, torch {torch.__version__}"),
+        ("Built", f"{now:%Y-%m-%d %H:%M}{_commit()}"),
+    ]
+    parameters = []
+    for stem, nb in executed.items():
+        used = {k: v for k, v in nb.metadata.get("papermill", {}).get("parameters", {}).items() if k not in RUNNER_PARAMETERS}
+        if used:
+            parameters.append((f"`{stem}`", ", ".join(f"`{k} = {v!r}`" for k, v in used.items())))
+    return {**config, "date": config.get("date") or f"{now:%d %B %Y}", "profile": profile, "runs_source": runs_source,
+            "intro": INTRO.format(profile=profile), "facts": facts, "settings": training_settings(experiment),
+            "parameters": parameters, "departures": departures or []}
+
+
+def build(profile: str, data: str | None = None, *, render_only: bool = False, renderer: str = "auto",
+          pdf: Path = PDF, runs_source: str = "", source: str = "") -> Path:
+    """Execute the notebooks (unless `render_only`), merge them and render `pdf`; return its path.
+
+    `source` (auto, shipped or train; default ``$LAB_SOURCE``, else auto)
+    says whether a shipped result stands in for training (gan_helpers.runs.shipped).
+    """
+    started = time.perf_counter()
+    renderer = choose_renderer(renderer)  # before an hour of notebooks, not after
+    out = PROJECT_ROOT / "build" / profile
+    merged, notes = assemble(profile, out, data, execute=not render_only, fmt=renderer, runs_source=runs_source, source=source)
+    build_dir = out / "report"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(build_dir / "build.txt", merged.metadata.pop("lab_build", ""))  # facts and notebook parameters
+    atomic_write_text(build_dir / "lab_report.ipynb", nbformat.writes(merged))
+    atomic_write_text(build_dir / "notes.txt", "".join(f"{n}\n" for n in notes))
+    print(f"Rendering {_show(pdf)} with {'xelatex' if renderer == 'latex' else 'Chromium'} …", flush=True)
+    pdf = render_pdf(merged, pdf, build_dir, renderer)
+    for note in notes:
+        print(f"note: {note}")
+    pages = page_count(pdf)
+    size = f"{pages} pages, " if pages else ""
+    where = f"; {len(notes)} notes in {_show(build_dir / 'notes.txt')}" if notes else ""
+    print(f"Report: {_show(pdf)} ({size}{pdf.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.0f} s{where}", flush=True)
+    return pdf
+
+
+def assemble(profile: str, out: Path, data: str | None = None, *, execute: bool = True, fmt: str = "latex",
+             runs_source: str = "", source: str = "") -> tuple[nbformat.NotebookNode, list[str]]:
+    """Execute the notebooks into `out` (unless not `execute`) and merge them: (the merged notebook, notes).
+
+    Which runs the notebooks read is decided here once, before any notebook
+    runs, and handed to their kernels through ``$LAB_SOURCE``; the title
+    page's "Training figures" line (unless `runs_source` is given) and the
+    observation cells of a shipped result follow from the same decision.
+    """
+    config = load_config()
+    departures, notes = load_departures(profile=profile)
+    source = resolve_source(source)
+    experiment = experiment_config(profile, data=data or "")
+    used = shipped_results(experiment, source)  # a result forced but unusable fails now, not after the notebooks
+    if execute:
+        sources = {stem: nbformat.read(parameter_sets.notebook_path(stem), as_version=4) for stem in parameter_sets.NOTEBOOKS if parameter_sets.notebook_path(stem).is_file()}
+        if len(sources) == len(parameter_sets.NOTEBOOKS):
+            point_locations({s: clean_notebook(nb) for s, nb in sources.items()})  # fail now, not after the run
+        nbrun.ensure_default_data(profile, data)
+        with source_for_kernels(source):
+            nbrun.execute(profile, out, data=data)
+    executed = read_executed(out)
+    folders = sorted({_show(folder.parent) if folder is not None else experiment.runs_dir for folder in used.values()})
+    info = report_info(profile, executed, config, data=data, runs_source=runs_source or describe_source(used, experiment),
+                       departures=departures, runs_folders=folders)
+    merged = merge(executed, info, fmt=fmt, notes=notes, observations=observations_file(used))
+    merged.metadata["lab_build"] = build_facts(info)  # for build/PROFILE/report/build.txt, not the PDF
+    notes += layout_notes(merged, captions=fmt == "latex")
+    return merged, notes
+
+
+def _cpu_name() -> str:
+    """The CPU's model name and core count, e.g. "AMD EPYC 9B14, 2 cores" (the core count alone where unknown)."""
+    import os
+    import platform
+
+    name = ""
+    try:
+        name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name")), "")
+    except OSError:
+        pass
+    name = name or platform.processor()
+    return f"{name + ', ' if name else ''}{os.cpu_count()} cores"
+
+
+def _commit() -> str:
+    try:
+        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f", commit {result.stdout.strip()}" if result.returncode == 0 and result.stdout.strip() else ""
+

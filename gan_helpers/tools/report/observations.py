@@ -1,0 +1,80 @@
+"""Written observations of a shipped result, placed into the report's "Observations (Point N)" cells.
+
+A shipped result may carry ``results/<name>/observations.md``: what a person
+saw in that result's figures, one section per point (results/README.md)::
+
+    # Observations: reference          (optional; text before the first section is not used)
+
+    ## Point 10
+    From epoch 300 on the samples show ...
+
+    ## Point 12
+    ...
+
+When the report is built from that result, :func:`place_observations`
+replaces the text of each markdown cell that starts with
+``**Observations (Point N).**`` by the section of point N. Cells of points
+without a section, and every cell of runs trained here, keep their prompt.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+
+from gan_helpers.errors import UserError
+from gan_helpers.paths import shown
+from gan_helpers.runs.markdown import markdown_text
+
+CELL = re.compile(r"^\s*\*\*Observations \(Point (\d+)\)\.\*\*")
+SECTION = re.compile(r"^##\s+Point\s+(\d+)\b[^\n]*$", re.M)
+OTHER_SECTION = re.compile(r"^##\s+(?!Point\s+\d+\b)(.*)$", re.M)
+
+
+def read_observations(path: str | Path) -> dict[int, str]:
+    """The sections of an observations file by point number; a UserError for a file that breaks the format."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise UserError(f"{shown(path)} cannot be read as UTF-8 text; save it as plain Markdown.") from None
+    if stray := OTHER_SECTION.search(text):
+        raise UserError(f"{shown(path)} has a section '## {stray.group(1).strip()}'; every '## ' heading must be '## Point N'.")
+    found: dict[int, str] = {}
+    headings = list(SECTION.finditer(text))
+    for heading, following in zip(headings, headings[1:] + [None]):
+        point = int(heading.group(1))
+        if point in found:
+            raise UserError(f"{shown(path)} has two sections for point {point}; merge them into one '## Point {point}'.")
+        found[point] = text[heading.end():following.start() if following else len(text)].strip()
+    return found
+
+
+def place_observations(merged: nbformat.NotebookNode, path: str | Path | None) -> list[str]:
+    """Put the sections of observations file `path` into `merged`'s observation cells; return notes for the build.
+
+    The notes name sections without a cell to go into, empty sections and
+    observation cells left with their prompt. `path` None changes nothing.
+    """
+    if path is None:
+        return []
+    written = read_observations(path)
+    where = shown(path)
+    notes, placed = [], set()
+    for cell in merged.cells:
+        match = CELL.match(cell.source) if cell.cell_type == "markdown" else None
+        if not match:
+            continue
+        point = int(match.group(1))
+        if not written.get(point):
+            notes.append(f"point {point}: {where} has no observations for it, so its cell keeps the prompt")
+            continue
+        # The text comes from outside the project: it reaches the PDF as text, never as TeX or HTML (report.literal).
+        cell.source = (f"**Observations (Point {point}).** *Written for this result ({markdown_text(where)}).*\n\n"
+                       f"{markdown_text(written[point])}")
+        placed.add(point)
+    notes += [f"{where}: point {point} has no observations cell in the notebooks, so its section is not printed"
+              for point in sorted(set(written) - placed) if written[point]]
+    return notes

@@ -1,0 +1,181 @@
+"""The code a grader grades: what the report prints, and where every point's code lives.
+
+Both lists are defined here once. :data:`PRINTED` is the allow-list of the
+merge step: a ``show_source`` output of any other object is dropped from the
+PDF (it stays in the notebook). :data:`CODE_MAP` is the front matter's table
+"where the code is"; a test imports every name it lists.
+
+The ways ``show_source`` shortens what it prints live here too:
+:func:`short_docstrings` (docstrings cut to their first paragraph),
+:func:`source_excerpt` (a long function's core lines under its signature)
+and :func:`drop_plumbing` (an excerpt without its progress bars).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import re
+import textwrap
+
+# Qualified names (module.qualname, as show_source prints them) of the only
+# objects whose source the PDF shows: the spec's networks and their block
+# builders (points 1, 2, 11), the two steps (7, 8), the batch step that joins
+# them, the epoch loop and its hooks (9), inversion (13) and interpolation (16).
+PRINTED = (
+    "gan_helpers.models.Discriminator",
+    "gan_helpers.models.latent_projection",
+    "gan_helpers.models.TransposedConvGenerator",
+    "gan_helpers.models._upsampling_block",
+    "gan_helpers.models.UpsamplingGenerator",
+    "gan_helpers.training.d_step",
+    "gan_helpers.training.g_step",
+    "gan_helpers.training.train_step",
+    "gan_helpers.training.train_epoch",
+    "gan_helpers.training.fit",
+    "gan_helpers.latent.invert",
+    "gan_helpers.latent_edits.interpolate",
+)
+
+# point -> (module, names in it) for the table "where the code is".
+CODE_MAP: dict[int, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    1: (("gan_helpers.models", ("Discriminator",)),),
+    2: (("gan_helpers.models", ("TransposedConvGenerator", "latent_projection")),),
+    3: (("gan_helpers.models", ("TransposedConvGenerator",)), ("gan_helpers.plots", ("show_images",))),
+    4: (("gan_helpers.datasets.loading", ("resolve_dataset", "load_dataset")),),
+    5: (("gan_helpers.augment", ("Augment",)),),
+    6: (("gan_helpers.warmup", ("tiny_model", "pseudo_loss", "first_layer_steps")),),
+    7: (("gan_helpers.training", ("d_step", "jitter_labels")),),
+    8: (("gan_helpers.training", ("g_step",)),),
+    9: (("gan_helpers.training", ("train_step", "train_epoch", "fit")), ("gan_helpers.runs.experiment", ("train",)),
+        ("gan_helpers.runs.checkpoints", ("save_checkpoint", "load_checkpoint"))),
+    10: (("gan_helpers.runs.experiment", ("train",)), ("gan_helpers.runs.run_plots", ("plot_losses", "show_sample_evolution"))),
+    11: (("gan_helpers.models", ("UpsamplingGenerator", "_upsampling_block")),),
+    12: (("gan_helpers.runs.experiment", ("train",)), ("gan_helpers.scores", ("checkerboard_score",))),
+    13: (("gan_helpers.latent", ("invert", "auto_lr")), ("gan_helpers.runs.latent_files", ("save_latent",))),
+    14: (("gan_helpers.latent_edits", ("edit_coordinates",)), ("gan_helpers.latent", ("coordinate_influence",)),),
+    15: (("gan_helpers.runs.latent_files", ("load_target_image",)), ("gan_helpers.latent", ("invert",))),
+    16: (("gan_helpers.latent_edits", ("interpolate",)),),
+    17: (("gan_helpers.latent", ("invert",)), ("gan_helpers.latent_edits", ("interpolate",)),),
+    18: (("gan_helpers.runs.summaries", ("run_summary", "summary_table")),),
+}
+
+
+def short_names() -> set[str]:
+    """The bare names of :data:`PRINTED` (what a printed ``def``/``class`` line defines)."""
+    return {name.rsplit(".", 1)[1] for name in PRINTED}
+
+
+def resolve(module: str, qualname: str) -> object:
+    """The object `module`.`qualname` (importing the module); AttributeError/ImportError if it is gone."""
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def short_docstrings(code: str) -> str:
+    """`code` with every docstring (module, class, function) cut to its first paragraph, closed by ``[…]``."""
+    lines = code.splitlines()
+    cuts = []  # (first line kept, last line of the docstring), 0-based
+    for node in ast.walk(ast.parse(code)):
+        body = getattr(node, "body", None)
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or not body:
+            continue
+        first = body[0]
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            start, end = first.lineno - 1, first.end_lineno - 1
+            blank = next((i for i in range(start + 1, end) if not lines[i].strip()), None)
+            if blank is not None:
+                cuts.append((blank - 1, end))
+    for last_kept, end in sorted(cuts, reverse=True):
+        quote = '"""' if '"""' in lines[end] else "'''"
+        lines[last_kept] = f"{lines[last_kept].rstrip()} […]{quote}"
+        del lines[last_kept + 1:end + 1]
+    return "\n".join(lines)
+
+
+def source_excerpt(obj, code: str, first: str, last: str) -> str:
+    """The signature of function `obj` without type hints, then the lines of `code` from `first` to `last`."""
+    lines = code.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if first in line)
+        end = next(i for i in range(start, len(lines)) if last in lines[i])
+    except StopIteration:
+        raise ValueError(f"the source of {obj.__qualname__} has no line containing {first!r} followed by one containing {last!r}") from None
+    parameters = []
+    for p in inspect.signature(obj).parameters.values():
+        if p.kind is p.KEYWORD_ONLY and not any(q.startswith("*") for q in parameters):
+            parameters.append("*")
+        prefix = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "")
+        parameters.append(f"{prefix}{p.name}" + ("" if p.default is p.empty else f"={p.default!r}"))
+    indent = re.match(r"\s*", lines[start]).group()
+    head = [f"def {obj.__name__}({', '.join(parameters)}):", f"{indent}...  # (excerpt: the lines before this are left out)"]
+    tail = [f"{indent}...  # (the lines after this are left out)"] if end < len(lines) - 1 else []
+    return "\n".join(head + lines[start:end + 1] + tail)
+
+
+# Lines of an excerpt that only drive progress bars (gan_helpers.training.fit, train_epoch, latent.invert).
+_PLUMBING = re.compile(r"tqdm\(|\b(?:bar|batches)\.(?:update|reset|close|set_postfix)\(|^\s*starts = f")
+_EXCERPT_MARK = "# (excerpt: the lines before this are left out)"
+
+
+def drop_plumbing(code: str) -> str:
+    """An excerpt of :func:`source_excerpt` without the lines that only drive progress bars.
+
+    A block left empty by that goes too (an ``if`` with nothing in it; a
+    ``try`` whose ``finally`` only closed bars loses both lines and its body
+    moves out), ``with x, bar:`` becomes ``with x:``, and the excerpt's first
+    line says that the bars are left out.
+    """
+    lines = code.splitlines()
+    kept = [line for line in lines if not _PLUMBING.search(line)]
+    if len(kept) == len(lines):
+        return code
+    kept = [re.sub(r"^(\s*with .+?), bar:$", r"\1:", line).replace(", progress=batches", "") for line in kept]
+
+    def indent(line: str) -> int:
+        return len(line) - len(line.lstrip())
+    changed = True
+    while changed:
+        changed = False
+        for i, line in enumerate(kept):
+            if not line.rstrip().endswith(":") or line.lstrip().startswith("#"):
+                continue
+            following = next((n for n in kept[i + 1:] if n.strip()), "")
+            if following and indent(following) > indent(line):
+                continue
+            if line.strip() == "finally:":  # the try's body moves out one level
+                start = max(j for j in range(i) if kept[j].strip() == "try:" and indent(kept[j]) == indent(line))
+                body = [n[4:] if n.startswith(" " * (indent(line) + 4)) else n for n in kept[start + 1:i]]
+                kept[start:i + 1] = body
+            else:
+                del kept[i]
+            changed = True
+            break
+    return "\n".join(kept).replace(_EXCERPT_MARK, "# (excerpt: the lines before this and the progress bars are left out)", 1)
+
+
+def show_source(*objects, brief: bool = False, excerpt: tuple[str, str] | None = None) -> None:
+    """Display the source code of classes or functions as a highlighted block (for `[code]` points).
+
+    ``brief`` cuts every docstring to its first paragraph (closed by ``[…]``):
+    the code stays complete, the prose stays in the package. ``excerpt=(first,
+    last)`` prints one function's signature (without type hints) and only
+    its lines from the first one containing `first` to the next one containing
+    `last`, with ``...`` where lines are left out, and without its progress
+    bars: the core of a long function.
+    """
+    from IPython.display import Markdown, display
+
+    if excerpt is not None and len(objects) != 1:
+        raise ValueError("excerpt= needs exactly one object")
+    for obj in objects:
+        module = inspect.getmodule(obj).__name__
+        code = textwrap.dedent(inspect.getsource(obj)).rstrip()
+        if brief:
+            code = short_docstrings(code)
+        if excerpt is not None:
+            code = drop_plumbing(source_excerpt(obj, code, *excerpt))
+        display(Markdown(f"`{module}.{obj.__qualname__}`\n\n```python\n{code}\n```"))

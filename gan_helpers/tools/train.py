@@ -1,0 +1,38 @@
+"""python -m gan_helpers train: a new run, or --resume RUN_DIR|CHECKPOINT."""
+
+from __future__ import annotations
+import argparse
+from pathlib import Path
+from gan_helpers.runs.config import TrainConfig
+from gan_helpers.errors import UserError
+from gan_helpers.paths import shown
+from gan_helpers.runs import experiment
+
+
+HELP = "Train a DCGAN: a new run (from a profile's experiment and flags), or --resume RUN_DIR|CHECKPOINT to continue one."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from gan_helpers.tools.cli import add_config_arguments
+
+    parser.add_argument("--profile", default="", help="start from this parameter set's experiment (notebooks/params/PROFILE.yaml, block train); flags override it")
+    parser.add_argument("--resume", metavar="RUN_DIR|CHECKPOINT", help="continue a run from its newest checkpoint, or from a given checkpoint file")
+    add_config_arguments(parser, TrainConfig)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gan_helpers.tools.cli import given_config_values
+
+    given = given_config_values(args, TrainConfig)
+    if args.resume:
+        if args.profile:
+            raise UserError("--profile starts a new run; a resumed run keeps its own settings (drop --profile).")
+        run_dir = experiment.train(resume=Path(args.resume).expanduser().resolve(), **given)
+    elif args.profile:
+        from gan_helpers.runs.profiles import experiment_config
+
+        run_dir = experiment.train(experiment_config(args.profile).replace(**given))
+    else:
+        run_dir = experiment.train(TrainConfig(**given))
+    print(f"Done: {shown(run_dir)}")
+    return 0

@@ -1,0 +1,101 @@
+"""The package's shape (issue 33): the lab at the top, machinery below, imports one way, no cycles."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "gan_helpers"
+SUB_PACKAGES = ("runs", "datasets", "tools")
+TOP_LIMIT, TOP_TOTAL, ANY_LIMIT = 300, 2500, 350
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """Every gan_helpers module `name` imports, at any depth (function-local imports count)."""
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in MODULES:
+                target = target.rpartition(".")[0]
+            if target and target != name and target.startswith("gan_helpers"):
+                out.add(target)
+    return out
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def _is_lab(name: str) -> bool:
+    parts = name.split(".")
+    return len(parts) == 2 and parts[1] not in SUB_PACKAGES
+
+
+def _lines(name: str) -> int:
+    return len(MODULES[name].read_text().splitlines())
+
+
+def test_no_import_cycle():
+    seen, cycles = {}, []
+
+    def visit(node, stack):
+        seen[node] = "open"
+        for nxt in sorted(GRAPH[node]):
+            if seen.get(nxt) == "open":
+                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in seen:
+                visit(nxt, stack + [nxt])
+        seen[node] = "done"
+
+    for name in sorted(GRAPH):
+        if name not in seen:
+            visit(name, [name])
+    assert not cycles, "import cycles (function-local imports counted):\n" + "\n".join(cycles)
+
+
+def test_lab_never_imports_the_machinery():
+    # __main__ is only the entry of python -m gan_helpers: the command line, a tool
+    wrong = [f"{name} imports {target}" for name in GRAPH if _is_lab(name) and name != "gan_helpers.__main__" for target in sorted(GRAPH[name])
+             if target.split(".")[1] in SUB_PACKAGES]
+    assert not wrong, "lab modules importing the machinery:\n" + "\n".join(wrong)
+
+
+def test_no_module_getattr():
+    shims = [name for name, path in MODULES.items()
+             if any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in ast.parse(path.read_text()).body)]
+    assert not shims, f"module-level __getattr__ in {shims}"
+
+
+def test_module_sizes():
+    lab = {name: _lines(name) for name in MODULES if _is_lab(name) and name.split(".")[1] not in ("__init__", "__main__")}
+    assert sum(lab.values()) <= TOP_TOTAL, f"the lab at the top is {sum(lab.values())} lines (at most {TOP_TOTAL})"
+    big_lab = {n: c for n, c in lab.items() if c > TOP_LIMIT}
+    assert not big_lab, f"top-level modules over {TOP_LIMIT} lines: {big_lab}"
+    big = {n: _lines(n) for n in MODULES if _lines(n) > ANY_LIMIT}
+    assert not big, f"modules over {ANY_LIMIT} lines: {big}"
+
+
+def test_sub_packages_exist():
+    assert all((PACKAGE / sub / "__init__.py").is_file() for sub in SUB_PACKAGES)
