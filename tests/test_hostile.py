@@ -31,6 +31,7 @@ from gan_helpers.tools.report import observations, render
 from gan_helpers.runs.markdown import code_span, markdown_text
 from gan_helpers.runs.results import check_result, require_intact, sizes
 from gan_helpers.runs.export import export_run
+from gan_helpers.tools.evaluate import evaluate_run
 
 HOSTILE = r"\input{/etc/hostname} \write18{touch PWNED} \openin\x=/etc/hostname \catcode`\@=11 <script>alert(1)</script> $$x$$"
 needs_latex = pytest.mark.skipif(not all(shutil.which(p) for p in ("xelatex", "pandoc", "pdftotext")),
@@ -75,7 +76,7 @@ def copy_run(made: dict, tmp_path: Path) -> Path:
 def holder(folder: Path, beside: bool = False) -> subprocess.Popen:
     """Another process holding `folder`'s lock until it is killed (it prints 'held' once it has it)."""
     how = "hold_destination" if beside else "hold"
-    code = f"import sys, time\nfrom gan_helpers import locks\nwith locks.{how}(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n"
+    code = f"import sys, time\nfrom gan_helpers.runs import locks\nwith locks.{how}(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n"
     process = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)
     assert process.stdout.readline().strip() == "held"
     return process
@@ -162,7 +163,7 @@ def test_a_second_writer_of_a_run_stops_at_once_naming_the_holder(made, tmp_path
     other = holder(run_dir)
     try:
         for attempt in (lambda: train(resume=run_dir, epochs=3),
-                        lambda: __import__("gan_helpers.runs.quality_records").evaluate.evaluate_run(run_dir, samples=2)):
+                        lambda: evaluate_run(run_dir, samples=2)):
             with pytest.raises(UserError, match=rf"{run_dir.name} is in use by process {other.pid}, which is writing into it"):
                 attempt()
         assert snapshot(run_dir) == before, "the refused writer changed nothing"
