@@ -107,22 +107,31 @@ def pick_epochs(available: Sequence[int], count: int) -> list[int]:
     return sorted({available[round(i * step)] for i in range(count)})
 
 
-def early_and_late_epochs(available: Sequence[int], count: int) -> list[int]:
-    """Up to `count` of `available`, first and last always, the others evenly spaced in log(epoch + 1).
+# Point 10 watches every epoch at first: the grids shown are at these epochs (the nearest saved one) and the last.
+MILESTONE_EPOCHS = (1, 10, 100, 300, 1000, 3000)
+# Further rows, where `count` leaves room, in this order: early epochs, then the untrained generator.
+EXTRA_EPOCHS = (3, 30, 0, 2, 5, 20, 50)
 
-    The samples change most in the first epochs (point 10: watch every
-    epoch at first), so these get more of the rows: of 0-2000 with 8 rows,
-    epochs 0, 2, 8, 20, 80, 230, 660 and 2000 where they were saved.
+
+def milestone_epochs(available: Sequence[int], count: int) -> list[int]:
+    """Up to `count` of `available`: the saved epochs nearest 1, 10, 100, 300, 1000 … and the last, then early ones.
+
+    Of 0-2000 saved every epoch to 20 and every 10 after (the full
+    profile), 7 rows are epochs 1, 3, 10, 100, 300, 1000 and 2000; of a
+    run stopped at 330 they are 1, 3, 10, 30, 100, 300 and 330.
     """
     available = sorted(set(available))
     if len(available) <= count:
         return available
-    top = math.log(available[-1] + 1)
-    chosen: list[int] = []
-    for i in range(count):
-        target = math.log(available[0] + 1) + (top - math.log(available[0] + 1)) * i / (count - 1)
-        free = [a for a in available if a not in chosen]
-        chosen.append(min(free, key=lambda a: abs(math.log(a + 1) - target)))
+    last = available[-1]
+    chosen = [last]
+    wanted = [e for e in MILESTONE_EPOCHS if e < last] + [e for e in EXTRA_EPOCHS if e < last]
+    for target in wanted:
+        if len(chosen) == count:
+            break
+        nearest = min(available, key=lambda a: (abs(a - target), a))
+        if nearest not in chosen:
+            chosen.append(nearest)
     return sorted(chosen)
 
 

@@ -36,14 +36,17 @@ def test_table_widths_follow_the_content():
     assert narrow == (3 / 7, 4 / 7)
 
 
-def test_evolution_epochs_favour_the_early_ones():
-    from gan_helpers.plots import early_and_late_epochs
+def test_evolution_epochs_are_the_milestones_and_the_last():
+    from gan_helpers.plots import milestone_epochs
 
     full = list(range(21)) + list(range(30, 2001, 10))  # every epoch to 20, then every 10 (the full profile)
-    chosen = early_and_late_epochs(full, 8)
-    assert chosen[0] == 0 and chosen[-1] == 2000 and len(chosen) == 8
-    assert sum(e <= 20 for e in chosen) >= 3  # point 10: the first epochs are shown
-    assert early_and_late_epochs([0, 1, 2], 6) == [0, 1, 2]
+    assert milestone_epochs(full, 7) == [1, 3, 10, 100, 300, 1000, 2000]
+    stopped = [e for e in full if e <= 330]
+    assert milestone_epochs(stopped, 7) == [1, 3, 10, 30, 100, 300, 330]
+    assert milestone_epochs(stopped, 4) == [1, 10, 100, 330]  # the milestones before the early fill-ins
+    every_tenth = list(range(0, 331, 10))  # a result without the early grids: the nearest saved epochs
+    assert milestone_epochs(every_tenth, 5) == [0, 10, 100, 300, 330]
+    assert milestone_epochs([0, 1, 2], 6) == [0, 1, 2]
 
 
 def test_grid_tiles_cut_a_saved_grid_back_into_its_images(tmp_path):

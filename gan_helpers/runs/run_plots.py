@@ -6,7 +6,7 @@ import torch
 from matplotlib.ticker import MaxNLocator
 from pathlib import Path
 from collections.abc import Sequence
-from gan_helpers.plots import _row_label, early_and_late_epochs, grid_tiles, image_grid, rate_changes
+from gan_helpers.plots import _row_label, milestone_epochs, grid_tiles, image_grid, rate_changes
 from gan_helpers.runs.atomic import atomic_open
 from gan_helpers.runs import run_folders
 from torchvision.utils import save_image
@@ -63,13 +63,13 @@ def show_sample_evolution(run_dir: str | Path, count: int = 6, epochs: Sequence[
                           size: float = 0.95, reals: bool = False, samples: int = 6):
     """The first `samples` fixed-noise images of a run at several saved epochs: a row per epoch, a column per latent vector.
 
-    Epochs default to :func:`early_and_late_epochs` (more rows early, where
-    the samples change most). Each image is at most `size` inches square and
+    Epochs default to :func:`milestone_epochs` (1, 10, 100, 300 … and
+    the last, then early epochs, where the samples change most). Each image is at most `size` inches square and
     the figure fits the 6.5 in text width, so an image prints at 2 cm or
     more. ``reals`` adds a row of real training images (``reals.png``).
     """
     saved = run_folders.samples(run_dir)
-    epochs = list(epochs) if epochs is not None else early_and_late_epochs(list(saved), count)
+    epochs = list(epochs) if epochs is not None else milestone_epochs(list(saved), count)
     rows = [(f"epoch {epoch}", grid_tiles(saved[epoch], samples)) for epoch in epochs]
     if reals:
         rows.append(("real images", grid_tiles(Path(run_dir) / "reals.png", samples)))
@@ -190,7 +190,7 @@ def show_runs_at_epochs(run_dirs: dict[str, str | Path], count: int = 5, epochs:
     """
     if epochs is None:
         common = sorted(set.intersection(*(set(run_folders.samples(r)) for r in run_dirs.values())))
-        epochs = {label: early_and_late_epochs(common, count) for label in run_dirs}
+        epochs = {label: milestone_epochs(common, count) for label in run_dirs}
     shared = len({tuple(e) for e in epochs.values()}) == 1 and not notes  # then only the first panel names the rows
     label_width = 0.8
     labels = 1 if shared else len(run_dirs)
