@@ -101,8 +101,8 @@ def run_style_legend(fig, labels: Sequence[str]) -> None:
 def pick_epochs(available: Sequence[int], count: int) -> list[int]:
     """Up to `count` epochs spread evenly over `available`, always with the first and last."""
     available = sorted(available)
-    if len(available) <= count:
-        return available
+    if len(available) <= count or count < 2:
+        return available[:max(count, 0)]
     step = (len(available) - 1) / (count - 1)
     return sorted({available[round(i * step)] for i in range(count)})
 

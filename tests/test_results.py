@@ -210,3 +210,7 @@ def test_grid_subset_keeps_first_best_and_last_evenly():
     gaps = [b - a for a, b in zip(chosen, chosen[1:])]
     assert max(gaps) <= 2 * min(gaps) + 20, "spread evenly"
     assert choose_grids([0, 5, 10], 5, 60) == [0, 5, 10]
+    full = list(range(21)) + list(range(30, 2001, 10))  # the full profile's sample epochs
+    chosen = choose_grids(full, 1230, 40)
+    assert len(chosen) == 40 and {0, 1, 10, 100, 300, 1000, 1230, 2000} <= set(chosen), "the milestones the report shows"
+    assert choose_grids(full, 1230, 3) == [0, 1230, 2000]

@@ -27,16 +27,18 @@ MAX_GRIDS = 60
 
 
 def choose_grids(epochs: list[int], best: int, max_grids: int = MAX_GRIDS) -> list[int]:
-    """Every sample epoch, or at most `max_grids` spread evenly, always with the first, `best` and the last."""
-    from gan_helpers.plots import pick_epochs
+    """Every sample epoch, or at most `max_grids`: the first, `best`, the last, the milestones the
+    report shows (:func:`gan_helpers.plots.milestone_epochs`), and the rest spread evenly."""
+    from gan_helpers.plots import MILESTONE_EPOCHS, milestone_epochs, pick_epochs
 
     epochs = sorted(epochs)
     if len(epochs) <= max_grids:
         return epochs
-    chosen = pick_epochs(epochs, max_grids)
-    if best in epochs and best not in chosen:
-        chosen = sorted({*pick_epochs(epochs, max_grids - 1), best})
-    return chosen
+    keep = [epochs[0], *([best] if best in epochs else []), epochs[-1]]
+    keep += [e for e in milestone_epochs(epochs, len(MILESTONE_EPOCHS) + 1) if e not in keep]
+    keep = set(keep[:max_grids])
+    rest = [e for e in epochs if e not in keep]
+    return sorted(keep | set(pick_epochs(rest, max_grids - len(keep)) if max_grids > len(keep) else []))
 
 
 def half_weights(state: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
