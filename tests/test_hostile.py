@@ -280,18 +280,22 @@ def commands_given(made: dict, where: Path) -> dict[str, list[str]]:
         "export RUN DST": ["export", str(made["run"]), str(where / "transposed")],
         "evaluate --output": ["evaluate", str(made["run"]), "--samples", "2", "--output", str(where / "q.jsonl")],
         "report --pdf": ["report", "--profile", "smoke", "--render-only", "--pdf", str(where / "r.pdf")],
+        "notebooks run --out": ["notebooks", "run", "--profile", "smoke", "--data", str(made["data"]), "--out", str(where)],
+        "data --dst": ["data", "--dst", str(where), "--no-progress"],
+        "crawl QUERY DST": ["crawl", "red fox", str(where), "--delay", "0"],
     }
 
 
 @pytest.mark.parametrize("command", ["train --runs-dir", "prepare SRC DST", "export RUN DST", "evaluate --output",
-                                     "report --pdf"])
+                                     "report --pdf", "notebooks run --out", "data --dst", "crawl QUERY DST"])
 def test_a_path_through_a_regular_file_is_one_sentence(made, afile, command, capsys):
     assert main(commands_given(made, afile / "sub")[command]) == 2
     sentence = one_sentence(capsys.readouterr().err)
     assert "afile, which is a file" in sentence or "afile is a file" in sentence, sentence
 
 
-@pytest.mark.parametrize("command", ["train --runs-dir", "prepare SRC DST", "export RUN DST"])
+@pytest.mark.parametrize("command", ["train --runs-dir", "prepare SRC DST", "export RUN DST", "notebooks run --out",
+                                     "data --dst", "crawl QUERY DST"])
 def test_a_file_where_a_folder_belongs_is_one_sentence(made, afile, command, capsys):
     argv = commands_given(made, afile)[command]
     if command == "export RUN DST":
@@ -303,7 +307,7 @@ def test_a_file_where_a_folder_belongs_is_one_sentence(made, afile, command, cap
 
 
 @pytest.mark.parametrize("command", ["train --runs-dir", "prepare SRC DST", "export RUN DST", "evaluate --output",
-                                     "report --pdf"])
+                                     "report --pdf", "notebooks run --out", "crawl QUERY DST"])
 def test_a_read_only_folder_is_one_sentence(made, tmp_path, command, monkeypatch, capsys):
     locked = tmp_path / "readonly"
     locked.mkdir()

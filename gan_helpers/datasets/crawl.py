@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from gan_helpers.runs.atomic import atomic_open, atomic_write_bytes
 from gan_helpers.datasets.dedupe import file_digest
 from gan_helpers.errors import UserError
+from gan_helpers.paths import ensure_folder
 from gan_helpers.datasets.folders import is_plain_name, is_regular_file, open_regular
 
 
@@ -133,10 +134,7 @@ def crawl(query: str, dst: str | Path, *, max_images: int = 100, search: Search 
     """
     if max_images < 1:
         raise UserError(f"--max is {max_images}; ask for at least one image.")
-    dst = Path(dst).expanduser()
-    if dst.exists() and not dst.is_dir():
-        raise UserError(f"Output path {dst} is a file; choose a folder name for the downloaded images.")
-    dst.mkdir(parents=True, exist_ok=True)
+    dst = ensure_folder(Path(dst).expanduser(), "output folder")  # a file in the way, a read-only folder: one sentence
     previous = _read_sources(dst)
     tried = {row["image_url"] for row in previous}
     seen_bodies = {file_digest(dst / row["file"]) for row in previous

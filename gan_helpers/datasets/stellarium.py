@@ -25,7 +25,7 @@ from gan_helpers.runs.atomic import atomic_open, atomic_write_text
 from gan_helpers.errors import UserError
 from gan_helpers.datasets.folders import FILE, walk
 from gan_helpers.datasets.manifest import MANIFEST, PrepareSummary, read_manifest
-from gan_helpers.paths import DEFAULT_DATA, PROJECT_ROOT
+from gan_helpers.paths import DEFAULT_DATA, PROJECT_ROOT, ensure_folder
 from gan_helpers.datasets.prepare import prepare_files
 
 
@@ -187,6 +187,9 @@ def build_default_dataset(dst: Path = DEFAULT_DATA, *, cache: Path = CACHE, deb:
     "nothing to do" message (loading the set on every run).
     """
     dst = Path(dst).expanduser().resolve()
+    ensure_folder(dst.parent, "data set's folder")  # a path through a file, a read-only folder: one sentence
+    if dst.exists() and not dst.is_dir():
+        raise UserError(f"the data set's folder {dst} is a file, not a folder; give a path to a folder (or move that file away).")
     if not force and is_complete(dst):
         if verbose:
             print(f"{dst} is already complete ({len(list(dst.glob('*.png')))} images); nothing to do.")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from gan_helpers.errors import UserError
 from gan_helpers.utils import duration
-from gan_helpers.paths import PROJECT_ROOT
+from gan_helpers.paths import PROJECT_ROOT, ensure_folder
 from gan_helpers.paths import shown as _show
 from gan_helpers.runs.parameter_sets import (
     NOTEBOOK_DIR, NOTEBOOKS, did_you_mean, notebook_path, notebook_parameters, profile_names,
@@ -149,9 +149,7 @@ def _all_values(profile: str, stems: list[str], data) -> dict[str, dict]:
 
 def _out_dir(out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
-    out_dir = out_dir if out_dir.is_absolute() else Path.cwd() / out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return out_dir
+    return ensure_folder(out_dir if out_dir.is_absolute() else Path.cwd() / out_dir, "output folder")
 
 
 @contextlib.contextmanager
@@ -203,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         for path in inject(profile, out, data=args.data, notebooks=args.notebooks):
             print(f"wrote {_show(path)}")
     else:
-        out = args.out or PROJECT_ROOT / "build" / profile
+        out = _out_dir(args.out or PROJECT_ROOT / "build" / profile)  # a bad path fails before the data set is built
         ensure_default_data(profile, args.data)
         execute(profile, out, data=args.data, notebooks=args.notebooks, log_output=args.log_output)
     return 0
