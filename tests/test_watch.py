@@ -23,6 +23,7 @@ from gan_helpers.paths import PROJECT_ROOT
 
 LANDS_WITHIN = 5.0  # seconds from a record landing to its line (the command looks every second)
 START_LIMIT = 120  # seconds for the command to start (torch's import on a loaded 2-core machine)
+STOP_LIMIT = 60  # seconds for it to end after Ctrl-C on that machine
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,10 @@ class Watcher:
 
     def __init__(self, run_dir: Path, *args: str) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "gan_helpers", "watch", str(run_dir), *args], cwd=PROJECT_ROOT,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        # ^ a suite started in the background (`cmd &` in a script) ignores SIGINT, and an ignored SIGINT is inherited:
+        # Python then installs no KeyboardInterrupt handler, so Ctrl-C, as the test sends it, would not reach the command.
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout], daemon=True).start()
 
@@ -73,7 +77,11 @@ class Watcher:
     def stop(self) -> tuple[int, str]:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout=30), self.process.stderr.read()
+        try:
+            return self.process.wait(timeout=STOP_LIMIT), self.process.stderr.read()
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"still running {STOP_LIMIT} s after Ctrl-C; its stderr: {self.process.stderr.read()!r}") from None
 
 
 def test_once_prints_every_epoch_of_a_finished_run_and_changes_nothing(finished_run, capsys):
