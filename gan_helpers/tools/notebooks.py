@@ -43,6 +43,9 @@ FIGURE_ARGUMENTS = [
     "--InlineBackend.figure_formats=png", "--InlineBackend.figure_formats=pdf",
     f"--InlineBackend.print_figure_kwargs={{'bbox_inches': 'tight', 'dpi': {FIGURE_DPI}}}",
 ]
+# The kernel papermill starts listens on the loopback interface only (jupyter_client's default ip, 127.0.0.1);
+# ipykernel 7 warns at every start that such a kernel runs over TCP without encryption, six times a report.
+KERNEL_ARGUMENTS = [*FIGURE_ARGUMENTS, "--IPKernelApp.log_level=ERROR"]
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -102,7 +105,7 @@ def execute(
                     cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=log_output,
                     # (passed on to nbclient) widgets in the executed copy display when it is opened in JupyterLab
                     store_widget_state=True,
-                    extra_arguments=FIGURE_ARGUMENTS,  # (to nbclient, for the kernel's command line)
+                    extra_arguments=KERNEL_ARGUMENTS,  # (to nbclient, for the kernel's command line)
                 )
         except PapermillExecutionError as error:
             message = _ANSI.sub("", str(error.evalue)).strip().splitlines()
