@@ -44,3 +44,9 @@ def test_every_shipped_weights_file_loads_into_the_spec_class(kind):
         G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
         images = G.eval()(torch.randn(2, G.latent_dim))
         assert images.shape == (2, 3, 64, 64) and 0 <= images.min() and images.max() <= 1, f"epoch {epoch}"
+
+
+def test_the_reference_result_fits_in_40_mb():
+    files = [path for path in REFERENCE.rglob("*") if path.is_file()]
+    total = sum(path.stat().st_size for path in files)
+    assert total <= 40 * 1000**2, f"{total / 1000**2:.1f} MB in {len(files)} files; export with a lower --max-grids"

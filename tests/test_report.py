@@ -451,13 +451,13 @@ def test_pipe_table_columns_are_wide_enough_for_their_headers(header, body):
     assert all(s >= len(h) for s, h in zip(share, header)), (share, header)
 
 
-def test_pipe_table_label_column_keeps_its_longest_word_when_headers_fill_the_line():
+def test_pipe_table_label_column_keeps_a_short_label_whole_when_headers_fill_the_line():
     header = ["", *[f"quality number {i}" for i in range(6)]]  # headers alone exceed a line
     body = [["epoch 12", *["123.4"] * 6], ["reals", *["0.5"] * 6]]
     table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
                        *["| " + " | ".join(r) + " |" for r in body]])
     dashes = [len(c.strip(":")) for c in tables.widen_headers(table).splitlines()[1].strip("|").split("|")]
-    assert dashes[0] >= len("epoch") + 2, dashes
+    assert dashes[0] >= len("epoch 12") + 2, dashes  # "epoch 12" on one line, not "epoch" over "12"
 
 
 # ---- merging -----------------------------------------------------------------------------------

@@ -106,10 +106,12 @@ def column_dashes(header: list[str], body: list[list[str]], line_chars: int = LI
 
     Pandoc sets a pipe table wider than a line with column widths in
     proportion to the dashes of its separator line; each column gets at least
-    its header's length and its longest word up to 12 characters (so a label such as "epoch 12"
-    never breaks inside a word), the remaining width goes to columns whose content is longer.
+    its header's length and its longest short cell or word, up to 12 characters (so a label such as
+    "epoch 12" or "spec, long" stays on one line), the remaining width goes to columns whose content is longer.
     """
-    words = [min(12, max([len(w) for r in body if i < len(r) for w in r[i].split()] + [0])) for i in range(len(header))]
+    def unbroken(cell: str) -> int:
+        return len(cell) if len(cell) <= 12 else max([len(w) for w in cell.split()] + [0])
+    words = [min(12, max([unbroken(r[i]) for r in body if i < len(r)] + [0])) for i in range(len(header))]
     base = [max(len(h), w) + 2 for h, w in zip(header, words)]
     need = [max([len(r[i]) if i < len(r) else 0 for r in body] + [0]) + 2 for i in range(len(header))]
     extra = [max(0, n - b) for n, b in zip(need, base)]
