@@ -237,8 +237,9 @@ def test_the_title_page_line_is_computed_from_provenance_or_this_machine(made, t
     line = shipped.describe_source(shipped.shipped_results(config), config)
     machine = json.loads((made["results"]["transposed"] / "provenance.json").read_text())["environment"]["device_name"]
     assert line.startswith(f"shipped result {shown(made['root'] / 'results' / 'reference')}, trained on {machine} (")
-    assert f"torch {torch.__version__}): transposed 2 epochs in " in line and ", upsampling 2 epochs in " in line
-    assert line.endswith(" s (provenance.json)") and line.count("trained on") == 1, "one machine trained both"
+    assert f"torch {torch.__version__}): transposed epoch 2 of {config.epochs} (" in line
+    assert f", upsampling epoch 2 of {config.epochs} (" in line
+    assert line.endswith(" s of training) (provenance.json)") and line.count("trained on") == 1, "one machine trained both"
     here = pick_device(config.device)
     name = f" ({torch.cuda.get_device_name(here)})" if here.type == "cuda" else ""
     assert shipped.describe_source({"transposed": None, "upsampling": None}, config) == f"trained here on {here.type}{name}"

@@ -104,8 +104,9 @@ def describe_source(used: dict[str, Path | None], config: TrainConfig) -> str:
 
     Everything in it is read from the results' provenance.json or from this
     machine, e.g. "shipped result results/reference, trained on NVIDIA H100
-    80GB HBM3 (cuda 12.4, driver 550.54.15, torch 2.5.1): transposed 2000
-    epochs in 5.2 h, upsampling 2000 epochs in 6.1 h (provenance.json)".
+    80GB HBM3 (cuda 12.4, driver 550.54.15, torch 2.5.1): transposed epoch 2000
+    of 2000 (5.2 h of training), upsampling epoch 2000 of 2000 (6.1 h of training) (provenance.json)";
+    the "of" is the experiment's length (the spec's 2000 for the full profile).
     """
     from gan_helpers.utils import duration
     from gan_helpers.runs.provenance import read_provenance
@@ -124,7 +125,8 @@ def describe_source(used: dict[str, Path | None], config: TrainConfig) -> str:
             versions = ", ".join(f"{key} {env[key]}" for key in keys if env.get(key))
             machines.setdefault(f"{env.get('device_name') or env.get('device') or 'an unrecorded machine'}"
                                 f"{f' ({versions})' if versions else ''}", []).append(kind)
-            epochs.append(f"{kind} {training.get('epochs', '?')} epochs in {duration(float(training.get('seconds', float('nan'))))}")
+            epochs.append(f"{kind} epoch {training.get('epochs', '?')} of {config.epochs} "
+                          f"({duration(float(training.get('seconds', float('nan'))))} of training)")
         where = "; ".join(f"{' and '.join(kinds) + ' ' if len(machines) > 1 else ''}trained on {machine}"
                           for machine, kinds in machines.items())
         parts.append(f"shipped result {shown(parent)}, {where}: {', '.join(epochs)} (provenance.json)")
