@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gan_helpers.errors import UserError  # noqa: E402
 from gan_helpers.runs.experiment import train  # noqa: E402
 from gan_helpers.runs.profiles import experiment_config  # noqa: E402
 from gan_helpers.tools.live import LivePanel  # noqa: E402
@@ -65,12 +66,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     parser.add_argument("--max-images", type=int, default=0, help="train on this many images only (0: all; for a quick try)")
     args = parser.parse_args()
+    if args.epochs < 3:
+        parser.error("--epochs must be at least 3: the first epoch is left out, then epochs with and without the panel alternate")
     watch = EveryOtherEpoch()
     with tempfile.TemporaryDirectory() as runs:
-        config = experiment_config("full", generator=args.generator, epochs=args.epochs, runs_dir=runs,
-                                   threads=args.threads, progress=False,
-                                   **({"max_images": args.max_images} if args.max_images else {}))
-        train(config, watch=watch)
+        try:
+            config = experiment_config("full", generator=args.generator, epochs=args.epochs, runs_dir=runs,
+                                       threads=args.threads, progress=False,
+                                       **({"max_images": args.max_images} if args.max_images else {}))
+            train(config, watch=watch)
+        except UserError as error:
+            raise SystemExit(f"error: {error}") from None
     walls = {epoch: end - watch.ends[i][1] for i, (epoch, end) in enumerate(watch.ends[1:])}
     for epoch, wall in walls.items():
         print(f"epoch {epoch}: {wall:.1f} s {'with' if epoch % 2 else 'without'} the panel")
