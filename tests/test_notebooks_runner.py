@@ -125,9 +125,10 @@ def test_data_must_exist(lab, tmp_path):
         notebooks.inject("smoke", tmp_path / "out", data=tmp_path / "nowhere", notebooks=["02_data"])
 
 
-def test_default_profile_follows_the_gpu(monkeypatch):
+def test_default_profile_follows_the_gpu(monkeypatch, tmp_path):
     import torch
 
+    monkeypatch.setenv("LAB_RESULTS", str(tmp_path))  # no shipped result to stand in for training
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert profiles.default_profile() == "full"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
