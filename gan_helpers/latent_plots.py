@@ -127,39 +127,52 @@ def show_edit_groups(groups: dict[str, tuple[torch.Tensor, torch.Tensor, Sequenc
 
 
 def show_inversions(results: dict[str, Inversion] | dict[str, dict[str, Inversion]], title: str | None = None,
-                    width: float = 8.0, tile: float = 0.9, loss_width: float = 2.5, label_width: float = 0.9):
-    """Inversions of one target: a row of frames per setting (random start to imitation), the loss curves beside them.
+                    width: float = 8.0, height: float = 9.0, tile: float = 0.9, label_width: float = 0.9,
+                    loss_height: float = 1.6):
+    """Inversions of one target: a row of frames per setting (random start to imitation), the loss curves below.
 
     A dict of dicts groups the rows (one group per generator, say): each
-    group is named above its rows and has its own loss panel. Frames are
-    titled with the SGD step they show (the bare number where frames are
-    small); rows are named on their left; the figure is at most `width` inches wide.
+    group is named above its rows and has its own loss panel, side by side
+    under all the frames, with one legend for them. Frames are titled with
+    the SGD step they show (the bare number where frames are small); rows
+    are named on their left; the figure is at most `width` inches wide and
+    `height` high (at 10 pt, a figure up to 8 × 9 inches prints its text at 8 pt or more).
     """
     groups = results if all(isinstance(v, dict) for v in results.values()) else {"": results}
     first = next(iter(next(iter(groups.values())).values()))
     columns = 1 + len(first.frames)
-    tile = min(tile, (width - loss_width - label_width - 0.2) / columns)
-    heights = [max(tile * len(group), 1.7) + 0.3 * bool(name) for name, group in groups.items()]
-    fig = plt.figure(figsize=(tile * columns + loss_width + label_width + 0.2, sum(heights) + 0.3 + 0.35 * bool(title)),
-                     layout="constrained")
-    panels = fig.subfigures(len(groups), 1, squeeze=False, height_ratios=heights)[:, 0] if len(groups) > 1 else [fig]
-    for number, (panel, (name, group)) in enumerate(zip(panels, groups.items())):
-        grid = panel.add_gridspec(len(group), columns + 1, width_ratios=[tile] * columns + [loss_width])
+    # Each group: its name, the first row's step titles, then its rows of frames; below them all, the loss panels.
+    fixed = [0.25 + 0.3 * bool(name) for name in groups]
+    rows = sum(len(group) for group in groups.values())
+    below = loss_height + 0.35 + 0.35 * bool(title)
+    tile = min(tile, (width - label_width - 0.2) / columns, (height - sum(fixed) - below) / (1.05 * rows))
+    heights = [1.05 * tile * len(group) + extra for group, extra in zip(groups.values(), fixed)]
+    heights.append(loss_height + 0.35)
+    fig = plt.figure(figsize=(tile * columns + label_width + 0.2, sum(heights) + 0.35 * bool(title)), layout="constrained")
+    parts = fig.subfigures(len(heights), 1, squeeze=False, height_ratios=heights)[:, 0]
+    for number, (panel, (name, group)) in enumerate(zip(parts, groups.items())):
+        axes = panel.subplots(len(group), columns, squeeze=False)
         for row, (label, result) in enumerate(group.items()):
             steps = [f"step {s}" if tile >= 0.7 else str(s) for s in result.frame_steps]
             pictures = [(result.target[0], "target")] + list(zip(result.frames, steps))
             for col, (image, caption) in enumerate(pictures):
-                ax = panel.add_subplot(grid[row, col])
+                ax = axes[row, col]
                 ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
                 ax.set_xticks([])
                 ax.set_yticks([])
-                if row == 0 and number == 0:
+                if row == 0:
                     ax.set_title(caption)
-                if col == 0:
-                    ax.set_ylabel(label, rotation=0, ha="right", va="center")
-        plot_inversion_losses(group, ax=panel.add_subplot(grid[:, -1]), legend="below")
+            axes[row, 0].set_ylabel(label, rotation=0, ha="right", va="center")
         if name:
             panel.suptitle(name)
+    loss_axes = parts[-1].subplots(1, len(groups), squeeze=False)[0]
+    for ax, (name, group) in zip(loss_axes, groups.items()):
+        plot_inversion_losses(group, ax=ax, legend=False)
+        if name:
+            ax.set_title(name)
+    handles, labels = loss_axes[0].get_legend_handles_labels()
+    if any(labels):
+        parts[-1].legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
     if title:
         fig.suptitle(title)
     return fig

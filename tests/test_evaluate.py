@@ -187,4 +187,7 @@ def test_plot_quality_draws_runs_against_calibration(tmp_path):
     ax = plot_quality(run_dir, calibration=rows)
     assert list(ax.lines[0].get_ydata()) == [100.0, 50.0]
     assert sorted(line.get_ydata()[0] for line in ax.lines[1:]) == [20.0, 400.0]
+    # Named in the legend beside the axes, not written on them, where close lines' labels would overlap.
+    assert [t.get_text() for t in ax.get_legend().get_texts()][1:] == ["real vs real", "untrained"]
+    assert not ax.texts
     matplotlib.pyplot.close(ax.figure)

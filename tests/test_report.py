@@ -364,6 +364,34 @@ def test_figure_helpers_print_text_at_8_pt_or_more(frames, settings, values, ste
     plt.close("all")
 
 
+@pytest.mark.parametrize("frames, settings", [(4, 3), (8, 4)])  # smoke and full
+def test_inversion_frames_keep_their_size_beside_the_loss_curves(frames, settings):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from gan_helpers.latent import Inversion
+    from gan_helpers.latent_plots import show_inversions
+
+    def inversion(seed):
+        images = torch.rand(frames + 1, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
+        return Inversion(z=torch.zeros(1, 128), image=images[-1:], target=images[:1], losses=[0.2, 0.1] * 30,
+                         final_mse=0.04, frames=images, frame_steps=list(range(0, 10 * (frames + 1), 10)), restart_mses=[0.04])
+
+    grouped = {name: {f"variant {i}": inversion(i) for i in range(settings)} for name in ("transposed", "upsampling")}
+    for results in (grouped, {"transposed": inversion(1), "upsampling": inversion(2)}):
+        fig = show_inversions(results, title="t", tile=0.65)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        sides = [ax.get_window_extent(renderer).width / fig.dpi for ax in fig.axes if ax.images]
+        # Constrained layout once shrank the frames to a sixth of their size to make room for a legend.
+        assert min(sides) >= 0.6 * 0.8, sides
+        assert fig.get_size_inches()[0] <= 8.1
+    plt.close("all")
+
+
 def test_line_plots_at_the_notebooks_size_print_text_at_8_pt_or_more(tmp_path):
     import json
 

@@ -143,18 +143,19 @@ def plot_quality(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[s
     for run_dir, label in zip(run_dirs, labels):
         records = read_quality(run_dir)
         ax.plot([r["epoch"] for r in records], [r[key] for r in records], marker="." if len(records) < 30 else None, label=label)
+    # The calibration lines are named in the legend: labels on the axes would cross the curves and each other
+    # (the two ceilings lie close together).
+    ceiling_styles = iter(["--", "-.", (0, (5, 1, 1, 1, 1, 1))])
     for row in calibration or []:
         if row["case"] in ("floor", "ceiling"):
-            ax.axhline(row[key], color="grey", linestyle=":" if row["case"] == "floor" else "--", linewidth=1)
-            # At the right end: every curve starts at its untrained generator's ceiling, on the left.
-            ax.annotate(row["label"], (0.99, row[key]), xycoords=("axes fraction", "data"), fontsize=8.5, color="grey",
-                        ha="right", va="bottom")
-    ax.margins(y=0.1)  # room for the label above the highest line
+            style = ":" if row["case"] == "floor" else next(ceiling_styles, "--")
+            ax.axhline(row[key], color="grey", linestyle=style, linewidth=1, label=row["label"])
+    ax.margins(y=0.05)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("SWD ×10³ (lower: closer)" if key == "swd" else key)
     ax.grid(alpha=0.3)
-    # Beside the axes, clear of the curves and of the calibration labels (draw the figure with constrained layout).
+    # Beside the axes, clear of the curves (draw the figure with constrained layout).
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     return ax
 
