@@ -50,3 +50,14 @@ def test_the_reference_result_fits_in_40_mb():
     files = [path for path in REFERENCE.rglob("*") if path.is_file()]
     total = sum(path.stat().st_size for path in files)
     assert total <= 40 * 1000**2, f"{total / 1000**2:.1f} MB in {len(files)} files; export with a lower --max-grids"
+
+
+def test_the_reference_observations_cover_every_judged_point():
+    from gan_helpers.tools.report.observations import read_observations
+
+    path = REFERENCE / "observations.md"
+    if not path.is_file():
+        pytest.skip("the reference result ships no observations.md")
+    written = read_observations(path)  # a UserError for a file that breaks the format
+    short = {point: len(written.get(point, "").split()) for point in (10, 12, 13, 14, 15, 16, 17, 18)}
+    assert all(words >= 40 for words in short.values()), f"words per point: {short}"
