@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -166,10 +167,11 @@ def show_inversions(results: dict[str, Inversion] | dict[str, dict[str, Inversio
         if name:
             panel.suptitle(name)
     loss_axes = parts[-1].subplots(1, len(groups), squeeze=False)[0]
+    panel_width = fig.get_figwidth() / len(groups) - 0.7  # less the tick labels and "MSE"
     for ax, (name, group) in zip(loss_axes, groups.items()):
         plot_inversion_losses(group, ax=ax, legend=False)
-        if name:
-            ax.set_title(name)
+        if name:  # on two lines where a narrow panel's title would run into its neighbour's (about 11 characters per inch at 10 pt)
+            ax.set_title(textwrap.fill(name, max(10, int(11 * panel_width))))
     handles, labels = loss_axes[0].get_legend_handles_labels()
     if any(labels):
         parts[-1].legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), frameon=False)
