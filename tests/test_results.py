@@ -128,6 +128,15 @@ def test_provenance_files_in_gnu_time_and_json_form(tmp_path):
     given = tmp_path / "provenance.json"
     given.write_text(json.dumps({"commands": [{"command": "make report", "seconds": 60}], "commit": "f00", "environment": {"device": "cuda"}}))
     assert read_provenance_input(given)["commit"] == "f00"
+    given.write_text(json.dumps({"commands": [
+        {"command": "python -m gan_helpers train --resume R --epochs 2000", "seconds": 5400, "machine": "Intel Xeon, 2 cores"},
+        {"command": "python -m gan_helpers export R D", "seconds": 20}]}))
+    assert read_provenance_input(given)["commands"] == [
+        {"command": "python -m gan_helpers train --resume R --epochs 2000", "seconds": 5400.0, "machine": "Intel Xeon, 2 cores"},
+        {"command": "python -m gan_helpers export R D", "seconds": 20.0}]
+    given.write_text(json.dumps({"commands": [{"command": "make report", "seconds": 60, "machine": 3}]}))
+    with pytest.raises(UserError, match="command 1 has a 'machine' that is not a description"):
+        read_provenance_input(given)
     lines.write_text("make report 3600\n")
     with pytest.raises(UserError, match="line 1 is not a command with its wall time"):
         read_provenance_input(lines)

@@ -254,6 +254,16 @@ def test_the_title_page_line_is_computed_from_provenance_or_this_machine(made, t
     assert "trained on NVIDIA H100 80GB HBM3 (cuda 12.4, driver 550.54.15, torch 2.5.1): transposed" in shipped.describe_source(
         shipped.shipped_results(config), config)
 
+    for kind in KINDS:  # a run resumed on two machines names both, in the order its commands ran
+        path = results / "reference" / kind / "provenance.json"
+        given = json.loads(path.read_text())
+        given["commands"] = [{"command": "train", "seconds": 60, "machine": "AMD EPYC with AVX-512 bf16"},
+                             {"command": "train --resume", "seconds": 60, "machine": "Intel Xeon with AMX"},
+                             {"command": "train --resume", "seconds": 60, "machine": "AMD EPYC with AVX-512 bf16"}]
+        path.write_text(json.dumps(given))
+    assert "trained on AMD EPYC with AVX-512 bf16 and Intel Xeon with AMX (cuda 12.4, driver 550.54.15, torch 2.5.1): transposed" \
+        in shipped.describe_source(shipped.shipped_results(config), config)
+
 
 def test_observations_file_sections_and_errors(tmp_path):
     path = tmp_path / "observations.md"

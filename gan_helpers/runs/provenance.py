@@ -10,7 +10,9 @@ file (:func:`read_provenance_input`) or the export's options.
 A provenance file is either lines as GNU time writes them with
 ``/usr/bin/time -a -o FILE -f '%e %C' COMMAND`` (seconds, then the command
 line; ``#`` starts a comment), or a JSON object with ``commands`` (a list
-of ``{"command", "seconds"}``) and optionally ``environment`` and ``commit``.
+of ``{"command", "seconds"}``, each optionally with ``machine``: where that
+command ran, for a run resumed on several machines) and optionally
+``environment`` and ``commit``.
 """
 
 from __future__ import annotations
@@ -93,15 +95,21 @@ def git_commit(root: str | Path = PROJECT_ROOT) -> dict:
     return {"commit": commit or None, "dirty": None if status is None else bool(status)}
 
 
-def command_entry(seconds: object, command: object, where: str | None = None) -> dict:
-    """One command run to produce a result with its wall time in seconds, checked; `where` names it in errors."""
+def command_entry(seconds: object, command: object, where: str | None = None, machine: object = None) -> dict:
+    """One command run to produce a result with its wall time in seconds (and the machine it ran on), checked.
+
+    `where` names the command in errors.
+    """
     try:
         seconds = float(seconds)
     except (TypeError, ValueError):
         seconds = math.nan
     if not (isinstance(command, str) and command.strip() and math.isfinite(seconds) and seconds >= 0):
         raise UserError(f"{where or repr(command)} is not a command with its wall time in seconds; write it as e.g. 3600 'make report'.")
-    return {"command": command.strip(), "seconds": round(seconds, 3)}
+    if machine is not None and not (isinstance(machine, str) and machine.strip()):
+        raise UserError(f"{where or repr(command)} has a 'machine' that is not a description; write it as e.g. \"AMD EPYC, 2 cores\".")
+    entry = {"command": command.strip(), "seconds": round(seconds, 3)}
+    return {**entry, "machine": machine.strip()} if machine is not None else entry
 
 
 def read_provenance_input(path: str | Path) -> dict:
@@ -123,7 +131,7 @@ def read_provenance_input(path: str | Path) -> dict:
             raise UserError(f"{path}: 'commands' must be a list of {{\"command\", \"seconds\"}} objects.")
         if not isinstance(given.get("environment", {}), dict) or not isinstance(given.get("commit", ""), str):
             raise UserError(f"{path}: 'environment' must be an object and 'commit' a string.")
-        commands = [command_entry(c.get("seconds"), c.get("command"), f"{path} command {n}") if isinstance(c, dict)
+        commands = [command_entry(c.get("seconds"), c.get("command"), f"{path} command {n}", c.get("machine")) if isinstance(c, dict)
                     else command_entry(None, None, f"{path} command {n}") for n, c in enumerate(given.get("commands", []), 1)]
         return {**given, "commands": commands}
     commands = []

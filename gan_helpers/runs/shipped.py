@@ -106,7 +106,8 @@ def describe_source(used: dict[str, Path | None], config: TrainConfig) -> str:
     machine, e.g. "shipped result results/reference, trained on NVIDIA H100
     80GB HBM3 (cuda 12.4, driver 550.54.15, torch 2.5.1): transposed epoch 2000
     of 2000 (5.2 h of training), upsampling epoch 2000 of 2000 (6.1 h of training) (provenance.json)";
-    the "of" is the experiment's length (the spec's 2000 for the full profile).
+    the "of" is the experiment's length (the spec's 2000 for the full profile). Where the
+    commands name the machines they ran on (a run resumed on several), those are named.
     """
     from gan_helpers.utils import duration
     from gan_helpers.runs.provenance import read_provenance
@@ -123,8 +124,9 @@ def describe_source(used: dict[str, Path | None], config: TrainConfig) -> str:
             env, training = provenance.get("environment", {}), provenance.get("training", {})
             keys = ("cuda", "driver", "torch") if env.get("device") == "cuda" else ("torch",)  # a CPU build of torch names a CUDA too
             versions = ", ".join(f"{key} {env[key]}" for key in keys if env.get(key))
-            machines.setdefault(f"{env.get('device_name') or env.get('device') or 'an unrecorded machine'}"
-                                f"{f' ({versions})' if versions else ''}", []).append(kind)
+            named = dict.fromkeys(c["machine"] for c in provenance.get("commands", []) if isinstance(c, dict) and c.get("machine"))
+            machine = " and ".join(named) or env.get("device_name") or env.get("device") or "an unrecorded machine"
+            machines.setdefault(f"{machine}{f' ({versions})' if versions else ''}", []).append(kind)
             epochs.append(f"{kind} epoch {training.get('epochs', '?')} of {config.epochs} "
                           f"({duration(float(training.get('seconds', float('nan'))))} of training)")
         where = "; ".join(f"{' and '.join(kinds) + ' ' if len(machines) > 1 else ''}trained on {machine}"
