@@ -25,7 +25,7 @@ from gan_helpers import speed
 from gan_helpers.runs.atomic import atomic_copy
 from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig, resumable
 from gan_helpers.errors import UserError
-from gan_helpers.runs.quality_records import QUALITY_FILE, truncate_quality
+from gan_helpers.runs.quality_records import QUALITY_FILE, cached_calibration, truncate_quality
 from gan_helpers.models import Discriminator, build_generator
 from gan_helpers.paths import from_root, shown
 from gan_helpers.runs.run_plots import save_grid
@@ -71,7 +71,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     config = (config or TrainConfig()).replace(**overrides)
     device = pick_device(config.device)
     precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]
-    images = _load_images(config, device)
+    images = training_images(config, device)
     G, D, opt_G, opt_D = build_models(config, device)
     fixed_z = draw_fixed_noise(config)
 
@@ -190,7 +190,7 @@ def _resume_held(target: Path, overrides: dict, held: contextlib.ExitStack, watc
 
     device = pick_device(config.device)
     precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]
-    images = _load_images(config, device)
+    images = training_images(config, device)
     G, D, opt_G, opt_D = build_models(config, device)
     G.load_state_dict(state["G"])
     D.load_state_dict(state["D"])
@@ -227,10 +227,22 @@ def _changes(saved: TrainConfig, config: TrainConfig) -> str:
     return "".join(f"; {change}" for change in changed)
 
 
-def _load_images(config: TrainConfig, device: torch.device) -> torch.Tensor:
+def device_and_precision(config: TrainConfig) -> tuple[torch.device, str]:
+    """Where the experiment trains and in what precision ('bf16' or 'fp32'), as training resolves 'auto'."""
+    device = pick_device(config.device)
+    return device, speed.choose_precision(device, config.precision)
+
+
+def training_images(config: TrainConfig, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The experiment's training images as training loads them: notebooks analyse exactly what was trained on."""
     from gan_helpers.datasets.loading import load_dataset
 
     return load_dataset(from_root(config.data), max_images=config.max_images, min_images=config.batch_size, device=device)
+
+
+def quality_calibration(config: TrainConfig, images: torch.Tensor) -> list[dict]:
+    """The quality measure's calibration on the experiment's images (notebook 03), cached in its runs folder."""
+    return cached_calibration(images, from_root(config.runs_dir) / "calibration.json", seed=config.seed)
 
 
 # ---- command line (python -m gan_helpers train) ---------------------------------------------
