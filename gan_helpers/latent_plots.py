@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import torch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
 
 from gan_helpers.latent import Inversion
 from gan_helpers.plots import image_grid
@@ -45,7 +45,9 @@ def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool |
         values += [v for v in curve if math.isfinite(v) and v > 0]
         ax.plot(range(len(curve)), curve, marker="." if len(curve) < 30 else None, label=label or None)
     if values and max(values) > 3 * min(values):
-        ax.set_yscale("log")
+        ax.set_yscale("log")  # labels at 1, 2 and 5 times a power of ten only, so a short panel's labels never collide
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     else:  # a flat curve: plain numbers read better than log ticks 1e-1 apart
         ax.ticklabel_format(axis="y", style="plain", useOffset=False)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # a few whole steps: legible in a narrow panel

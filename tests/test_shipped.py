@@ -263,6 +263,7 @@ def test_the_title_page_line_is_computed_from_provenance_or_this_machine(made, t
         path.write_text(json.dumps(given))
     assert "trained on AMD EPYC with AVX-512 bf16 and Intel Xeon with AMX (cuda 12.4, driver 550.54.15, torch 2.5.1): transposed" \
         in shipped.describe_source(shipped.shipped_results(config), config)
+    assert run_summary(results / "reference" / "transposed")["device"] == "cuda (AMD EPYC with AVX-512 bf16 and Intel Xeon with AMX)"
 
 
 def test_observations_file_sections_and_errors(tmp_path):

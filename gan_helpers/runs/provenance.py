@@ -220,6 +220,13 @@ def build_provenance(run_dir: Path, config: dict, metrics: list[dict], given: di
     }
 
 
+def trained_on(provenance: dict) -> str:
+    """The machine(s) a result was trained on: those its commands name, in order, else the recorded environment's."""
+    named = dict.fromkeys(c["machine"] for c in provenance.get("commands", []) if isinstance(c, dict) and c.get("machine"))
+    env = provenance.get("environment", {})
+    return " and ".join(named) or env.get("device_name") or env.get("device") or "an unrecorded machine"
+
+
 def read_provenance(result_dir: str | Path) -> dict:
     """The result folder's provenance.json as a dict; a UserError if missing or not a JSON object."""
     path = Path(result_dir) / PROVENANCE_FILE

@@ -110,7 +110,7 @@ def describe_source(used: dict[str, Path | None], config: TrainConfig) -> str:
     commands name the machines they ran on (a run resumed on several), those are named.
     """
     from gan_helpers.utils import duration
-    from gan_helpers.runs.provenance import read_provenance
+    from gan_helpers.runs.provenance import read_provenance, trained_on
     from gan_helpers.utils import pick_device
 
     parts = []
@@ -124,9 +124,7 @@ def describe_source(used: dict[str, Path | None], config: TrainConfig) -> str:
             env, training = provenance.get("environment", {}), provenance.get("training", {})
             keys = ("cuda", "driver", "torch") if env.get("device") == "cuda" else ("torch",)  # a CPU build of torch names a CUDA too
             versions = ", ".join(f"{key} {env[key]}" for key in keys if env.get(key))
-            named = dict.fromkeys(c["machine"] for c in provenance.get("commands", []) if isinstance(c, dict) and c.get("machine"))
-            machine = " and ".join(named) or env.get("device_name") or env.get("device") or "an unrecorded machine"
-            machines.setdefault(f"{machine}{f' ({versions})' if versions else ''}", []).append(kind)
+            machines.setdefault(f"{trained_on(provenance)}{f' ({versions})' if versions else ''}", []).append(kind)
             epochs.append(f"{kind} epoch {training.get('epochs', '?')} of {config.epochs} "
                           f"({duration(float(training.get('seconds', float('nan'))))} of training)")
         where = "; ".join(f"{' and '.join(kinds) + ' ' if len(machines) > 1 else ''}trained on {machine}"

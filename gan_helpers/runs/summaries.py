@@ -50,10 +50,10 @@ def device_used(run_dir: Path, config: dict) -> str:
     provenance.json names the machine it was trained on.
     """
     if run_folders.is_shipped(run_dir):
-        from gan_helpers.runs.provenance import read_provenance
+        from gan_helpers.runs.provenance import read_provenance, trained_on
 
-        env = read_provenance(run_dir).get("environment", {})
-        return f"{env.get('device', '?')} ({env.get('device_name') or 'unrecorded'})"
+        provenance = read_provenance(run_dir)
+        return f"{provenance.get('environment', {}).get('device', '?')} ({trained_on(provenance)})"
     setting = config.get("device", "?")
     if setting != "auto":
         return setting
