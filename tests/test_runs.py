@@ -80,6 +80,14 @@ def test_a_resume_that_changes_a_rate_records_the_change(tiny_data, tmp_path):
     assert (part / "resumes.txt").read_text() == "resumed from epoch 1 on cpu; lr_g 0.0002 -> 5e-05\n"
     last = torch.load(run_folders.checkpoint_files(part)[2], weights_only=True)
     assert [g["lr"] for g in last["opt_G"]["param_groups"]] == [5e-5], "epoch 2 trained at the new rate"
+    train(resume=part, epochs=3, note="epoch 2: D(G(z)) 0.04 for 3 epochs, the discriminator wins; lr_d halved")
+    assert (part / "resumes.txt").read_text().splitlines()[-1] == \
+        "resumed from epoch 2 on cpu; note: epoch 2: D(G(z)) 0.04 for 3 epochs, the discriminator wins; lr_d halved"
+    with pytest.raises(UserError, match="a resume note is one line"):
+        train(resume=part, epochs=4, note="two\nlines")
+    with pytest.raises(UserError, match="a note is kept with a resume"):
+        train(tiny_config(tiny_data, tmp_path / "new", epochs=1), note="a new run")
+    assert len((part / "resumes.txt").read_text().splitlines()) == 2 and len(run_folders.read_metrics(part)) == 3
 
 
 def test_point_10_rule_halves_lr_d_once_the_discriminator_wins():

@@ -49,7 +49,8 @@ def draw_fixed_noise(config: TrainConfig) -> torch.Tensor:
     return torch.randn(config.fixed_noise, build_generator(config.generator).latent_dim, generator=generator)
 
 
-def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, watch=None, **overrides) -> Path:
+def train(config: TrainConfig | None = None, *, resume: str | Path | None = None, note: str = "", watch=None,
+          **overrides) -> Path:
     """Run training and return the run folder.
 
     A new run: ``train(TrainConfig(...))`` or ``train(epochs=5, data=...)``.
@@ -58,7 +59,9 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     RNG state, so the result is the same as a run that never stopped. A run
     folder resumes from its newest checkpoint; an older checkpoint starts a
     new run folder that carries the history up to that epoch, so nothing
-    saved later is ever overwritten.
+    saved later is ever overwritten. `note` (one line) is kept with the
+    resume in the run's ``resumes.txt``: point 10's record of what was seen
+    and why the run was resumed as it was.
 
     `watch` shows the training as it goes: an object whose ``follow(run_dir, epochs, history)`` returns
     an epoch hook with a ``close()`` (:class:`gan_helpers.tools.live.LivePanel`, the notebooks' live panel);
@@ -67,7 +70,11 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     if resume is not None:
         if config is not None:
             raise UserError("pass either a config or resume=…, not both; changes to a resumed run go as keyword arguments.")
-        return _resume(Path(resume), overrides, watch)
+        if "\n" in note or "\r" in note:
+            raise UserError("a resume note is one line of the run's resumes.txt; write it without line breaks.")
+        return _resume(Path(resume), overrides, watch, note.strip())
+    if note:
+        raise UserError("a note is kept with a resume; a new run has none (drop the note, or resume a run).")
     config = (config or TrainConfig()).replace(**overrides)
     device = pick_device(config.device)
     precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]
@@ -153,17 +160,17 @@ def lab_runs(config: TrainConfig, generators=GENERATOR_KINDS, source: str | None
     return {kind: lab_run(config, kind, source, watch=watch) for kind in generators}
 
 
-def _resume(target: Path, overrides: dict, watch=None) -> Path:
+def _resume(target: Path, overrides: dict, watch=None, note: str = "") -> Path:
     target = from_root(target)
     folder = target if target.is_dir() else target.parent.parent
     if not ((folder / "config.json").is_file() and (folder / "checkpoints").is_dir()) or run_folders.is_shipped(folder):
         checkpoints.load_training_state(target)  # not a run folder's: its one sentence, and no lock file is made there
     with contextlib.ExitStack() as held:  # a second resume of the run stops here, before it reads or changes anything
         held.enter_context(locks.hold(folder, "resuming"))
-        return _resume_held(target, overrides, held, watch)
+        return _resume_held(target, overrides, held, watch, note)
 
 
-def _resume_held(target: Path, overrides: dict, held: contextlib.ExitStack, watch=None) -> Path:
+def _resume_held(target: Path, overrides: dict, held: contextlib.ExitStack, watch=None, note: str = "") -> Path:
     state = checkpoints.load_training_state(target)  # every key, shape and setting checked; one sentence otherwise
     saved = TrainConfig.from_dict(state["config"])
     run_dir = target if target.is_dir() else target.parent.parent
@@ -203,7 +210,7 @@ def _resume_held(target: Path, overrides: dict, held: contextlib.ExitStack, watc
     run_folders.write_config(run_dir, config.to_dict())
     fixed_z = checkpoints.load_fixed_noise(run_dir)
     print(f"Resuming {shown(run_dir)} from epoch {epoch}")
-    run_folders.note_resume(run_dir, f"resumed from epoch {epoch} on {device}{_changes(saved, config)}")
+    run_folders.note_resume(run_dir, f"resumed from epoch {epoch} on {device}{_changes(saved, config)}{f'; note: {note}' if note else ''}")
     fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=epoch, precision=precision, watch=watch)
     return run_dir
 

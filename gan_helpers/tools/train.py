@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--profile", default="", help="start from this parameter set's experiment (notebooks/params/PROFILE.yaml, block train); flags override it")
     parser.add_argument("--resume", metavar="RUN_DIR|CHECKPOINT", help="continue a run from its newest checkpoint, or from a given checkpoint file")
+    parser.add_argument("--note", default="", metavar="TEXT",
+                        help="with --resume: one line kept with the resume in the run's resumes.txt, e.g. what the grids showed and why a rate changed (point 10)")
     add_config_arguments(parser, TrainConfig)
 
 
@@ -27,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.profile:
             raise UserError("--profile starts a new run; a resumed run keeps its own settings (drop --profile).")
-        run_dir = experiment.train(resume=Path(args.resume).expanduser().resolve(), **given)
+        run_dir = experiment.train(resume=Path(args.resume).expanduser().resolve(), note=args.note, **given)
+    elif args.note:
+        raise UserError("--note is kept with a resume; use it with --resume RUN_DIR.")
     elif args.profile:
         from gan_helpers.runs.profiles import experiment_config
 
