@@ -385,3 +385,21 @@ def test_invert_shows_a_progress_bar_only_when_asked(capsys):
     last = capsys.readouterr().err.split("\r")[-1]
     assert "2/2" in last and f"final MSE {shown.final_mse:.5f}" in last
     assert shown.final_mse == quiet.final_mse
+
+
+def test_inversion_loss_panel_labels_only_1_2_5_times_a_power_of_ten():
+    from types import SimpleNamespace
+
+    from gan_helpers.latent_plots import plot_inversion_losses
+
+    fig, ax = plt.subplots(figsize=(3, 1.2))  # a short panel, where minor labels (3e-2, 4e-3, …) collided
+    curves = {"spec": SimpleNamespace(losses=[0.0295, 0.027], final_mse=0.0269),
+              "auto": SimpleNamespace(losses=[0.0295, 0.01, 0.004], final_mse=0.0018)}
+    plot_inversion_losses(curves, ax=ax, legend="below")
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    labelled = [t.get_loc() for t in ax.yaxis.get_major_ticks() if t.label1.get_text() and low <= t.get_loc() <= high]
+    assert labelled, "the log axis keeps some labels"
+    assert all(round(v / 10 ** math.floor(math.log10(v) + 1e-9), 6) in (1.0, 2.0, 5.0) for v in labelled), labelled
+    assert not [t for t in ax.yaxis.get_minor_ticks() if t.label1.get_text()], "no labelled minor ticks"
+    plt.close(fig)
