@@ -45,6 +45,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gan_helpers import speed
+from gan_helpers.averaging import update_average
 
 METRICS = ("loss_D", "loss_G", "D_x", "D_G_z")
 
@@ -135,9 +136,13 @@ def train_step(
     label_noise: float = 0.05,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     precision: str = "auto",
+    G_ema: nn.Module | None = None,
+    ema_decay: float = 0.0,
 ) -> torch.Tensor:
     """Points 7 then 8 on one batch of real images (augmented first, if asked).
 
+    With `G_ema` given, the average of G's weights then takes one step
+    towards G (:mod:`gan_helpers.averaging`); training itself is unchanged.
     Returns ``loss_D, loss_G, D_x, D_G_z`` (:data:`METRICS`) stacked in one
     tensor on the device, so an epoch can add them up without waiting.
     """
@@ -145,6 +150,8 @@ def train_step(
         real = augment(real)
     d = d_step(D, G, opt_D, real, label_noise, precision)
     g = g_step(D, G, opt_G, real.shape[0], precision)
+    if G_ema is not None:
+        update_average(G_ema, G, ema_decay)
     return torch.stack([d["loss_D"], g["loss_G"], d["D_x"], d["D_G_z"]])
 
 
@@ -202,6 +209,8 @@ def prepare_training(
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     precision: str = "auto",
     graphs: bool | None = None,
+    G_ema: nn.Module | None = None,
+    ema_decay: float = 0.0,
 ) -> tuple[torch.Tensor, speed.GraphedStep]:
     """Set up the chosen path; returns the images to train on and the step :func:`train_epoch` should run.
 
@@ -213,10 +222,12 @@ def prepare_training(
     precision = speed.choose_precision(images.device, precision)
     if graphs is None:
         graphs = precision == "bf16" and images.device.type == "cuda"
-    images = speed.prepare((D, G), (opt_D, opt_G), images, precision, graphs)
+    models = (D, G) if G_ema is None else (D, G, G_ema)
+    images = speed.prepare(models, (opt_D, opt_G), images, precision, graphs)
     step = speed.GraphedStep(
-        functools.partial(train_step, D, G, opt_D, opt_G, label_noise=label_noise, augment=augment, precision=precision),
-        batch_size, models=(D, G), optimizers=(opt_D, opt_G), capture=graphs,
+        functools.partial(train_step, D, G, opt_D, opt_G, label_noise=label_noise, augment=augment, precision=precision,
+                          G_ema=G_ema, ema_decay=ema_decay),
+        batch_size, models=models, optimizers=(opt_D, opt_G), capture=graphs,
     )
     return images, step
 
@@ -251,6 +262,8 @@ def fit(
     precision: str = "auto",
     graphs: bool | None = None,
     stop: Callable[[int, dict], bool] | None = None,
+    G_ema: nn.Module | None = None,
+    ema_decay: float = 0.0,
 ) -> list[dict]:
     """Train from epoch ``start_epoch + 1`` to ``epochs``; call every hook after every epoch.
 
@@ -262,7 +275,8 @@ def fit(
 
     ``precision`` picks the fast path ("bf16"), the fp32 reference or "auto" and
     ``graphs`` whether full batches replay as a CUDA graph (see
-    :func:`prepare_training`). Load checkpoints before calling; the learning
+    :func:`prepare_training`). `G_ema`, if given, follows G with `ema_decay`
+    after every generator step (:mod:`gan_helpers.averaging`). Load checkpoints before calling; the learning
     rates are fixed for the whole call, so ``stop(epoch, stats)``, asked
     after each epoch's hooks, ends the call early when a rate must change
     (call again from that epoch).
@@ -270,7 +284,7 @@ def fit(
     D.train()
     G.train()
     images, step = prepare_training(D, G, opt_D, opt_G, images, batch_size, label_noise=label_noise,
-                                    augment=augment, precision=precision, graphs=graphs)
+                                    augment=augment, precision=precision, graphs=graphs, G_ema=G_ema, ema_decay=ema_decay)
     history = []
     bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", unit="epoch", disable=not progress)
     batches = tqdm(total=math.ceil(images.shape[0] / batch_size), desc="batches", unit="batch", disable=not progress)

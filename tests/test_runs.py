@@ -67,11 +67,24 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_data, tmp_path, ge
     assert (part / "resumes.txt").read_text() == "resumed from epoch 1 on cpu\n"
     a = torch.load(run_folders.checkpoint_files(whole)[2], weights_only=True)
     b = torch.load(run_folders.checkpoint_files(resumed)[2], weights_only=True)
-    for net in ("G", "D"):
+    for net in ("G", "G_ema", "D"):
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
+    assert not all(torch.equal(a["G"][k], a["G_ema"][k]) for k in a["G"]), "G_ema is an average, not G"
+    same = ("epoch", "model", "swd", "diversity_ratio")
+    assert [[r[k] for k in same] for r in read_quality(whole, None)] == [[r[k] for k in same] for r in read_quality(resumed, None)]
     assert run_folders.read_metrics(whole) == [
         {**m, "seconds": w["seconds"]} for m, w in zip(run_folders.read_metrics(resumed), run_folders.read_metrics(whole))
     ]
+
+
+def test_a_run_resumed_from_a_checkpoint_without_g_ema_starts_it_from_g(tiny_data, tmp_path):
+    part = train(tiny_config(tiny_data, tmp_path, epochs=1, augment=False, ema_half_life=0.0))
+    assert "G_ema" not in torch.load(run_folders.checkpoint_files(part)[1], weights_only=True)
+    assert read_quality(part, "G_ema") == [] and not (part / "samples" / "ema").exists()
+    train(resume=part, epochs=2, ema_half_life=5.0)
+    assert (part / "resumes.txt").read_text() == "resumed from epoch 1 on cpu; ema_half_life 0.0 -> 5.0; G_ema started from G at epoch 1\n"
+    assert "G_ema" in torch.load(run_folders.checkpoint_files(part)[2], weights_only=True)
+    assert [r["epoch"] for r in read_quality(part, "G_ema")] == [2] and (part / "samples" / "ema" / "epoch-000002.png").is_file()
 
 
 def test_a_resume_that_changes_a_rate_records_the_change(tiny_data, tmp_path):

@@ -3,7 +3,9 @@
 A checkpoint (``runs/NNNNN-tag/checkpoints/epoch-NNNNNN.pt``) holds state
 dicts and plain values only, so ``torch.load(weights_only=True)`` reads it:
 
-    epoch  config  G  D  opt_G  opt_D  rng
+    epoch  config  G  G_ema  D  opt_G  opt_D  rng
+
+(``G_ema``, the average of G's weights, where the run keeps one.)
 
 :func:`load_training_state` is what a resume uses: it checks every part
 against what this lab would build from the saved settings, so a damaged or
@@ -37,7 +39,8 @@ from gan_helpers.runs.run_folders import (
 )
 from gan_helpers.runs.atomic import atomic_copy, atomic_write_text, link_or_copy, reporting_full_disk
 
-FULL_STATE = ("epoch", "config", "G", "D", "opt_G", "opt_D", "rng")
+FULL_STATE = ("epoch", "config", "G", "D", "opt_G", "opt_D", "rng")  # and G_ema where the run keeps one
+BEST_DIR = "best"  # generators of best-scoring sample epochs that fall between checkpoints
 
 
 def save_checkpoint(run_dir: str | Path, epoch: int, state: dict) -> Path:
@@ -57,6 +60,20 @@ def save_checkpoint(run_dir: str | Path, epoch: int, state: dict) -> Path:
         last = f"the last complete checkpoint is {earlier[-1]} (free some space, then resume from it)" if earlier else (
             "no checkpoint of this run is complete yet (free some space, then start again)")
         raise DiskFull(path, f"the disk is full while writing {path}; {last}.") from None
+    return path
+
+
+def save_best(run_dir: str | Path, epoch: int, state: dict) -> Path:
+    """Write the generators of a sample epoch that scored best so far, but has no checkpoint, to ``best/epoch-NNNNNN.pt``.
+
+    `state` holds ``epoch``, ``config``, ``G`` and, where the run keeps one,
+    ``G_ema``: what :func:`load_checkpoint_generator` reads. Written
+    atomically; a resumed run that scores the same epoch again writes the same weights.
+    """
+    folder = Path(run_dir) / BEST_DIR
+    folder.mkdir(exist_ok=True)
+    path = folder / epoch_name(epoch, "pt")
+    atomic_save(state, path)
     return path
 
 
@@ -178,6 +195,8 @@ def training_state_problem(state: object) -> str | None:
     except UserError as error:
         return f"its settings are unusable ({str(error).rstrip('.')})"
     if reason := _generator_problem(state):
+        return reason
+    if "G_ema" in state and (reason := _weights_problem(state["G_ema"], _weight_shapes(config.generator), "averaged generator")):
         return reason
     if reason := _weights_problem(state["D"], _weight_shapes("discriminator"), "discriminator"):
         return reason

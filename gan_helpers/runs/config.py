@@ -63,6 +63,8 @@ class TrainConfig:
     zoom: float = _knob(0.1, "up to this much extra zoom (0.1 means 10 percent)")
     rotate_degrees: float = _knob(3.0, "rotation by at most this angle")
     max_images: int | None = _knob(None, "use only the first N images of the data set (tiny runs, tests)")
+    ema_half_life: float = _knob(10.0, "G_ema, an average of G's weights sampled and scored beside G (training unchanged): "
+                                 "the half-life of its weights in epochs; 0: no average", "schedule", absent=0.0)
     fixed_noise: int = _knob(36, "latent vectors drawn once and sampled at every sample epoch (point 9)")
     quality_samples: int = _knob(256, "samples behind the quality numbers at every sample epoch (gan_helpers.runs.quality_records); 0: none", "schedule")
     seed: int = _knob(0, "seeds every random number the run draws")
@@ -115,6 +117,8 @@ class TrainConfig:
             raise UserError(f"quality_samples must be 0 (no quality numbers) or at least 2, not {self.quality_samples!r}.")
         if self.sample_all_first < 0:
             raise UserError(f"sample_all_first must be 0 (off) or a positive epoch, not {self.sample_all_first!r}.")
+        if self.ema_half_life < 0:
+            raise UserError(f"ema_half_life must be 0 (no average) or a positive number of epochs, not {self.ema_half_life!r}.")
         if self.threads < 0:
             raise UserError(f"threads must be 0 (torch's default) or more, not {self.threads!r}.")
 

@@ -31,6 +31,7 @@ from gan_helpers.paths import from_root, shown
 from gan_helpers.runs.run_plots import save_grid
 from gan_helpers.utils import pick_device, seed_everything, set_rng_state
 from gan_helpers.runs.run_loop import fit_run, sample_epoch
+from gan_helpers.averaging import averaged_copy
 
 
 def build_models(config: TrainConfig, device: torch.device):
@@ -85,10 +86,12 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     tag = config.name or f"{Path(config.data).name}-{config.generator}"
     run_dir = run_folders.create_run_dir(from_root(config.runs_dir), tag, config=config.to_dict(), fixed_noise=fixed_z)
     with locks.hold(run_dir, "training"), _removed_unless_trained(run_dir):
+        G_ema = averaged_copy(G) if config.ema_half_life else None
         save_grid(images[: config.fixed_noise], run_dir / "reals.png")
-        sample_epoch(run_dir, config, G, fixed_z, images, 0)
+        sample_epoch(run_dir, config, G, fixed_z, images, 0, G_ema)
         print(f"Run folder: {shown(run_dir)}")
-        fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=0, precision=precision, watch=watch)
+        fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=0, precision=precision, watch=watch,
+                G_ema=G_ema)
     return run_dir
 
 
@@ -207,11 +210,20 @@ def _resume_held(target: Path, overrides: dict, held: contextlib.ExitStack, watc
         for group in opt.param_groups:
             group["lr"] = lr
     set_rng_state(state["rng"])
+    G_ema, started = None, ""
+    if config.ema_half_life:
+        G_ema = averaged_copy(G)
+        if "G_ema" in state:
+            G_ema.load_state_dict(state["G_ema"])
+        else:
+            started = f"; G_ema started from G at epoch {epoch}"
     run_folders.write_config(run_dir, config.to_dict())
     fixed_z = checkpoints.load_fixed_noise(run_dir)
     print(f"Resuming {shown(run_dir)} from epoch {epoch}")
-    run_folders.note_resume(run_dir, f"resumed from epoch {epoch} on {device}{_changes(saved, config)}{f'; note: {note}' if note else ''}")
-    fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=epoch, precision=precision, watch=watch)
+    run_folders.note_resume(run_dir, f"resumed from epoch {epoch} on {device}{_changes(saved, config)}{started}"
+                                     f"{f'; note: {note}' if note else ''}")
+    fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=epoch, precision=precision, watch=watch,
+            G_ema=G_ema)
     return run_dir
 
 
@@ -230,7 +242,8 @@ def _check_written_config(run_dir: Path, saved: TrainConfig) -> None:
 def _changes(saved: TrainConfig, config: TrainConfig) -> str:
     """The training settings a resume changed, as ``; lr_g 5e-05 -> 2.5e-05``: point 10's interventions, kept in
     the run's ``resumes.txt`` (schedule settings such as epochs are left out; they do not change what is trained)."""
-    changed = [f"{k} {getattr(saved, k)!r} -> {v!r}" for k, v in config.identity().items() if getattr(saved, k) != v]
+    kept = {**config.identity(), "ema_half_life": config.ema_half_life}
+    changed = [f"{k} {getattr(saved, k)!r} -> {v!r}" for k, v in kept.items() if getattr(saved, k) != v]
     return "".join(f"; {change}" for change in changed)
 
 

@@ -110,7 +110,7 @@ def _export_held(run_dir: Path, dest: Path, *, name, commands_file, commands, co
     except UserError:
         best, numbers, rule = last, {}, "the last checkpoint: the run has no quality records"
     metrics = [m for m in run_folders.read_metrics(run_dir, strict=True) if m["epoch"] <= last]
-    quality = [r for r in read_quality(run_dir) if r["epoch"] <= last]
+    quality = [r for r in read_quality(run_dir, model=None) if r["epoch"] <= last]
     grids = {e: p for e, p in run_folders.samples(run_dir).items() if e <= last}
     shipped_grids = choose_grids(list(grids), best, max_grids)
     given = read_provenance_input(commands_file) if commands_file else {"commands": []}

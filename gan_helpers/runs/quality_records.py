@@ -4,6 +4,9 @@
 vectors (drawn from their own seeded CPU generator, so training and a later
 ``python -m gan_helpers evaluate RUN_DIR`` see the same ones) and measures
 the samples against the training images with :func:`gan_helpers.runs.quality.measure`.
+Each record names the generator it scored in ``model``: ``"G"``, the trained
+generator, or ``"G_ema"``, the average of its weights
+(:mod:`gan_helpers.averaging`); a record without the field is G's.
 :func:`best_epoch` picks the checkpoint to use for the latent-space
 experiments (point 13) from those records.
 """
@@ -37,7 +40,7 @@ def quality_noise(count: int = QUALITY_SAMPLES, *, seed: int = 0, latent_dim: in
 
 
 def quality_record(G: nn.Module, reals: torch.Tensor, *, epoch: int, seed: int = 0,
-                   samples: int = QUALITY_SAMPLES, **options) -> dict:
+                   samples: int = QUALITY_SAMPLES, model: str = "G", **options) -> dict:
     """The quality numbers of one epoch's generator against the training images, JSON-ready.
 
     G samples :func:`quality_noise` in eval mode, float32, without gradients
@@ -49,11 +52,19 @@ def quality_record(G: nn.Module, reals: torch.Tensor, *, epoch: int, seed: int =
     with torch.autocast(device.type, enabled=False):  # float32 even when called inside an autocast region
         images = generate(G, quality_noise(samples, seed=seed, latent_dim=G.latent_dim))
     numbers = measure(images, reals.float(), seed=seed, **options)
-    return {"epoch": epoch, "seed": seed, **numbers, "seconds": round(time.perf_counter() - started, 3)}
+    return {"epoch": epoch, "model": model, "seed": seed, **numbers, "seconds": round(time.perf_counter() - started, 3)}
 
 
-def read_quality(path: str | Path) -> list[dict]:
-    """The records of a run folder's quality.jsonl (or of a given .jsonl file), in epoch order."""
+def record_model(record: dict) -> str:
+    """Which generator a quality record scored: "G" or "G_ema"."""
+    return record.get("model", "G")
+
+
+def read_quality(path: str | Path, model: str | None = "G") -> list[dict]:
+    """The records of a run folder's quality.jsonl (or of a given .jsonl file) for `model`, in epoch order.
+
+    `model` "G" (the default) or "G_ema" picks one generator's records; None returns every record.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / QUALITY_FILE
@@ -63,11 +74,11 @@ def read_quality(path: str | Path) -> list[dict]:
         records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     except json.JSONDecodeError:
         raise UserError(f"{path} is not one JSON record per line; delete it and run `python -m gan_helpers evaluate` again.") from None
-    return sorted(records, key=lambda r: r["epoch"])
+    return sorted((r for r in records if model is None or record_model(r) == model), key=lambda r: r["epoch"])
 
 
 def append_quality(path: str | Path, record: dict) -> Path:
-    """Add a record to a run folder's quality.jsonl (or a given .jsonl file), replacing one of the same epoch.
+    """Add a record to a run folder's quality.jsonl (or a given .jsonl file), replacing one of the same epoch and model.
 
     The small file is rewritten whole and atomically, so a resumed run that
     repeats an epoch leaves one record per epoch and a crash leaves the old file.
@@ -75,7 +86,8 @@ def append_quality(path: str | Path, record: dict) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / QUALITY_FILE
-    kept = [r for r in read_quality(path) if r["epoch"] != record["epoch"]]
+    same = (record["epoch"], record_model(record))
+    kept = [r for r in read_quality(path, model=None) if (r["epoch"], record_model(r)) != same]
     records = sorted([*kept, record], key=lambda r: r["epoch"])
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
     return path
@@ -87,7 +99,7 @@ def truncate_quality(path: str | Path, last_epoch: int) -> None:
     if path.is_dir():
         path = path / QUALITY_FILE
     if path.is_file():
-        kept = [r for r in read_quality(path) if r["epoch"] <= last_epoch]
+        kept = [r for r in read_quality(path, model=None) if r["epoch"] <= last_epoch]
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
@@ -134,6 +146,16 @@ def run_reals(run_dir: str | Path, data: str | Path | None = None, device: str |
     config = run_folders.read_config(run_dir)
     folder = from_root(data if data is not None else config["data"])
     return load_dataset(folder, max_images=config.get("max_images"), device=device)
+
+
+def is_new_best(run_dir: str | Path, epoch: int) -> bool:
+    """Whether G or G_ema scored a lower SWD at `epoch` than at every earlier epoch of the run."""
+    for model in ("G", "G_ema"):
+        swd = {r["epoch"]: r.get("swd", math.nan) for r in read_quality(run_dir, model) if r["epoch"] <= epoch}
+        earlier = [v for e, v in swd.items() if e < epoch and math.isfinite(v)]
+        if epoch in swd and math.isfinite(swd[epoch]) and all(swd[epoch] < v for v in earlier):
+            return True
+    return False
 
 
 def best_epoch(run_dir: str | Path, *, margin: float = SWD_MARGIN, records: list[dict] | None = None) -> tuple[int, dict]:

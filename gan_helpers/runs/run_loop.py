@@ -8,12 +8,13 @@ from pathlib import Path
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.training import TrainingDiverged, fit
 from gan_helpers.errors import UserError
-from gan_helpers.runs.quality_records import append_quality, quality_record
+from gan_helpers.runs.quality_records import append_quality, is_new_best, quality_record
 from gan_helpers.models import generate
 from gan_helpers.utils import rng_state
 from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers.runs.animation import save_labelled_grid
 from gan_helpers.paths import shown
+from gan_helpers.averaging import ema_decay, standing_statistics
 
 
 def make_augment(config: TrainConfig):
@@ -24,11 +25,22 @@ def make_augment(config: TrainConfig):
     return BatchAugment(flip=config.flip, zoom=config.zoom, rotate_degrees=config.rotate_degrees)
 
 
-def sample_epoch(run_dir: Path, config: TrainConfig, G, fixed_z: torch.Tensor, images: torch.Tensor, epoch: int) -> None:
-    """Point 9's fixed-noise grid, labelled with its epoch, and the epoch's quality numbers."""
-    save_labelled_grid(generate(G, fixed_z), run_dir / "samples" / run_folders.epoch_name(epoch, "png"), f"epoch {epoch}")
+def sample_epoch(run_dir: Path, config: TrainConfig, G, fixed_z: torch.Tensor, images: torch.Tensor, epoch: int,
+                 G_ema=None) -> None:
+    """Point 9's fixed-noise grid, labelled with its epoch, and the epoch's quality numbers; the same for G_ema,
+    if given (its grids in ``samples/ema/``), after its batch-norm statistics are made its own."""
+    name = run_folders.epoch_name(epoch, "png")
+    save_labelled_grid(generate(G, fixed_z), run_dir / "samples" / name, f"epoch {epoch}")
     if config.quality_samples:
         append_quality(run_dir, quality_record(G, images, epoch=epoch, seed=config.seed, samples=config.quality_samples))
+    if G_ema is None:
+        return
+    standing_statistics(G_ema, seed=config.seed + epoch)
+    (run_dir / "samples" / "ema").mkdir(exist_ok=True)
+    save_labelled_grid(generate(G_ema, fixed_z), run_dir / "samples" / "ema" / name, f"epoch {epoch}, G_ema")
+    if config.quality_samples:
+        append_quality(run_dir, quality_record(G_ema, images, epoch=epoch, seed=config.seed, samples=config.quality_samples,
+                                               model="G_ema"))
 
 
 def discriminator_rate(config: TrainConfig, history: list[dict]) -> float:
@@ -39,8 +51,10 @@ def discriminator_rate(config: TrainConfig, history: list[dict]) -> float:
     return config.lr_d / 2 if winning else config.lr_d
 
 
-def fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: int, precision: str, watch=None) -> None:
+def fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: int, precision: str, watch=None,
+            G_ema=None) -> None:
     device = str(images.device.type)
+    decay = ema_decay(config.ema_half_life, -(-images.shape[0] // config.batch_size)) if G_ema is not None else 0.0
     history = [record for record in run_folders.read_metrics(run_dir) if record["epoch"] <= start_epoch]
     rate = discriminator_rate(config, history)
 
@@ -50,13 +64,18 @@ def fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch
     def sample(epoch: int, stats: dict) -> None:
         if (epoch % config.sample_every == 0 or epoch <= config.sample_all_first or epoch % config.save_every == 0
                 or epoch == config.epochs):
-            sample_epoch(run_dir, config, G, fixed_z, images, epoch)
+            sample_epoch(run_dir, config, G, fixed_z, images, epoch, G_ema)
+            if epoch % config.save_every and epoch != config.epochs and is_new_best(run_dir, epoch):
+                checkpoints.save_best(run_dir, epoch, {"epoch": epoch, "config": config.to_dict(), **generators()})
+
+    def generators() -> dict:
+        return {"G": G.state_dict(), **({"G_ema": G_ema.state_dict()} if G_ema is not None else {})}
 
     def checkpoint(epoch: int) -> None:
         checkpoints.save_checkpoint(run_dir, epoch, {
             "epoch": epoch,
             "config": config.to_dict(),
-            "G": G.state_dict(),
+            **generators(),
             "D": D.state_dict(),
             "opt_G": opt_G.state_dict(),
             "opt_D": opt_D.state_dict(),
@@ -81,7 +100,7 @@ def fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch
             history += fit(
                 D, G, opt_D, opt_G, images,
                 epochs=config.epochs, batch_size=config.batch_size, start_epoch=epoch,
-                label_noise=config.label_noise, augment=make_augment(config),
+                label_noise=config.label_noise, augment=make_augment(config), G_ema=G_ema, ema_decay=decay,
                 hooks=[log_metrics, sample, save, warn, *([live] if live is not None else [])], progress=config.progress, precision=precision, stop=stop_now,
             )
             epoch = history[-1]["epoch"]
