@@ -6,7 +6,7 @@ look for bugs. :func:`point10_warnings` reads what a run has written
 (``metrics.jsonl`` records, ``quality.jsonl`` records) and returns the
 warnings that hold at an epoch, each with the epoch it holds since, so the
 training output (:mod:`gan_helpers.runs.experiment`), the notebooks' live panel
-(:mod:`gan_helpers.tools.live`) and ``python -m gan_helpers watch`` say the same.
+(:mod:`gan_helpers.runs.live`) and ``python -m gan_helpers watch`` say the same.
 
 The defaults come from the two CPU reference runs (all 506 images, lr_d
 1e-5, lr_g 5e-5, 190 epochs each, measured here):

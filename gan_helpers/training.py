@@ -136,13 +136,11 @@ def train_step(
     label_noise: float = 0.05,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     precision: str = "auto",
-    G_ema: nn.Module | None = None,
-    ema_decay: float = 0.0,
+    G_ema: nn.Module | None = None, ema_decay: float = 0.0,
 ) -> torch.Tensor:
     """Points 7 then 8 on one batch of real images (augmented first, if asked).
 
-    With `G_ema` given, the average of G's weights then takes one step
-    towards G (:mod:`gan_helpers.averaging`); training itself is unchanged.
+    Then `G_ema`, if given, takes one step towards G (:mod:`gan_helpers.averaging`).
     Returns ``loss_D, loss_G, D_x, D_G_z`` (:data:`METRICS`) stacked in one
     tensor on the device, so an epoch can add them up without waiting.
     """
@@ -209,8 +207,7 @@ def prepare_training(
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     precision: str = "auto",
     graphs: bool | None = None,
-    G_ema: nn.Module | None = None,
-    ema_decay: float = 0.0,
+    G_ema: nn.Module | None = None, ema_decay: float = 0.0,
 ) -> tuple[torch.Tensor, speed.GraphedStep]:
     """Set up the chosen path; returns the images to train on and the step :func:`train_epoch` should run.
 
@@ -262,8 +259,7 @@ def fit(
     precision: str = "auto",
     graphs: bool | None = None,
     stop: Callable[[int, dict], bool] | None = None,
-    G_ema: nn.Module | None = None,
-    ema_decay: float = 0.0,
+    G_ema: nn.Module | None = None, ema_decay: float = 0.0,
 ) -> list[dict]:
     """Train from epoch ``start_epoch + 1`` to ``epochs``; call every hook after every epoch.
 
@@ -275,8 +271,7 @@ def fit(
 
     ``precision`` picks the fast path ("bf16"), the fp32 reference or "auto" and
     ``graphs`` whether full batches replay as a CUDA graph (see
-    :func:`prepare_training`). `G_ema`, if given, follows G with `ema_decay`
-    after every generator step (:mod:`gan_helpers.averaging`). Load checkpoints before calling; the learning
+    :func:`prepare_training`); `G_ema` follows G as in :func:`train_step`. Load checkpoints before calling; the learning
     rates are fixed for the whole call, so ``stop(epoch, stats)``, asked
     after each epoch's hooks, ends the call early when a rate must change
     (call again from that epoch).

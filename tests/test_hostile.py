@@ -21,13 +21,14 @@ import torch
 from image_folders import write_image_folder
 from nbformat.v4 import new_markdown_cell, new_notebook, new_output, new_code_cell
 
-from gan_helpers.runs import locks, run_folders, shipped
+from gan_helpers.runs import run_folders, shipped
+from gan_helpers.storage import locks
 from gan_helpers.tools.cli import main
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.runs.experiment import train
 from gan_helpers.paths import PROJECT_ROOT
-from gan_helpers.tools.report import observations, render
+from report import observations, render
 from gan_helpers.runs.markdown import code_span, markdown_text
 from gan_helpers.runs.results import check_result, require_intact, sizes
 from gan_helpers.runs.export import export_run
@@ -76,7 +77,7 @@ def copy_run(made: dict, tmp_path: Path) -> Path:
 def holder(folder: Path, beside: bool = False) -> subprocess.Popen:
     """Another process holding `folder`'s lock until it is killed (it prints 'held' once it has it)."""
     how = "hold_destination" if beside else "hold"
-    code = f"import sys, time\nfrom gan_helpers.runs import locks\nwith locks.{how}(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n"
+    code = f"import sys, time\nfrom gan_helpers.storage import locks\nwith locks.{how}(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n"
     process = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)
     assert process.stdout.readline().strip() == "held"
     return process

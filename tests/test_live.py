@@ -1,4 +1,4 @@
-"""The notebooks' live panel (gan_helpers.tools.live): one widget updated in place, or one static figure at the end."""
+"""The notebooks' live panel (gan_helpers.runs.live): one widget updated in place, or one static figure at the end."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.runs.experiment import train
-from gan_helpers.tools.live import LivePanel
+from gan_helpers.runs.live import LivePanel
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The PDF checks (gan_helpers.tools.report.pdfcheck) on tiny PDFs drawn here with matplotlib."""
+"""The PDF checks (report.pdfcheck) on tiny PDFs drawn here with matplotlib."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gan_helpers.tools.report import pdfcheck
+from report import pdfcheck
 
 pytestmark = pytest.mark.skipif(bool(pdfcheck.missing_tools()), reason="poppler-utils (pdfimages, pdftotext, pdfinfo) is not installed")
 

@@ -53,7 +53,7 @@ def test_the_reference_result_fits_in_40_mb():
 
 
 def test_the_reference_observations_cover_every_judged_point():
-    from gan_helpers.tools.report.observations import read_observations
+    from report.observations import read_observations
 
     path = REFERENCE / "observations.md"
     if not path.is_file():

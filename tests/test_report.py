@@ -16,7 +16,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
-from gan_helpers.tools.report import cleaning, front, layout, merge, reading, render, spec_code, tables
+from report import cleaning, front, layout, merge, reading, render, tables
+from gan_helpers import listing as spec_code
 from gan_helpers.runs import parameter_sets
 
 LAYOUT = {"01_warmup": [6], "02_data": [4, 5], "03_dcgan": [1, 2, 3, 7, 8, 9, 10],
@@ -162,7 +163,7 @@ def test_printed_code_is_only_the_spec_code():
 def test_show_source_output_is_what_the_allow_list_reads():
     import IPython.display
 
-    from gan_helpers.tools.report import spec_code
+    from gan_helpers import listing as spec_code
     from gan_helpers.training import d_step
 
     displayed = []
@@ -201,7 +202,7 @@ def test_short_docstrings_keep_the_first_paragraph_and_all_code():
 def test_an_excerpt_is_the_signature_and_the_lines_between_the_markers():
     import IPython.display
 
-    from gan_helpers.tools.report import spec_code
+    from gan_helpers import listing as spec_code
     from gan_helpers.latent import invert
 
     displayed = []
@@ -235,7 +236,7 @@ def test_the_notebooks_print_spec_code_shortened_and_within_a_budget():
 
     import IPython.display
 
-    from gan_helpers.tools.report import spec_code
+    from gan_helpers import listing as spec_code
 
     objects = {name.rsplit(".", 1)[1]: spec_code.resolve(*name.rsplit(".", 1)) for name in spec_code.PRINTED}
     lines, calls = 0, 0

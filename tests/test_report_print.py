@@ -9,8 +9,8 @@ import textwrap
 import torch
 
 from gan_helpers import latent, training
-from gan_helpers.tools.report.spec_code import drop_plumbing, source_excerpt
-from gan_helpers.tools.report.tables import content_widths
+from gan_helpers.listing import drop_plumbing, source_excerpt
+from report.tables import content_widths
 
 
 def test_excerpts_print_without_progress_bars_and_stay_python():

@@ -28,7 +28,7 @@ from gan_helpers.models import GENERATORS, generate
 from gan_helpers.paths import shown
 from gan_helpers.runs.parameter_sets import NOTEBOOK_DIR, NOTEBOOKS
 from gan_helpers.runs.profiles import experiment_config, load_profile
-from gan_helpers.tools.report.observations import place_observations, read_observations
+from report.observations import place_observations, read_observations
 from gan_helpers.runs.results import check_result, sizes
 from gan_helpers.runs.export import export_run
 from gan_helpers.utils import pick_device
@@ -157,7 +157,7 @@ def test_the_report_decides_once_and_hands_the_decision_to_the_kernels(monkeypat
     import os
 
     from gan_helpers.tools import report
-    from gan_helpers.tools.report import build
+    from report import build
 
     monkeypatch.setenv(shipped.SOURCE_VARIABLE, "auto")
     with shipped.source_for_kernels("train"):
@@ -295,7 +295,7 @@ def lab_notebooks() -> dict[str, nbformat.NotebookNode]:
 
 
 def test_observations_fill_their_cells_and_others_keep_the_prompt(made):
-    from gan_helpers.tools.report.merge import merge
+    from report.merge import merge
 
     info = {"title": "T", "author": "", "course": "", "date": "today", "language": "english", "profile": "full",
             "intro": "Intro.", "facts": []}
@@ -325,7 +325,7 @@ def test_notebook_05_runs_from_the_result_and_merges_into_the_report(made, tmp_p
     import papermill
 
     from gan_helpers.tools.notebooks import KERNEL
-    from gan_helpers.tools.report.build import assemble
+    from report.build import assemble
 
     monkeypatch.setenv(shipped.SOURCE_VARIABLE, "shipped")  # a failure to use the result is an error, never a 2000-epoch run
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from gan_helpers.runs.atomic import atomic_open, atomic_write_bytes
+from gan_helpers.storage.atomic import atomic_open, atomic_write_bytes
 from gan_helpers.datasets.dedupe import file_digest
 from gan_helpers.errors import UserError
 from gan_helpers.paths import ensure_folder

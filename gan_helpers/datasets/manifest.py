@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from gan_helpers.runs.atomic import atomic_open
+from gan_helpers.storage.atomic import atomic_open
 from gan_helpers.datasets.convert import IMAGE_SIZE
 from gan_helpers.errors import UserError
 from gan_helpers.datasets.folders import NotRegularFile, is_plain_name, open_regular

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from gan_helpers.datasets.convert import GREY_TOLERANCE, IMAGE_SIZE, Dropped, convert_file, is_greyscale
 from gan_helpers.datasets.dedupe import NEAR_DUPLICATE_LIMIT, NearDuplicates, file_digest
 from gan_helpers.errors import UserError
-from gan_helpers.runs.locks import hold_destination
+from gan_helpers.storage.locks import hold_destination
 from gan_helpers.datasets.folders import FILE, walk
 from gan_helpers.datasets.manifest import MANIFEST, ManifestRow, PrepareSummary, read_manifest, write_manifest
 from gan_helpers.paths import PROJECT_ROOT, ensure_folder

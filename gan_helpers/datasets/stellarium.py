@@ -21,7 +21,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gan_helpers.runs.atomic import atomic_open, atomic_write_text
+from gan_helpers.storage.atomic import atomic_open, atomic_write_text
 from gan_helpers.errors import UserError
 from gan_helpers.datasets.folders import FILE, walk
 from gan_helpers.datasets.manifest import MANIFEST, PrepareSummary, read_manifest

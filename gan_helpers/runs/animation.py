@@ -19,7 +19,7 @@ from PIL.PngImagePlugin import PngInfo
 from torchvision.utils import make_grid
 
 from gan_helpers.runs import run_folders
-from gan_helpers.runs.atomic import atomic_write_bytes
+from gan_helpers.storage.atomic import atomic_write_bytes
 from gan_helpers.errors import UserError
 
 EVOLUTION_FILE = "evolution.gif"

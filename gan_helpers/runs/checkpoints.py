@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gan_helpers.runs.atomic import DiskFull, atomic_save
+from gan_helpers.storage.atomic import DiskFull, atomic_save
 from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.models import LATENT_DIM, Discriminator, build_generator
@@ -37,7 +37,7 @@ from gan_helpers.runs.run_folders import (
     _RUN_NAME, _claim_number, _publish, _removed_on_failure, checkpoint_files, epoch_name, read_metrics, samples,
     write_config,
 )
-from gan_helpers.runs.atomic import atomic_copy, atomic_write_text, link_or_copy, reporting_full_disk
+from gan_helpers.storage.atomic import atomic_copy, atomic_write_text, link_or_copy, reporting_full_disk
 
 FULL_STATE = ("epoch", "config", "G", "D", "opt_G", "opt_D", "rng")  # and G_ema where the run keeps one
 BEST_DIR = "best"  # generators of best-scoring sample epochs that fall between checkpoints

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import torch
 
-from gan_helpers.runs import locks, run_folders, checkpoints
+from gan_helpers.runs import run_folders, checkpoints
+from gan_helpers.storage import locks
 from gan_helpers import speed
-from gan_helpers.runs.atomic import atomic_copy
+from gan_helpers.storage.atomic import atomic_copy
 from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig, resumable
 from gan_helpers.errors import UserError
 from gan_helpers.runs.quality_records import QUALITY_FILE, cached_calibration, truncate_quality
@@ -65,7 +66,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     and why the run was resumed as it was.
 
     `watch` shows the training as it goes: an object whose ``follow(run_dir, epochs, history)`` returns
-    an epoch hook with a ``close()`` (:class:`gan_helpers.tools.live.LivePanel`, the notebooks' live panel);
+    an epoch hook with a ``close()`` (:class:`gan_helpers.runs.live.LivePanel`, the notebooks' live panel);
     None (the command line) shows only the progress bars and point 10's warning lines.
     """
     if resume is not None:

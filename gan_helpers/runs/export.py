@@ -17,10 +17,11 @@ from gan_helpers.runs.quality_records import QUALITY_FILE, best_epoch, read_qual
 from collections.abc import Sequence
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
-from gan_helpers.runs.atomic import atomic_copy, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
+from gan_helpers.storage.atomic import atomic_copy, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
 from gan_helpers.paths import ensure_folder, shown
 from gan_helpers.models import generate
-from gan_helpers.runs import locks, run_folders, checkpoints, shipped
+from gan_helpers.runs import run_folders, checkpoints, shipped
+from gan_helpers.storage import locks
 
 
 MAX_GRIDS = 60

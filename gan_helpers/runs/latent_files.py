@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from gan_helpers.runs import run_folders
-from gan_helpers.runs.atomic import atomic_save
+from gan_helpers.storage.atomic import atomic_save
 from gan_helpers.errors import UserError
 from gan_helpers.latent import Inversion
 from gan_helpers.runs.run_plots import save_grid

@@ -8,7 +8,7 @@ raw_attribute extensions; the HTML renderer's raw HTML), so the text is
 escaped here, before it reaches a notebook cell or a printed table, and
 pandoc itself turns the escapes back into plain characters, which its LaTeX
 and HTML writers escape in turn. xelatex also runs without shell escape and
-may read and write only files of the build (gan_helpers.tools.report.render).
+may read and write only files of the build (report.render).
 
     markdown_text(observations)   # prose: emphasis, lists, tables and links stay; the rest is literal
     code_span(folder_name)        # a name in typewriter type, literal whatever it holds

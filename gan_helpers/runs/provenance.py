@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from gan_helpers.errors import UserError
-from gan_helpers.runs.locks import LOCK_FILE
+from gan_helpers.storage.locks import LOCK_FILE
 from gan_helpers.paths import PROJECT_ROOT
 
 PROVENANCE_FILE = "provenance.json"

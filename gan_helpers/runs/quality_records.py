@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from gan_helpers.runs import run_folders
-from gan_helpers.runs.atomic import atomic_write_text
+from gan_helpers.storage.atomic import atomic_write_text
 from gan_helpers.errors import UserError
 from gan_helpers.models import generate
 from gan_helpers.runs.quality import SWD_LEVELS, measure

@@ -5,7 +5,7 @@
       samples/epoch-000050.png …
       checkpoints/epoch-000050.pt …   (never overwritten; full state)
 
-Every file that holds state is written atomically (gan_helpers.runs.atomic), so a
+Every file that holds state is written atomically (gan_helpers.storage.atomic), so a
 run folder read after a crash holds each file's old or new contents, never
 half. A run folder is built under its bare number (``00007``) and renamed to
 ``00007-<tag>`` only when complete; a bare-number folder is an interrupted
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from gan_helpers.runs.atomic import append_line, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
+from gan_helpers.storage.atomic import append_line, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
 from gan_helpers.runs.config import with_absent
 from gan_helpers.errors import UserError
 from gan_helpers.paths import ensure_folder

@@ -7,7 +7,7 @@ from matplotlib.ticker import MaxNLocator
 from pathlib import Path
 from collections.abc import Sequence
 from gan_helpers.plots import _row_label, milestone_epochs, grid_tiles, image_grid, rate_changes
-from gan_helpers.runs.atomic import atomic_open
+from gan_helpers.storage.atomic import atomic_open
 from gan_helpers.runs import run_folders
 from torchvision.utils import save_image
 

@@ -52,7 +52,7 @@ def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals:
     records = []
     with contextlib.ExitStack() as held:
         if write and target.resolve().parent == run_dir.resolve():  # one writer per run: not while it trains
-            from gan_helpers.runs.locks import hold
+            from gan_helpers.storage.locks import hold
 
             held.enter_context(hold(run_dir, "evaluate"))
         for epoch in wanted:

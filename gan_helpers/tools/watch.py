@@ -24,9 +24,9 @@ from gan_helpers.balance import Thresholds, point10_warnings, warning_history
 from gan_helpers.errors import UserError
 from gan_helpers.utils import duration
 from gan_helpers.paths import shown
+from gan_helpers.runs.live import PACE_EPOCHS, grid_path, pace
 
 POLL_SECONDS = 1.0  # between looks at the run's files: a new epoch shows within about a second of landing
-PACE_EPOCHS = 5  # seconds per epoch: the mean of this many newest epochs (one slow epoch does not decide)
 SUMMARY_EPOCHS = 10  # epoch lines in the summary of a run that already has epochs
 METRICS_FILE, QUALITY_FILE, CONFIG_FILE = "metrics.jsonl", "quality.jsonl", "config.json"
 
@@ -37,21 +37,6 @@ def epoch_line(record: dict) -> str:
     """One epoch's record as one line."""
     return (f"epoch {record['epoch']:>5}  loss_D {record['loss_D']:.3f}  loss_G {record['loss_G']:.3f}  "
             f"D(x) {record['D_x']:.3f}  D(G(z)) {record['D_G_z']:.3f}  {record.get('seconds', float('nan')):.1f} s/epoch")
-
-
-def pace(metrics: Sequence[dict], epochs: int) -> tuple[float, float]:
-    """(seconds per epoch over the newest :data:`PACE_EPOCHS` epochs, seconds left to epoch `epochs`); NaN without epochs."""
-    recent = [r["seconds"] for r in metrics[-PACE_EPOCHS:] if isinstance(r.get("seconds"), (int, float))]
-    if not recent:
-        return float("nan"), float("nan")
-    per_epoch = sum(recent) / len(recent)
-    return per_epoch, per_epoch * max(epochs - metrics[-1]["epoch"], 0)
-
-
-def grid_path(run_dir: Path, epoch: int) -> Path | None:
-    """The fixed-noise grid of `epoch`, if the run (or shipped result) has one."""
-    path = run_dir / "samples" / f"epoch-{epoch:06d}.png"
-    return path if path.is_file() else None
 
 
 def sample_line(run_dir: Path, record: dict, quality: Sequence[dict]) -> str:

@@ -28,7 +28,7 @@ SHOTS = PROJECT_ROOT / "build" / "browser"  # screenshots and the server's log
 WIDGET_ERROR = "Error displaying widget"  # what JupyterLab writes where a widget's model is missing
 EXPLORER = ".jp-OutputArea-output:has(.widget-hslider)"  # the output holding the latent explorer's sliders
 PROGRESS = ".widget-hprogress"  # one per tqdm bar
-LIVE_PANEL = ".gan-live-panel"  # the live training panel (gan_helpers.tools.live)
+LIVE_PANEL = ".gan-live-panel"  # the live training panel (gan_helpers.runs.live)
 
 _STATUS_JS = """
 const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;

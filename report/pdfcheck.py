@@ -1,6 +1,6 @@
 """Checks of the rendered PDF as a grader meets it: sharp images, no empty pages, every point, a bounded length.
 
-    python -m gan_helpers.tools.report.pdfcheck report/lab_report.pdf
+    python -m report.pdfcheck report/lab_report.pdf
 
 Reads the PDF with poppler-utils (``pdfimages``, ``pdftotext``, ``pdfinfo``)
 and prints one line per problem, exit status 1 when there is any:

@@ -14,13 +14,13 @@ import nbformat
 from nbformat.v4 import new_markdown_cell, new_raw_cell
 
 from gan_helpers.tools.notebooks import KERNELSPEC
-from gan_helpers.tools.report.cleaning import CAPTION, clean_notebook, unlisted_definitions
-from gan_helpers.tools.report.front import anchor_name, front_matter, title_facts, title_rows
-from gan_helpers.tools.report.observations import place_observations
-from gan_helpers.tools.report.reading import (
+from report.cleaning import CAPTION, clean_notebook, unlisted_definitions
+from report.front import anchor_name, front_matter, title_facts, title_rows
+from report.observations import place_observations
+from report.reading import (
     LANGUAGES, level_one_titles, markdown_headings, notebook_title, point_locations, points_in,
 )
-from gan_helpers.tools.report.tables import widen_headers
+from report.tables import widen_headers
 
 # Keys of the merged notebook's metadata.lab_report, which the templates read.
 TITLE_KEYS = ("title", "author", "course", "date", "language", "profile", "runs_source", "title_facts")
@@ -87,7 +87,7 @@ def merge(notebooks: dict[str, nbformat.NotebookNode], info: dict, fmt: str = "l
     A notebook without exactly one level-1 heading gets a chapter heading from
     its file name and its headings move one level down. `observations`, a
     shipped result's observations.md, fills the "Observations (Point N)"
-    cells (:mod:`~gan_helpers.tools.report.observations`).
+    cells (:mod:`~report.observations`).
     """
     notes = [] if notes is None else notes
     cleaned = {stem: clean_notebook(nb, stem, notes) for stem, nb in notebooks.items()}
@@ -111,7 +111,7 @@ def merge(notebooks: dict[str, nbformat.NotebookNode], info: dict, fmt: str = "l
     title = {**info, "title_facts": title_facts(info) if fmt == "latex" else ""}  # LaTeX, made by title_facts alone
     merged = nbformat.v4.new_notebook(cells=cells, metadata={"lab_report": {k: title.get(k) or "" for k in TITLE_KEYS}})
     notes += place_observations(merged, observations)
-    notes += [f"printed code defines {name}, which is not in spec_code.PRINTED" for name in unlisted_definitions(merged)]
+    notes += [f"printed code defines {name}, which is not in listing.PRINTED" for name in unlisted_definitions(merged)]
     if fmt == "html":
         html_front(merged, info)
     merged.metadata["kernelspec"] = KERNELSPEC

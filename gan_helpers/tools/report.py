@@ -6,15 +6,15 @@ The executed notebooks land in ``build/<profile>/``; the merged notebook and
 the files of the rendering in ``build/<profile>/report/``. With the full
 profile, a shipped result in ``results/reference/`` stands in for training
 when it fits (:mod:`gan_helpers.runs.shipped`). The modules:
-:mod:`~gan_helpers.tools.report.reading` (title page settings, notebooks, point
-headings), :mod:`~gan_helpers.tools.report.cleaning` (what the PDF leaves out),
-:mod:`~gan_helpers.tools.report.spec_code` (the code the PDF prints, where each
-point's code is), :mod:`~gan_helpers.tools.report.front` (front matter),
-:mod:`~gan_helpers.tools.report.tables`, :mod:`~gan_helpers.tools.report.merge`,
-:mod:`~gan_helpers.tools.report.observations` (a shipped result's written observations),
-:mod:`~gan_helpers.tools.report.layout` (print checks),
-:mod:`~gan_helpers.tools.report.render` (xelatex or Chromium) and
-:mod:`~gan_helpers.tools.report.build` (the whole job).
+:mod:`~report.reading` (title page settings, notebooks, point
+headings), :mod:`~report.cleaning` (what the PDF leaves out),
+:mod:`~gan_helpers.listing` (the code the PDF prints, where each
+point's code is), :mod:`~report.front` (front matter),
+:mod:`~report.tables`, :mod:`~report.merge`,
+:mod:`~report.observations` (a shipped result's written observations),
+:mod:`~report.layout` (print checks),
+:mod:`~report.render` (xelatex or Chromium) and
+:mod:`~report.build` (the whole job).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gan_helpers.runs.parameter_sets import data_argument
     from gan_helpers.runs.profiles import resolve_profile
-    from gan_helpers.tools.report.build import PDF, build
+    from report.build import PDF, build
 
     profile = resolve_profile(args.profile, args.data)
     data = data_argument(args.data) if args.data else None

@@ -8,7 +8,7 @@ The rules (report/README.md lists them for notebook authors):
   ``report-show`` prints its code too, unless it defines a function or class
   (notebook code is never the spec's code);
 - a ``show_source(...)`` output prints only objects in
-  :data:`~gan_helpers.tools.report.spec_code.PRINTED`;
+  :data:`~gan_helpers.listing.PRINTED`;
 - outputs of cells tagged ``remove-output``, stderr, widgets (progress bars),
   bare reprs such as ``<matplotlib.legend.Legend …>`` and repeated figures go.
 """
@@ -22,7 +22,7 @@ import textwrap
 
 import nbformat
 
-from gan_helpers.tools.report.spec_code import PRINTED, short_names
+from gan_helpers.listing import PRINTED, short_names
 
 HIDDEN_CELL_TAGS = {"parameters", "injected-parameters", "remove-cell", "report-hide", "papermill-error-cell-tag"}
 SHOW_CODE_TAG = "report-show"
@@ -70,7 +70,7 @@ def _clean_outputs(cell, stem: str, notes: list[str]) -> list:
             continue
         name = shown_object(output)
         if name is not None and name not in PRINTED:
-            notes.append(f"{stem}: the source of {name} is left out of the PDF (not in spec_code.PRINTED)")
+            notes.append(f"{stem}: the source of {name} is left out of the PDF (not in listing.PRINTED)")
             continue
         if image:
             seen_images.add(image)

@@ -13,7 +13,7 @@ import io
 
 import nbformat
 
-from gan_helpers.tools.report.reading import markdown_headings
+from report.reading import markdown_headings
 
 TEXT_WIDTH_IN = (210 - 2 * 22) / 25.4  # A4 less the template's 22 mm side margins
 TEXT_HEIGHT_IN = (297 - 22 - 25) / 25.4  # A4 less the 22 mm top and 25 mm bottom margins

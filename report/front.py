@@ -5,7 +5,7 @@ from, machine, commit, time) go on the title page (:func:`title_facts`); then
 one chapter before the notebooks, in this order: the table "point → notebook
 → section → page"; the departures from the spec (read from
 report/departures.yaml, which the lab's authors keep); where each point's
-code lives (:data:`~gan_helpers.tools.report.spec_code.CODE_MAP`); every training
+code lives (:data:`~gan_helpers.listing.CODE_MAP`); every training
 setting used. The notebooks' own parameters are in the parameter set the
 title page names (and in the build folder, :func:`build_facts`).
 """
@@ -20,9 +20,9 @@ from nbformat.v4 import new_markdown_cell, new_raw_cell
 
 from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
 from gan_helpers.errors import UserError
-from gan_helpers.tools.report.reading import REPORT_DIR, Location
-from gan_helpers.tools.report.spec_code import CODE_MAP
-from gan_helpers.tools.report.tables import content_widths, latex_escape, latex_inline, latex_table, markdown_table
+from report.reading import REPORT_DIR, Location
+from gan_helpers.listing import CODE_MAP
+from report.tables import content_widths, latex_escape, latex_inline, latex_table, markdown_table
 
 DEPARTURES = REPORT_DIR / "departures.yaml"
 DEPARTURE_COLUMNS = {"point": "Point", "spec": "The spec says", "lab": "The lab does", "why": "Why", "evidence": "Evidence"}
@@ -97,7 +97,7 @@ def _table(header, rows, widths, fmt: str, size: str = "small") -> NotebookNode:
 
 
 def _widths(header, rows, line_chars: int = 84) -> tuple[float, ...]:
-    """Column widths from the content (:func:`~gan_helpers.tools.report.tables.content_widths`); 84 characters
+    """Column widths from the content (:func:`~report.tables.content_widths`); 84 characters
     make a line of the small type of most front tables, 100 of the departures table's footnote size."""
     return content_widths(header, rows, line_chars)
 

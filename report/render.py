@@ -14,10 +14,10 @@ from pathlib import Path
 
 import nbformat
 
-from gan_helpers.runs.atomic import atomic_copy
+from gan_helpers.storage.atomic import atomic_copy
 from gan_helpers.errors import UserError
 from gan_helpers.paths import shown as _show
-from gan_helpers.tools.report.reading import REPORT_DIR
+from report.reading import REPORT_DIR
 
 TEMPLATE_DIR = REPORT_DIR / "templates"
 CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

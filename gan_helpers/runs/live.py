@@ -20,12 +20,31 @@ from __future__ import annotations
 
 import html
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 from gan_helpers.balance import Thresholds, point10_warnings
 from gan_helpers.utils import duration, fmt
 from gan_helpers.paths import shown
-from gan_helpers.tools.watch import grid_path, pace
+from gan_helpers.runs.quality_records import QUALITY_FILE, read_quality
+
+PACE_EPOCHS = 5  # seconds per epoch: the mean of this many newest epochs (one slow epoch does not decide)
+
+
+def pace(metrics: Sequence[dict], epochs: int) -> tuple[float, float]:
+    """(seconds per epoch over the newest :data:`PACE_EPOCHS` epochs, seconds left to epoch `epochs`); NaN without epochs."""
+    recent = [r["seconds"] for r in metrics[-PACE_EPOCHS:] if isinstance(r.get("seconds"), (int, float))]
+    if not recent:
+        return float("nan"), float("nan")
+    per_epoch = sum(recent) / len(recent)
+    return per_epoch, per_epoch * max(epochs - metrics[-1]["epoch"], 0)
+
+
+def grid_path(run_dir: Path, epoch: int) -> Path | None:
+    """The fixed-noise grid of `epoch`, if the run (or shipped result) has one."""
+    path = run_dir / "samples" / f"epoch-{epoch:06d}.png"
+    return path if path.is_file() else None
+
 
 CURVES_SIZE = (7.0, 2.8)  # inches of the curves figure: two plots side by side
 CURVES_DPI = 80  # enough to read in the notebook; a redraw of the curves took 150 ms on the loaded 2-core CPU
@@ -127,7 +146,6 @@ class RunPanel:
     # ---- internals --------------------------------------------------------------------------------
 
     def _read_quality(self) -> None:
-        from gan_helpers.runs.quality_records import QUALITY_FILE, read_quality
 
         path = self.run_dir / QUALITY_FILE
         stamp = path.stat().st_mtime_ns if path.is_file() else None

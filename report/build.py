@@ -18,17 +18,17 @@ import nbformat
 
 from gan_helpers.tools import notebooks as nbrun
 from gan_helpers.runs import parameter_sets
-from gan_helpers.runs.atomic import atomic_write_text
+from gan_helpers.storage.atomic import atomic_write_text
 from gan_helpers.paths import PROJECT_ROOT
 from gan_helpers.paths import shown as _show
 from gan_helpers.runs.parameter_sets import RUNNER_PARAMETERS
 from gan_helpers.runs.profiles import experiment_config
-from gan_helpers.tools.report.cleaning import clean_notebook
-from gan_helpers.tools.report.front import build_facts, load_departures, training_settings
-from gan_helpers.tools.report.layout import layout_notes
-from gan_helpers.tools.report.merge import merge
-from gan_helpers.tools.report.reading import REPORT_DIR, load_config, point_locations, read_executed
-from gan_helpers.tools.report.render import choose_renderer, page_count, render_pdf
+from report.cleaning import clean_notebook
+from report.front import build_facts, load_departures, training_settings
+from report.layout import layout_notes
+from report.merge import merge
+from report.reading import REPORT_DIR, load_config, point_locations, read_executed
+from report.render import choose_renderer, page_count, render_pdf
 from gan_helpers.runs.shipped import (
     describe_source, observations_file, resolve_source, shipped_results, source_for_kernels,
 )

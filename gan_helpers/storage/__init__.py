@@ -1,0 +1,1 @@
+"""Generic file handling below everything that writes: atomic writes and appends, run-folder locks."""
