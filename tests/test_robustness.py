@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_helpers.runs import atomic, run_folders, checkpoints, shipped
+from gan_helpers.runs import run_folders, checkpoints, shipped
+from gan_helpers.storage import atomic
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.models import Discriminator, build_generator

@@ -74,6 +74,11 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
             raise UserError("pass either a config or resume=…, not both; changes to a resumed run go as keyword arguments.")
         if "\n" in note or "\r" in note:
             raise UserError("a resume note is one line of the run's resumes.txt; write it without line breaks.")
+        try:
+            note.encode("utf-8")
+        except UnicodeEncodeError:  # a byte that is not UTF-8 on the command line arrives as a lone surrogate
+            raise UserError("the resume note holds a byte that is not UTF-8 text; write the note as plain text "
+                            "(UTF-8).") from None
         return _resume(Path(resume), overrides, watch, note.strip())
     if note:
         raise UserError("a note is kept with a resume; a new run has none (drop the note, or resume a run).")

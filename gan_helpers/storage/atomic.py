@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO
 
 from gan_helpers.errors import UserError
+from gan_helpers.storage.regular import check_regular, open_regular
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 # Errors of os.link on file systems without hard links (FAT, some network and FUSE mounts).
@@ -96,7 +97,8 @@ def _create_temp(path: Path) -> tuple[int, Path]:
     while True:
         temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
         try:
-            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), temp
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                           0o666), temp
         except FileExistsError:
             continue
 
@@ -122,10 +124,13 @@ def atomic_open(path: str | Path, mode: str = "w", *, overwrite: bool = True, **
 
     With ``overwrite=False`` an existing `path` is an error (``FileExistsError``)
     and is left as it was. A full disk becomes :class:`DiskFull`, a UserError.
+    A symbolic link or a special file at `path` is :class:`NotRegular` before
+    anything is written: the lab never replaces or writes through one.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', not {mode!r}")
     path = Path(path)
+    check_regular(path)
     with reporting_full_disk(path):
         fd, temp = _create_temp(path)
     try:
@@ -165,8 +170,14 @@ def atomic_save(obj, path: str | Path, *, overwrite: bool = True) -> None:
 
 
 def atomic_copy(source: str | Path, target: str | Path, *, overwrite: bool = True) -> None:
-    """Copy a file's bytes to `target` atomically (streamed, so large checkpoints are fine)."""
-    with open(source, "rb") as src, atomic_open(target, "wb", overwrite=overwrite) as dst:
+    """Copy a regular file's bytes to `target` atomically (streamed, so large checkpoints are fine).
+
+    Neither `source` nor `target` may be a symbolic link or a special file
+    (:class:`NotRegular`): a copy out of a run folder never takes in a file
+    from outside it, nor waits on a FIFO.
+    """
+    with os.fdopen(open_regular(source, os.O_RDONLY), "rb") as src, \
+            atomic_open(target, "wb", overwrite=overwrite) as dst:
         shutil.copyfileobj(src, dst, length=1 << 20)
 
 
@@ -178,9 +189,10 @@ def link_or_copy(source: str | Path, target: str | Path) -> None:
     checkpoints. Elsewhere an atomic copy.
     """
     target = Path(target)
+    check_regular(source)  # os.link would follow a link and give a FIFO a second name
     try:
         with reporting_full_disk(target):
-            os.link(source, target)
+            os.link(source, target, follow_symlinks=False)
     except OSError as error:
         if isinstance(error, FileExistsError) or error.errno not in _NO_LINKS:
             raise
@@ -195,15 +207,17 @@ def append_line(path: str | Path, line: str) -> None:
     A failed append (full disk, Ctrl-C) is cut away again, so the file never
     ends in half a line because of it. A cut-off last line that a killed
     writer left behind is removed first, with a warning, so the new line
-    starts on a line of its own; readers ignore such a line anyway.
+    starts on a line of its own; readers ignore such a line anyway. A
+    symbolic link or a special file at `path` is :class:`NotRegular`, and the
+    file it points at is left alone.
     """
     if "\n" in line:
         raise ValueError("append_line appends a single line; the text must not contain a newline")
     path = Path(path)
     data = (line + "\n").encode("utf-8")
-    created = not path.exists()
+    created = not os.path.lexists(path)
     with reporting_full_disk(path):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o666)
+        fd = open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)  # never through a link, never a FIFO
         try:
             size = _complete_size(fd)
             if size != os.fstat(fd).st_size:

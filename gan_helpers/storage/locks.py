@@ -18,6 +18,11 @@ The lock file is hidden (``.lock``, ``.NAME.lock``) and holds only the
 holder's process id: run folders are read by name (config.json,
 checkpoints/, …), never by listing everything in them, and export copies
 named files only, so no manifest, copy or hash ever includes it.
+
+A run folder may come from someone else, so the lock file is opened without
+following a link (gan_helpers.storage.regular): a link, a FIFO or a hard
+link in its place is one sentence naming it, and the file it points at is
+neither truncated, written nor removed.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from pathlib import Path
 
 from gan_helpers.errors import UserError
 from gan_helpers.paths import shown
+from gan_helpers.storage.regular import NotRegular, open_regular
 
 LOCK_FILE = ".lock"  # inside a folder that exists: a run folder
 
@@ -83,8 +89,8 @@ def _locked(lock: Path, folder: Path, what: str, *, remove: bool) -> Iterator[No
             if _held[key] == 0:
                 del _held[key]
                 if fd is not None:
-                    if remove:  # before the unlock: a process that opened this file sees it is gone and starts again
-                        with contextlib.suppress(OSError):
+                    if remove and _still_ours(lock, fd):  # before the unlock: a process that opened this file
+                        with contextlib.suppress(OSError):  # sees it is gone and starts again
                             os.unlink(lock)
                     os.close(fd)  # releases the lock
 
@@ -92,10 +98,16 @@ def _locked(lock: Path, folder: Path, what: str, *, remove: bool) -> Iterator[No
 def _acquire(lock: Path, folder: Path, what: str) -> int:
     """Open and lock `lock`; a UserError naming the holder when another process has it."""
     while True:
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:  # a link or a FIFO in place of the lock file is refused: it is never truncated, written or removed
+            fd = open_regular(lock, os.O_RDWR | os.O_CREAT)
+        except NotRegular as error:
+            raise NotRegular(f"{str(error).rstrip('.')} ({what} changed nothing).") from None
         except OSError as error:
             raise UserError(_cannot_lock(folder, lock, error)) from None
+        if os.fstat(fd).st_nlink > 1:  # a hard link to a file elsewhere: writing the process id would change that file
+            os.close(fd)
+            raise NotRegular(f"{shown(lock)} has another name elsewhere (a hard link), so writing the lock would change "
+                             f"that file too; delete {shown(lock)} and try again ({what} changed nothing).")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
@@ -106,7 +118,7 @@ def _acquire(lock: Path, folder: Path, what: str) -> int:
             raise FolderBusy(f"{shown(folder)} is in use by {holder}, which is writing into it; wait until it "
                              f"finishes (or stop it) and try again ({what} changed nothing).") from None
         try:  # a holder that removed the file as it let go leaves us a lock on a name nobody else will open
-            current = os.stat(lock).st_ino
+            current = os.lstat(lock).st_ino
         except FileNotFoundError:
             current = None
         if current == os.fstat(fd).st_ino:
@@ -116,6 +128,14 @@ def _acquire(lock: Path, folder: Path, what: str) -> int:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
     return fd
+
+
+def _still_ours(lock: Path, fd: int) -> bool:
+    """Whether the name `lock` is still the regular file we hold (never remove a link put there meanwhile)."""
+    try:
+        return os.lstat(lock).st_ino == os.fstat(fd).st_ino
+    except OSError:
+        return False
 
 
 def _read_holder(fd: int) -> str:
