@@ -27,6 +27,7 @@ import nbformat
 from gan_helpers.errors import UserError
 from gan_helpers.paths import shown
 from gan_helpers.runs.markdown import markdown_text
+from gan_helpers.storage.regular import open_regular_file
 
 CELL = re.compile(r"^\s*\*\*Observations \(Point (\d+)\)\.\*\*")
 SECTION = re.compile(r"^##\s+Point\s+(\d+)\b[^\n]*$", re.M)
@@ -36,8 +37,9 @@ OTHER_SECTION = re.compile(r"^##\s+(?!Point\s+\d+\b)(.*)$", re.M)
 def read_observations(path: str | Path) -> dict[int, str]:
     """The sections of an observations file by point number; a UserError for a file that breaks the format."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # never through a link, never waiting on a FIFO (a link or special file is its own sentence)
+        with open_regular_file(path, "r", encoding="utf-8") as f:
+            text = f.read()
     except (OSError, UnicodeDecodeError):
         raise UserError(f"{shown(path)} cannot be read as UTF-8 text; save it as plain Markdown.") from None
     if stray := OTHER_SECTION.search(text):

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -176,3 +179,107 @@ def test_a_resume_note_that_is_not_utf8_is_one_sentence(tmp_path, capsys):
     assert err.endswith("the resume note holds a byte that is not UTF-8 text; write the note as plain text (UTF-8).")
     assert "Traceback" not in err and not (run_dir / "resumes.txt").exists() and not (run_dir / ".lock").exists()
     json.loads((run_dir / "config.json").read_text())
+
+
+# ---- shipped text never reaches TeX raw -----------------------------------------------------------
+
+# Each payload opens raw TeX, math, a TeX character code, a link that runs code or raw HTML when it reaches
+# pandoc unescaped; `\openout` would write a file into the build folder.
+PAYLOADS = (r"\input{/etc/passwd}", r"\immediate\openout\w=pwned.txt", "$x$", r"\catcode`\@=11", "^^5c",
+            "[x](javascript:alert(1))", "<script>alert(1)</script>")
+HOSTILE_TEXT = " ".join(PAYLOADS)
+
+
+def hostile(marker: str) -> str:
+    """A string holding every payload, tagged so the test can see that it reached the report (escaped)."""
+    return f"Z{marker}Z {HOSTILE_TEXT}"
+
+
+def hostile_result(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A copy of a shipped result whose every string field holds the payloads; its markers, one per field."""
+    from gan_helpers.runs.config import TrainConfig
+
+    folder = tmp_path / "results" / r"evil\input{x}$x$" / "transposed"
+    (folder / "generator").mkdir(parents=True)
+    markers = []
+
+    def text(name: str) -> str:
+        markers.append(name)
+        return hostile(name)
+    config = TrainConfig().to_dict()
+    shown = ("data", "generator")  # the summary prints these; the device comes from provenance.json
+    config.update({key: (text if key in shown else hostile)(key) for key, value in config.items() if isinstance(value, str)})
+    config.update(epochs=2)
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "loss_D": 1.0, "loss_G": 2.0, "D_x": 0.5,
+                                                              "D_G_z": 0.4, "seconds": 1.0}) + "\n" for e in (1, 2)))
+    numbers = {"swd": 1.0, **{f"swd_{s}": 1.0 for s in (64, 32, 16)}, "diversity_ratio": 0.5, "distinct_nearest": 3,
+               "samples": 4, "nn_ratio_median": 1.0, "near_copies": 0}
+    (folder / "quality.jsonl").write_text(json.dumps({"epoch": 1, "label": text("label"), **numbers}) + "\n")
+    # The device and the machines appear in the summary; the other strings of provenance.json must not break it.
+    provenance = {"format": 1, "name": hostile("name"), "generator": "transposed", "source_run": hostile("source"),
+                  "environment": {"device": text("device"), "device_name": hostile("devicename"), "source": "x"},
+                  "commands": [{"command": hostile("command"), "seconds": 1.0, "machine": text("machine")}],
+                  "training": {"resumes": [hostile("resume")]}, "data": {"path": hostile("data")}}
+    (folder / "provenance.json").write_text(json.dumps(provenance))
+    (folder.parent / "observations.md").write_text(f"## Point 10\n\n{text('observations')}\n")
+    return folder, markers
+
+
+def outside_code_spans(markdown: str) -> str:
+    """`markdown` without its code spans, whose text Markdown shows literally (and pandoc sets as \\texttt)."""
+    return re.sub(r"(`+)(?!`).*?(?<!`)\1(?!`)", " ", markdown, flags=re.S)
+
+
+def test_every_string_of_a_shipped_result_reaches_the_report_as_text(tmp_path):
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from gan_helpers.runs.quality_records import quality_table, read_quality
+    from gan_helpers.runs.summaries import run_summary, summary_table
+    from report import merge
+
+    result, markers = hostile_result(tmp_path)
+    tables = [summary_table([run_summary(result)]), quality_table(read_quality(result))]
+    outputs = [new_output("display_data", data={"text/markdown": t, "text/plain": "table"}) for t in tables]
+    notebook = new_notebook(cells=[new_markdown_cell("# DCGAN\n\n" + "\n\n".join(f"## Point {p} — x" for p in range(1, 19))),
+                                   new_markdown_cell("**Observations (Point 10).** Prompt."),
+                                   new_code_cell("", outputs=outputs)])
+    info = {"title": "T", "author": "A", "course": "C", "date": "today", "language": "english", "profile": "smoke",
+            "intro": "Intro.", "runs_source": hostile("titlesource"), "facts": [("Data set", hostile("facts"))]}
+    merged = merge.merge({"03_dcgan": notebook}, info, fmt="latex", observations=result.parent / "observations.md")
+    markdown = "\n".join([c.source for c in merged.cells if c.cell_type == "markdown"] +
+                         [o["data"]["text/markdown"] for c in merged.cells for o in c.get("outputs", [])
+                          if "text/markdown" in o.get("data", {})])
+    for marker in markers:
+        assert f"Z{marker}Z" in markdown, f"the field tagged {marker} did not reach the report, so the test saw nothing"
+    prose = outside_code_spans(markdown)
+    for payload in (r"\input", r"\openout", "$x$", r"\catcode", "^^5c", "](javascript:", "<script>"):
+        assert payload not in prose, f"{payload} reached the report's Markdown raw"
+    latex = merged.metadata["lab_report"]["title_facts"]
+    assert "ZtitlesourceZ" in latex and "Zfacts" in latex
+    for payload in (r"\input", r"\openout", "$x$", r"\catcode", "^^5c"):
+        assert payload not in latex, f"{payload} reached the title page's LaTeX raw"
+    if shutil.which("pandoc"):  # what pandoc makes of the Markdown is what xelatex reads
+        tex = subprocess.run(["pandoc", "-f", "markdown", "-t", "latex"], input=markdown, capture_output=True,
+                             text=True, check=True).stdout
+        for payload in (r"\input{", r"\openout", "$x$", r"\catcode", "^^5c", "javascript:alert(1)}", "<script>"):
+            assert payload not in tex.replace(r"\texttt{", ""), f"{payload} reached the .tex raw"
+
+
+@pytest.mark.skipif(not all(shutil.which(p) for p in ("xelatex", "pandoc")), reason="xelatex or pandoc is not installed")
+def test_a_hostile_result_renders_and_writes_no_file_into_the_build(tmp_path):
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from gan_helpers.runs.summaries import run_summary, summary_table
+    from report import render
+
+    result, _ = hostile_result(tmp_path)
+    table = new_output("display_data", data={"text/markdown": summary_table([run_summary(result)]), "text/plain": "t"})
+    merged = new_notebook(cells=[new_markdown_cell("# DCGAN"), new_code_cell("", outputs=[table])])
+    merged.metadata["lab_report"] = {"title": "T", "author": "A", "course": "C", "date": "D", "language": "english",
+                                     "profile": "smoke", "runs_source": "", "title_facts": ""}
+    build = tmp_path / "build"
+    render.render_pdf(merged, tmp_path / "out.pdf", build, "latex")
+    assert not list(build.rglob("pwned*")) and not Path("pwned.txt").exists()
+    tex = "\n".join(p.read_text(errors="replace") for p in build.rglob("*.tex"))
+    assert r"\input{/etc/passwd}" not in tex and r"\openout" not in tex.replace(r"\textbackslash{}", "")

@@ -10,8 +10,14 @@ pandoc itself turns the escapes back into plain characters, which its LaTeX
 and HTML writers escape in turn. xelatex also runs without shell escape and
 may read and write only files of the build (report.render).
 
-    markdown_text(observations)   # prose: emphasis, lists, tables and links stay; the rest is literal
+    markdown_text(observations)   # prose: emphasis, lists, tables and web links stay; the rest is literal
+    table_cell(label)             # a value from a run folder or result in a table: every character literal
     code_span(folder_name)        # a name in typewriter type, literal whatever it holds
+
+Every table a notebook prints from a run folder, a shipped result or a data
+set (:func:`gan_helpers.runs.summaries.summary_table`,
+:func:`gan_helpers.runs.quality_records.quality_table`) builds each cell
+with :func:`table_cell`, the one place such text enters the report.
 """
 
 from __future__ import annotations
@@ -19,11 +25,18 @@ from __future__ import annotations
 import re
 
 # Characters that open raw TeX (\), raw HTML and autolinks (<), math ($), code spans and raw attributes (`),
-# fenced blocks with attributes (~, `), attributes ({ }), images (!) and entities (&): written as numeric
-# character references, which pandoc and the HTML renderer read as the plain character (and never as syntax).
+# fenced blocks with attributes (~, `), attributes ({ }), images (!), entities (&) and TeX's ^^ character codes:
+# written as numeric character references, which pandoc and the HTML renderer read as the plain character (and
+# never as syntax).
 _ENTITIES = {"&": "&amp;", "\\": "&#92;", "<": "&lt;", ">": "&gt;", "$": "&#36;", "`": "&#96;", "~": "&#126;",
-             "{": "&#123;", "}": "&#125;", "!": "&#33;", "@": "&#64;"}
+             "{": "&#123;", "}": "&#125;", "!": "&#33;", "@": "&#64;", "^": "&#94;"}
 _SPECIAL = re.compile("[" + re.escape("".join(_ENTITIES)) + "]")
+# In a table cell nothing is markup: emphasis, links, headings and the cell separator are literal too.
+_CELL_ENTITIES = {**_ENTITIES, "*": "&#42;", "_": "&#95;", "[": "&#91;", "]": "&#93;", "#": "&#35;", "|": "&#124;"}
+_CELL_SPECIAL = re.compile("[" + re.escape("".join(_CELL_ENTITIES)) + "]")
+# A link whose target is not a web page, a mail address or a place in the report (javascript:, data:, file:)
+# is no link: its "](" is written as characters.
+_UNSAFE_LINK = re.compile(r"\]\((?=\s*<?\s*(?!https?:|mailto:|#)[A-Za-z][A-Za-z0-9+.-]*\s*:)")
 
 
 def markdown_text(text: str) -> str:
@@ -32,7 +45,25 @@ def markdown_text(text: str) -> str:
     Paragraphs, emphasis, lists, headings, tables and links keep working, so
     a person's written observations keep their form.
     """
-    return _SPECIAL.sub(lambda m: _ENTITIES[m.group()], str(text))
+    text = _SPECIAL.sub(lambda m: _ENTITIES[m.group()], str(text))
+    return _UNSAFE_LINK.sub("]&#40;", text)
+
+
+def table_cell(value) -> str:
+    """`value` (text, a number, or a tuple of such parts) as the content of a Markdown pipe-table cell that prints
+    every character as typed: no markup of any kind, no cell separator, no line break.
+
+    A :class:`Code` part becomes a code span (typewriter type), literal too.
+    """
+    if isinstance(value, (tuple, list)):
+        return "".join(table_cell(part) for part in value)
+    if isinstance(value, Code):
+        return code_span(value, in_table=True)
+    return _CELL_SPECIAL.sub(lambda m: _CELL_ENTITIES[m.group()], " ".join(str(value).splitlines()))
+
+
+class Code(str):
+    """Text that :func:`table_cell` shows in typewriter type: a folder or file name."""
 
 
 def code_span(text: str, *, in_table: bool = False) -> str:

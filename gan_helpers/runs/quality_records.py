@@ -25,6 +25,7 @@ from gan_helpers.runs import run_folders
 from gan_helpers.storage.atomic import atomic_write_text
 from gan_helpers.errors import UserError
 from gan_helpers.models import generate
+from gan_helpers.runs.markdown import table_cell
 from gan_helpers.runs.quality import SWD_LEVELS, measure
 
 QUALITY_FILE = "quality.jsonl"
@@ -130,11 +131,11 @@ def quality_table(rows: list[dict]) -> str:
     """Quality records or calibration rows as a Markdown table (SWD ×10³ per level, diversity, memorisation)."""
     lines = ["| | SWD ×10³ | @64 | @32 | @16 | diversity vs reals | distinct nearest | median NN ratio | near copies |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+    for r in rows:  # a label comes from a quality.jsonl anyone may have written: each cell is literal text
         name = r.get("label") or f"epoch {r['epoch']}"
-        levels = " | ".join(f"{r[f'swd_{s}']:.1f}" for s in SWD_LEVELS)
-        lines.append(f"| {name} | {r['swd']:.1f} | {levels} | {r['diversity_ratio']:.2f} | "
-                     f"{r['distinct_nearest']}/{r['samples']} | {r['nn_ratio_median']:.2f} | {r['near_copies']} |")
+        cells = [name, f"{r['swd']:.1f}", *(f"{r[f'swd_{s}']:.1f}" for s in SWD_LEVELS), f"{r['diversity_ratio']:.2f}",
+                 f"{r['distinct_nearest']}/{r['samples']}", f"{r['nn_ratio_median']:.2f}", r["near_copies"]]
+        lines.append("| " + " | ".join(table_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from gan_helpers.runs import run_folders, shipped as shipped_module, checkpoints
 from gan_helpers.errors import UserError
 from gan_helpers.paths import from_root, shown
-from gan_helpers.runs.markdown import code_span, markdown_text
+from gan_helpers.runs.markdown import Code, table_cell
 from gan_helpers.utils import duration, fmt
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
@@ -179,14 +179,15 @@ def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
 
 
 def summary_table(summaries: Sequence[dict]) -> str:
-    """A Markdown table with one column per run."""
+    """A Markdown table with one column per run; every cell is literal text (:func:`~gan_helpers.runs.markdown.table_cell`),
+    since names, devices and settings come from run folders and shipped results that anyone may have written."""
     rows = [
-        ("run folder", lambda s: code_span(s["run"], in_table=True)),
+        ("run folder", lambda s: Code(s["run"])),
         ("generator", lambda s: s["generator"]),
-        ("epochs trained (planned)", lambda s: f"{s['epochs']} ({fmt(s['planned_epochs'])})"),
+        ("epochs trained (planned)", lambda s: f"{fmt(s['epochs'])} ({fmt(s['planned_epochs'])})"),
         ("training time", lambda s: f"{duration(s['seconds'])} ({fmt(s['seconds_per_epoch'])} s/epoch)"),
         ("device", lambda s: s["device"]),
-        ("data (images)", lambda s: f"{code_span(s['data'], in_table=True)} ({fmt(s['images'])})"),  # a folder of anyone's
+        ("data (images)", lambda s: (Code(s["data"]), f" ({fmt(s['images'])})")),  # a folder of anyone's
         ("batch size; lr_d, lr_g", lambda s: f"{fmt(s['batch_size'])}; {fmt(s['lr_d'])}, {fmt(s['lr_g'])}"),
         ("final loss_D / loss_G", lambda s: f"{fmt(s['final_loss_D'])} / {fmt(s['final_loss_G'])}"),
         ("best loss_D (epoch)", lambda s: f"{fmt(s['best_loss_D'])} ({fmt(s['best_loss_D_epoch'])})"),
@@ -195,9 +196,9 @@ def summary_table(summaries: Sequence[dict]) -> str:
         ("last 10 %: mean loss_G / loss_D", lambda s: fmt(s["end_ratio"])),
         ("last 10 %: mean D(x), D(G(z))", lambda s: f"{fmt(s['end_D_x'])}, {fmt(s['end_D_G_z'])}"),
         ("checkpoints kept", lambda s: fmt(s["checkpoints"])),
-        ("what went wrong", lambda s: markdown_text("; ".join(s["problems"])).replace("|", "\\|") or "nothing recorded"),
+        ("what went wrong", lambda s: "; ".join(map(str, s["problems"])) or "nothing recorded"),
     ]
-    header = "| | " + " | ".join(s["generator"] for s in summaries) + " |"
+    header = "| | " + " | ".join(table_cell(s["generator"]) for s in summaries) + " |"
     lines = [header, "|---|" + "---|" * len(summaries)]
-    lines += [f"| {name} | " + " | ".join(str(get(s)) for s in summaries) + " |" for name, get in rows]
+    lines += [f"| {name} | " + " | ".join(table_cell(get(s)) for s in summaries) + " |" for name, get in rows]
     return "\n".join(lines)
