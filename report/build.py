@@ -9,15 +9,19 @@ are listed as notes when the build ends, so the notebooks' authors can see them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 
 from gan_helpers.tools import notebooks as nbrun
 from gan_helpers.runs import parameter_sets
+from gan_helpers.errors import UserError
+from gan_helpers.storage import locks
 from gan_helpers.storage.atomic import atomic_write_text
 from gan_helpers.paths import PROJECT_ROOT
 from gan_helpers.paths import shown as _show
@@ -34,6 +38,7 @@ from gan_helpers.runs.shipped import (
 )
 
 PDF = REPORT_DIR / "lab_report.pdf"
+BUILD_ROOT = PROJECT_ROOT / "build"  # one build per checkout at a time: its lock file is build/.lock
 INTRO = (
     "This report is the six lab notebooks, executed in order with the **{profile}** parameter set and merged: "
     "one chapter per notebook, with the text, figures and printed results as they ran. The report prints the "
@@ -86,9 +91,30 @@ def build(profile: str, data: str | None = None, *, render_only: bool = False, r
     `source` (auto, shipped or train; default ``$LAB_SOURCE``, else auto)
     says whether a shipped result stands in for training (gan_helpers.runs.shipped).
     """
+    with _one_build():
+        return _build(profile, data, render_only=render_only, renderer=renderer, pdf=pdf, runs_source=runs_source,
+                      source=source)
+
+
+@contextlib.contextmanager
+def _one_build() -> Iterator[None]:
+    """Hold the checkout's build folder for the whole build: two builds at once would share its executed
+    notebooks and LaTeX files (and race for the PDF), so the second stops at once, naming the first."""
+    BUILD_ROOT.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(locks.hold(BUILD_ROOT, "this build"))
+        except locks.FolderBusy as busy:
+            raise UserError(f"the report is being built by {busy.holder} in this checkout ({_show(BUILD_ROOT)}); "
+                            f"wait until it finishes (or stop it) and build again (this build changed nothing).") from None
+        yield
+
+
+def _build(profile: str, data: str | None, *, render_only: bool, renderer: str, pdf: Path, runs_source: str,
+           source: str) -> Path:
     started = time.perf_counter()
     renderer = choose_renderer(renderer)  # before an hour of notebooks, not after
-    out = PROJECT_ROOT / "build" / profile
+    out = BUILD_ROOT / profile
     merged, notes = assemble(profile, out, data, execute=not render_only, fmt=renderer, runs_source=runs_source, source=source)
     build_dir = out / "report"
     build_dir.mkdir(parents=True, exist_ok=True)

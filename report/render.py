@@ -47,7 +47,12 @@ def choose_renderer(preferred: str = "auto") -> str:
 
 
 def render_pdf(merged: nbformat.NotebookNode, pdf: Path, build_dir: Path, renderer: str = "latex") -> Path:
-    """Render a merged notebook to `pdf` (A4) and return it; never returns without a non-empty file."""
+    """Render a merged notebook to `pdf` (A4) and return it; never returns without a whole PDF there.
+
+    The renderer writes into `build_dir`; `pdf` is replaced (atomically, from a
+    temporary file beside it) only by a PDF that is whole, so a failed build
+    leaves the previous `pdf` as it was.
+    """
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     pdf = Path(pdf)
@@ -55,9 +60,21 @@ def render_pdf(merged: nbformat.NotebookNode, pdf: Path, build_dir: Path, render
     made = _render_latex(merged, build_dir) if renderer == "latex" else _render_html(merged, build_dir)
     if not made.is_file() or made.stat().st_size == 0:
         raise UserError(f"the {renderer} renderer produced no PDF in {build_dir}; see the files there for the cause.")
+    if not is_whole_pdf(made):
+        raise UserError(f"the {renderer} renderer left a PDF without its end in {_show(made)}; see the files in "
+                        f"{_show(build_dir)} for the cause ({_show(pdf)} was left as it was).")
     if made.resolve() != pdf.resolve():
-        atomic_copy(made, pdf)
+        atomic_copy(made, pdf)  # a temporary file beside `pdf`, renamed over it once complete
     return pdf
+
+
+def is_whole_pdf(path: Path) -> bool:
+    """Whether `path` starts as a PDF and ends with the end-of-file marker that a complete PDF writer writes last."""
+    with open(path, "rb") as f:
+        head = f.read(5)
+        f.seek(max(0, path.stat().st_size - 1024))
+        tail = f.read()
+    return head == b"%PDF-" and b"%%EOF" in tail
 
 
 def _render_latex(merged: nbformat.NotebookNode, build_dir: Path) -> Path:

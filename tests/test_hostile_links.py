@@ -283,3 +283,58 @@ def test_a_hostile_result_renders_and_writes_no_file_into_the_build(tmp_path):
     assert not list(build.rglob("pwned*")) and not Path("pwned.txt").exists()
     tex = "\n".join(p.read_text(errors="replace") for p in build.rglob("*.tex"))
     assert r"\input{/etc/passwd}" not in tex and r"\openout" not in tex.replace(r"\textbackslash{}", "")
+
+
+# ---- one report build at a time, and a PDF that is whole or the old one -----------------------------
+
+
+def test_a_second_report_build_stops_at_once_naming_the_first(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import time
+
+    from gan_helpers.paths import PROJECT_ROOT
+    from report import build
+
+    monkeypatch.setattr(build, "BUILD_ROOT", tmp_path / "build")
+    (tmp_path / "build").mkdir()
+    code = "import sys, time\nfrom gan_helpers.storage import locks\nwith locks.hold(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)\n"
+    first = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "build")], stdout=subprocess.PIPE, text=True,
+                             cwd=PROJECT_ROOT)
+    try:
+        assert first.stdout.readline().strip() == "held"
+        pdf = tmp_path / "report.pdf"
+        pdf.write_bytes(b"%PDF-1.5 the previous report %%EOF")
+        started = time.perf_counter()
+        with pytest.raises(UserError, match=rf"^the report is being built by process {first.pid} in this checkout .*"
+                                            r"\(this build changed nothing\)\.$"):
+            build.build("smoke", render_only=True, pdf=pdf)
+        assert time.perf_counter() - started < 5, "the second build waited instead of stopping at once"
+        assert pdf.read_bytes() == b"%PDF-1.5 the previous report %%EOF"
+        assert sorted(p.name for p in (tmp_path / "build").iterdir()) == [".lock"]
+    finally:
+        first.kill()
+        first.wait()
+
+
+@pytest.mark.parametrize("made, replaced", [(b"%PDF-1.5 half a report", False), (b"", False),
+                                            (b"%PDF-1.5 a whole report\n%%EOF\n", True)])
+def test_the_pdf_is_replaced_only_by_a_whole_one(tmp_path, monkeypatch, made, replaced):
+    from nbformat.v4 import new_notebook
+
+    from report import render
+
+    def fake_render(merged, build_dir):
+        (build_dir / "lab_report.pdf").write_bytes(made)
+        return build_dir / "lab_report.pdf"
+    monkeypatch.setattr(render, "_render_latex", fake_render)
+    pdf = tmp_path / "report" / "lab_report.pdf"
+    pdf.parent.mkdir()
+    pdf.write_bytes(b"%PDF-1.5 the previous report\n%%EOF\n")
+    if replaced:
+        assert render.render_pdf(new_notebook(), pdf, tmp_path / "build", "latex") == pdf
+    else:
+        with pytest.raises(UserError, match="lab_report.pdf was left as it was|produced no PDF"):
+            render.render_pdf(new_notebook(), pdf, tmp_path / "build", "latex")
+    assert pdf.read_bytes() == (made if replaced else b"%PDF-1.5 the previous report\n%%EOF\n")
+    assert [p.name for p in pdf.parent.iterdir()] == ["lab_report.pdf"], "no temporary file is left beside the PDF"

@@ -46,7 +46,11 @@ _guard = threading.Lock()
 
 
 class FolderBusy(UserError):
-    """Another process holds the folder's lock."""
+    """Another process holds the folder's lock; `holder` names it ("process 12345" or "another process")."""
+
+    def __init__(self, message: str, holder: str = "another process") -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 def lock_path_beside(folder: str | Path) -> Path:
@@ -116,7 +120,7 @@ def _acquire(lock: Path, folder: Path, what: str) -> int:
             if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise UserError(_cannot_lock(folder, lock, error)) from None
             raise FolderBusy(f"{shown(folder)} is in use by {holder}, which is writing into it; wait until it "
-                             f"finishes (or stop it) and try again ({what} changed nothing).") from None
+                             f"finishes (or stop it) and try again ({what} changed nothing).", holder) from None
         try:  # a holder that removed the file as it let go leaves us a lock on a name nobody else will open
             current = os.lstat(lock).st_ino
         except FileNotFoundError:
