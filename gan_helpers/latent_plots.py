@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import torch
-from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
 from gan_helpers.latent import Inversion
 from gan_helpers.plots import image_grid
@@ -48,8 +48,9 @@ def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool |
         ax.set_yscale("log")  # labels at 1, 2 and 5 times a power of ten only, so a short panel's labels never collide
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_minor_formatter(NullFormatter())
-    else:  # a flat curve: plain numbers read better than log ticks 1e-1 apart
-        ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    elif isinstance(ax.yaxis.get_major_formatter(), ScalarFormatter):  # a flat curve: plain numbers read better
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)  # than log ticks 1e-1 apart; a y axis shared
+        # with a log-scale panel keeps that panel's log ticks
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # a few whole steps: legible in a narrow panel
     ax.set_xlabel("SGD step")
     ax.set_ylabel("MSE")
@@ -59,7 +60,11 @@ def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool |
     elif legend and any(results):  # room above the curves for the legend, so it covers none of them
         low, high = ax.get_ylim()
         share = 0.15 * len(results)
-        ax.set_ylim(low, high * (high / low) ** share if ax.get_yscale() == "log" else high + (high - low) * share)
+        if ax.get_yscale() != "log":
+            ax.set_ylim(low, high + (high - low) * share)
+        else:  # limits a linear panel sharing this axis set may be zero or negative: take the curves' own then
+            low, high = (low, high) if 0 < low < high else (min(values, default=0.1), max(values, default=1.0))
+            ax.set_ylim(low, high * (high / low) ** share)
         ax.legend(loc="upper right")
     return ax
 

@@ -6,6 +6,7 @@ The cases and their sentences are listed in tests/README.md ("Hostile inputs, ro
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -338,3 +339,34 @@ def test_the_pdf_is_replaced_only_by_a_whole_one(tmp_path, monkeypatch, made, re
             render.render_pdf(new_notebook(), pdf, tmp_path / "build", "latex")
     assert pdf.read_bytes() == (made if replaced else b"%PDF-1.5 the previous report\n%%EOF\n")
     assert [p.name for p in pdf.parent.iterdir()] == ["lab_report.pdf"], "no temporary file is left beside the PDF"
+
+
+# ---- notebook 05's inversion-loss figure on any data ------------------------------------------------
+
+
+@pytest.mark.parametrize("first, second", [
+    ([1.0, 0.1, 0.01, 0.005], [0.02, 0.02, 0.02]),   # a log panel, then a flat one on the shared axis
+    ([0.02, 0.02, 0.02], [1.0, 0.1, 0.01, 0.005]),   # the flat one first
+    ([0.5], [0.5]),                                   # a single step each
+    ([0.3, 0.3, 0.3], [0.3, 0.3]),                   # constant losses
+    ([0.0, 0.0], [1.0, 0.001]),                      # a perfect imitation beside a log panel
+    ([float("nan"), 0.2], [0.2, 0.2]),               # a step with no number
+], ids=["log-then-flat", "flat-then-log", "single-step", "constant", "zero", "nan"])
+@pytest.mark.parametrize("legend", [False, True], ids=["figure-legend", "panel-legend"])
+def test_the_inversion_loss_panels_draw_on_any_curves(first, second, legend):
+    from types import SimpleNamespace
+
+    import matplotlib.pyplot as plt
+
+    from gan_helpers.latent_plots import plot_inversion_losses
+
+    fig, axes = plt.subplots(1, 2, sharey=True, figsize=(6, 2))  # as notebook 05 draws them
+    try:
+        for ax, curve in zip(axes, (first, second)):
+            plot_inversion_losses({"spec": SimpleNamespace(losses=curve[:-1], final_mse=curve[-1])}, ax=ax, legend=legend)
+        fig.canvas.draw()
+        low, high = axes[1].get_ylim()
+        assert math.isfinite(low) and math.isfinite(high) and low < high
+        assert [t for t in axes[0].yaxis.get_major_ticks() if t.label1.get_text()], "the y axis is labelled"
+    finally:
+        plt.close(fig)
