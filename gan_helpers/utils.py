@@ -61,6 +61,20 @@ def rng_state_problem(state: object) -> str | None:
     return None
 
 
+def finite_number(value) -> float | None:
+    """`value` as a float when it is a finite number (a record read from a file may hold anything), else None.
+
+    True and false are not numbers here, and an integer too large for a float is not finite.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def fmt(value, digits: int = 3) -> str:
     """A number for prose and tables: '–' when missing or not finite."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -23,10 +24,12 @@ from torch import nn
 
 from gan_helpers.runs import run_folders
 from gan_helpers.storage.atomic import atomic_write_text
+from gan_helpers.storage.regular import open_regular_file
 from gan_helpers.errors import UserError
 from gan_helpers.models import generate
 from gan_helpers.runs.markdown import table_cell
 from gan_helpers.runs.quality import SWD_LEVELS, measure
+from gan_helpers.utils import finite_number
 
 QUALITY_FILE = "quality.jsonl"
 QUALITY_SAMPLES = 256  # samples per record: SWD within a few % between equally good sets; ~10 s of G on a 2-core CPU
@@ -69,13 +72,51 @@ def read_quality(path: str | Path, model: str | None = "G") -> list[dict]:
     path = Path(path)
     if path.is_dir():
         path = path / QUALITY_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return []
-    try:
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except json.JSONDecodeError:
-        raise UserError(f"{path} is not one JSON record per line; delete it and run `python -m gan_helpers evaluate` again.") from None
+    with open_regular_file(path, "rb") as f:  # never through a link, never waiting on a FIFO
+        data = f.read()
+    records = [_checked_record(path, number, line) for number, line in enumerate(data.split(b"\n"), 1) if line.strip()]
     return sorted((r for r in records if model is None or record_model(r) == model), key=lambda r: r["epoch"])
+
+
+_TEXT_FIELDS = ("label", "model")  # every other field of a record is a number (or null)
+
+
+def _nan_or_infinite(value) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)  # a measure that could not be taken
+
+
+def _checked_record(path: Path, number: int, line: bytes) -> dict:
+    """Line `number` of quality file `path` as a record, or one sentence naming the file, the line and what is wrong."""
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        problem = "is not UTF-8 text"
+    except json.JSONDecodeError:
+        problem = "is not a JSON record"
+    else:
+        problem = _record_problem(record)
+    if problem:
+        raise UserError(f"{path} line {number} {problem}; delete that line (or the file) and run "
+                        f"`python -m gan_helpers evaluate` again.")
+    return record
+
+
+def _record_problem(record) -> str:
+    if not isinstance(record, dict):
+        return f"holds a JSON {type(record).__name__}, not a record"
+    if type(record.get("epoch")) is not int:
+        return "has no integer epoch"
+    if record.get("model", "G") not in ("G", "G_ema"):
+        return 'names a model other than "G" or "G_ema"'
+    if not isinstance(record.get("label", ""), str):
+        return "has a label that is not text"
+    for key, value in record.items():
+        if key not in _TEXT_FIELDS and value is not None and finite_number(value) is None and not _nan_or_infinite(value):
+            return f"has {key} {json.dumps(value)[:40]}, which is not a number"
+    return ""
+
 
 
 def append_quality(path: str | Path, record: dict) -> Path:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from gan_helpers.plots import _row_label, milestone_epochs, grid_tiles, image_grid, rate_changes
 from gan_helpers.storage.atomic import atomic_open
 from gan_helpers.runs import run_folders
+from gan_helpers.utils import finite_number
 from torchvision.utils import save_image
 
 
@@ -40,10 +41,18 @@ def plot_losses(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[st
         _, ax = plt.subplots(figsize=(6.5, 3))
     for run_dir, label, color in zip(run_dirs, labels, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 2):
         metrics = run_folders.read_metrics(run_dir)
-        epochs = [m["epoch"] for m in metrics]
-        ax.plot(epochs, [m["loss_D"] for m in metrics], color=color, linestyle="-", marker="." if len(epochs) < 30 else None, label=f"{label} loss_D")
-        ax.plot(epochs, [m["loss_G"] for m in metrics], color=color, linestyle="--", marker="." if len(epochs) < 30 else None, label=f"{label} loss_G")
+        for key, style in (("loss_D", "-"), ("loss_G", "--")):
+            epochs, values = finite_points(metrics, key)
+            ax.plot(epochs, values, color=color, linestyle=style, marker="." if len(epochs) < 30 else None, label=f"{label} {key}")
     return epoch_axes(ax, "mean binary cross entropy", legend)
+
+
+def finite_points(records: Sequence[dict], key: str) -> tuple[list[int], list[float]]:
+    """(epochs, values) of the records whose `key` is a finite number: a missing, mistyped, NaN or infinite value
+    (metrics.jsonl may hold ``Infinity``) is no point, so matplotlib never meets it."""
+    points = [(r["epoch"], finite_number(r.get(key))) for r in records]
+    kept = [(epoch, value) for epoch, value in points if value is not None]
+    return [e for e, _ in kept], [v for _, v in kept]
 
 
 def epoch_axes(ax, ylabel: str, legend: bool = True):
