@@ -44,7 +44,7 @@ CODE_MAP: dict[int, tuple[tuple[str, tuple[str, ...]], ...]] = {
     2: (("gan_helpers.models", ("TransposedConvGenerator", "latent_projection")),),
     3: (("gan_helpers.models", ("TransposedConvGenerator",)), ("gan_helpers.plots", ("show_images",))),
     4: (("gan_helpers.datasets.loading", ("resolve_dataset", "load_dataset")),),
-    5: (("gan_helpers.augment", ("Augment",)),),
+    5: (("gan_helpers.augment", ("BatchAugment", "Augment")),),
     6: (("gan_helpers.warmup", ("tiny_model", "pseudo_loss", "first_layer_steps")),),
     7: (("gan_helpers.training", ("d_step", "jitter_labels")),),
     8: (("gan_helpers.training", ("g_step",)),),

@@ -33,9 +33,8 @@ from report.layout import layout_notes
 from report.merge import merge
 from report.reading import REPORT_DIR, load_config, point_locations, read_executed
 from report.render import choose_renderer, page_count, render_pdf
-from gan_helpers.runs.shipped import (
-    describe_source, observations_file, resolve_source, shipped_results, source_for_kernels,
-)
+from gan_helpers.runs.results import resolve_source
+from report.sources import describe_source, observations_file, shipped_results, source_for_kernels
 
 PDF = REPORT_DIR / "lab_report.pdf"
 BUILD_ROOT = PROJECT_ROOT / "build"  # one build per checkout at a time: its lock file is build/.lock
@@ -89,7 +88,7 @@ def build(profile: str, data: str | None = None, *, render_only: bool = False, r
     """Execute the notebooks (unless `render_only`), merge them and render `pdf`; return its path.
 
     `source` (auto, shipped or train; default ``$LAB_SOURCE``, else auto)
-    says whether a shipped result stands in for training (gan_helpers.runs.shipped).
+    says whether a shipped result stands in for training (gan_helpers.runs.results).
     """
     with _one_build():
         return _build(profile, data, render_only=render_only, renderer=renderer, pdf=pdf, runs_source=runs_source,

@@ -21,7 +21,8 @@ import torch
 from image_folders import write_image_folder
 from nbformat.v4 import new_markdown_cell, new_notebook, new_output, new_code_cell
 
-from gan_helpers.runs import run_folders, shipped
+from gan_helpers.runs import run_folders, results as shipped
+from report import sources
 from gan_helpers.storage import locks
 from gan_helpers.tools.cli import main
 from gan_helpers.runs.config import TrainConfig
@@ -239,18 +240,14 @@ def _changed_copy(made: dict, tmp_path: Path) -> Path:
     (lambda r: ((r / "reals.png").unlink(), (r / "reals.png").symlink_to("/etc/hostname")), "reals.png is a symbolic link"),
 ])
 def test_every_use_of_a_changed_result_is_refused_naming_the_file(made, tmp_path, monkeypatch, capsys, change, named):
-    from gan_helpers.runs.results import shipped_generator
-
     result = _changed_copy(made, tmp_path)
     assert require_intact(result) == result
     change(result)
     monkeypatch.setenv(shipped.RESULTS_VARIABLE, str(tmp_path / "results"))
     monkeypatch.setattr(shipped, "has_spec_settings", lambda config: True)
     config = TrainConfig.from_dict(run_folders.read_config(made["run"]))
-    for use in (lambda: shipped.shipped_result(config, "auto"), lambda: shipped.load_generator(result),
-                lambda: shipped_generator(result)):
-        with pytest.raises(UserError, match=named):
-            use()
+    with pytest.raises(UserError, match=named):
+        shipped.shipped_result(config, "auto")
     assert main(["evaluate", str(result), "--print-only"]) == 2
     assert named in one_sentence(capsys.readouterr().err)
     assert check_result(result), "check_result reports it too"
@@ -260,7 +257,7 @@ def test_a_linked_observations_file_is_refused(made, tmp_path):
     result = _changed_copy(made, tmp_path)
     (result.parent / "observations.md").symlink_to("/etc/hostname")
     with pytest.raises(UserError, match="observations.md is a symbolic link"):
-        shipped.observations_file({"transposed": result})
+        sources.observations_file({"transposed": result})
 
 
 # ---- 4. one sentence for every path error ----------------------------------------------------------

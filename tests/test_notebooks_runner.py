@@ -138,20 +138,18 @@ def test_default_profile_follows_the_gpu(monkeypatch, tmp_path):
 def test_default_profile_without_a_gpu_is_full_when_the_shipped_result_fits(monkeypatch):
     import torch
 
-    from gan_helpers.runs import shipped
-
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     seen = []
 
     def fits(kinds):
-        def results(config, source=None, generators=("transposed", "upsampling"), say=print):
+        def result(config, source=None, say=print):
             seen.append((config.epochs, config.data, say))
-            return {kind: Path("results/reference") / kind if kind in kinds else None for kind in generators}
-        return results
-    monkeypatch.setattr(shipped, "shipped_results", fits({"transposed", "upsampling"}))
+            return Path("results/reference") / config.generator if config.generator in kinds else None
+        return result
+    monkeypatch.setattr(profiles, "shipped_result", fits({"transposed", "upsampling"}))
     assert profiles.default_profile() == "full"
     assert seen[-1] == (profiles.experiment_config("full").epochs, profiles.experiment_config("full").data, None)  # asked quietly
-    monkeypatch.setattr(shipped, "shipped_results", fits({"transposed"}))  # half a result: the lab trains, so quick
+    monkeypatch.setattr(profiles, "shipped_result", fits({"transposed"}))  # half a result: the lab trains, so quick
     assert profiles.default_profile() == "quick"
 
 

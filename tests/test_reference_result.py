@@ -14,9 +14,8 @@ import torch
 from gan_helpers.runs.config import GENERATOR_KINDS
 from gan_helpers.models import TransposedConvGenerator, UpsamplingGenerator
 from gan_helpers.runs.profiles import experiment_config
-from gan_helpers.runs.results import check_result, matches, result_checkpoints
-from gan_helpers.runs.run_folders import read_config, read_metrics
-from gan_helpers.runs.shipped import REFERENCE as NAME, results_root
+from gan_helpers.runs.results import REFERENCE as NAME, check_result, matches, results_root
+from gan_helpers.runs.run_folders import checkpoint_files, read_config, read_metrics
 
 REFERENCE = results_root() / NAME  # results/reference, or $LAB_RESULTS/reference
 SPEC_CLASSES = {"transposed": TransposedConvGenerator, "upsampling": UpsamplingGenerator}  # points 2 and 11
@@ -36,12 +35,14 @@ def test_the_reference_result_is_whole_and_fits_the_full_profile(kind):
 @pytest.mark.parametrize("kind", GENERATOR_KINDS)
 def test_every_shipped_weights_file_loads_into_the_spec_class(kind):
     assert read_config(REFERENCE / kind)["generator"] == kind
-    shipped = result_checkpoints(REFERENCE / kind)
+    shipped = checkpoint_files(REFERENCE / kind)
     assert shipped, "a result ships the generator of its best and its last epoch"
     for epoch, path in shipped.items():
         state = torch.load(path, weights_only=True)
+        assert state["epoch"] == epoch and {"G", "G_ema"} & set(state)
         G = SPEC_CLASSES[kind]()
-        G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+        weights = state["G"] if "G" in state else state["G_ema"]
+        G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, strict=True)
         images = G.eval()(torch.randn(2, G.latent_dim))
         assert images.shape == (2, 3, 64, 64) and 0 <= images.min() and images.max() <= 1, f"epoch {epoch}"
 

@@ -12,19 +12,20 @@ import pytest
 import torch
 from image_folders import write_image_folder
 
-from gan_helpers.runs import results, provenance as provenance_module, checkpoints, shipped, run_folders
+from gan_helpers.runs import results, provenance as provenance_module, checkpoints, run_folders
 from gan_helpers.tools import export
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.runs.quality_records import append_quality, read_quality
 from gan_helpers.runs.experiment import train
-from gan_helpers.models import GENERATORS, build_generator, generate
+from gan_helpers.runs.warm_start import warm_start
+from gan_helpers.models import GENERATORS, Discriminator, build_generator, generate
 from gan_helpers.runs.provenance import read_provenance_input
-from gan_helpers.runs.results import check_result, matches, result_checkpoints, shipped_generator
+from gan_helpers.runs.results import check_result, matches
 from gan_helpers.runs.export import choose_grids, export_run
 
 KINDS = ("transposed", "upsampling")
-TOP_FILES = {"config.json", "metrics.jsonl", "quality.jsonl", "fixed_noise.pt", "reals.png", "evolution.gif", "provenance.json"}
+TOP_FILES = {"config.json", "metrics.jsonl", "quality.jsonl", "fixed_noise.pt", "reals.png", "provenance.json"}
 COMMANDS = [(12.5, "make report PROFILE=smoke"), (3.25, "python -m gan_helpers evaluate runs/x")]
 
 
@@ -65,13 +66,17 @@ def copy_of(result_dir: Path, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("kind", KINDS)
 def test_export_holds_the_format_and_no_training_state(exported, kind):
     found = results.sizes(exported[kind])
-    grids = {f"samples/epoch-{e:06d}.png" for e in (0, 1, 2)}
-    weights = {"generator/epoch-000001.pt", "generator/epoch-000002.pt"}
+    grids = {f"samples/{folder}epoch-{e:06d}.png" for e in (0, 1, 2) for folder in ("", "ema/")}
+    weights = {"checkpoints/epoch-000001.pt", "checkpoints/epoch-000002.pt"}
     assert set(found) == TOP_FILES | grids | weights
     parameters = sum(v.numel() for v in build_generator(kind).state_dict().values())
-    for name in weights:
-        assert found[name] < 2.05 * parameters + 100_000, "float16: about two bytes a value, no optimizer or discriminator"
-    assert sum(found.values()) < 2.2 * 2 * parameters + 300_000
+    critic = sum(v.numel() for v in Discriminator().state_dict().values())
+    best, last = (torch.load(exported[kind] / name, weights_only=True) for name in sorted(weights))
+    assert set(best) == {"epoch", "config", "G"}, "the best epoch: the weights the report samples"
+    assert set(last) == {"epoch", "config", "G", "D"}, "the newest epoch: G and D, to continue training from"
+    assert found["checkpoints/epoch-000001.pt"] < 2.05 * parameters + 100_000, "float16: about two bytes a value"
+    assert found["checkpoints/epoch-000002.pt"] < 2.05 * (parameters + critic) + 100_000, "no optimizer state"
+    assert sum(found.values()) < 2.2 * (2 * parameters + critic) + 300_000
     assert not list(exported[kind].parent.glob(".*partial")), "no staging folder is left behind"
 
 
@@ -82,7 +87,7 @@ def test_the_command_prints_every_file_and_the_total(trained, tmp_path, capsys):
     args = parser.parse_args([str(trained["runs"]["upsampling"][1]), str(dest), "--command", "7", "make report", "--commit", "abc"])
     assert export.run(args) == 0
     printed = capsys.readouterr().out
-    assert "generator/epoch-000002.pt" in printed and "samples/ (3 grids)" in printed
+    assert "checkpoints/epoch-000002.pt" in printed and "samples/ (6 grids)" in printed
     total = sum(results.sizes(dest).values()) / 2**20
     assert f"{total:.2f} MiB  in all" in printed
     assert "note:" not in printed, "a complete export has nothing to note"
@@ -92,18 +97,17 @@ def test_the_command_prints_every_file_and_the_total(trained, tmp_path, capsys):
 def test_float16_weights_load_into_the_spec_class_and_sample_like_the_checkpoint(trained, exported, kind):
     run_dir = trained["runs"][kind][1]
     z = checkpoints.load_fixed_noise(run_dir)
-    state = torch.load(result_checkpoints(exported[kind])[2], map_location="cpu", weights_only=True)
+    state = torch.load(run_folders.checkpoint_files(exported[kind])[2], map_location="cpu", weights_only=True)["G"]
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
     G = build_generator(kind)
     G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    original, _ = shipped.load_generator(run_folders.checkpoint_files(run_dir)[2])
+    original, _ = checkpoints.load_generator(run_folders.checkpoint_files(run_dir)[2])
     assert (generate(G, z) - generate(original, z)).abs().max() < 2e-3
-    G, epoch = shipped_generator(exported[kind])
-    assert isinstance(G, GENERATORS[kind]) and not G.training and epoch == 1, "the default is the best epoch"
+    G, loaded = checkpoints.load_generator(exported[kind])
+    assert isinstance(G, GENERATORS[kind]) and not G.training and loaded["epoch"] == 2, "a folder means its newest checkpoint"
     assert all(p.dtype == torch.float32 for p in G.parameters())
-    assert shipped_generator(exported[kind], 2)[1] == 2
-    with pytest.raises(UserError, match=r"ships the generator of epoch\(s\) \[1, 2\], not 0"):
-        shipped_generator(exported[kind], 0)
+    with pytest.raises(UserError, match="holds G but not G_ema"):
+        checkpoints.load_generator(run_folders.checkpoint_files(exported[kind])[1], average=True)
 
 
 def test_provenance_names_machine_commit_commands_and_choice(exported):
@@ -116,7 +120,7 @@ def test_provenance_names_machine_commit_commands_and_choice(exported):
     assert provenance["training"]["epochs"] == 2 and provenance["training"]["devices"] == {"cpu": 2}
     assert provenance["epochs"]["best"] == 1 and provenance["epochs"]["last"] == 2
     assert provenance["data"]["images"] == 4
-    assert all(w["max_pixel_difference_fp16"] < 2e-3 for w in provenance["weights"].values())
+    assert all(v < 2e-3 for w in provenance["weights"].values() for k, v in w.items() if k.startswith("max_pixel"))
     assert check_result(exported["transposed"]) == []
 
 
@@ -187,8 +191,9 @@ def _drop_best_grid(folder: Path) -> None:
 
 
 def _widen_weights(folder: Path) -> None:
-    path = folder / "generator" / "epoch-000002.pt"
-    torch.save({k: v.float() if v.is_floating_point() else v for k, v in torch.load(path, weights_only=True).items()}, path)
+    path = folder / "checkpoints" / "epoch-000002.pt"
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, "G": {k: v.float() if v.is_floating_point() else v for k, v in state["G"].items()}}, path)
 
 
 def _forget_commands(folder: Path) -> None:
@@ -223,3 +228,23 @@ def test_grid_subset_keeps_first_best_and_last_evenly():
     chosen = choose_grids(full, 1230, 40)
     assert len(chosen) == 40 and {0, 1, 10, 100, 300, 1000, 1230, 2000} <= set(chosen), "the milestones the report shows"
     assert choose_grids(full, 1230, 3) == [0, 1230, 2000]
+
+
+def test_a_copy_of_a_result_warm_restarts_for_one_epoch(trained, exported, tmp_path):
+    source = copy_of(exported["upsampling"], tmp_path)
+    run_dir = warm_start(source, epochs=3, runs_dir=str(tmp_path / "runs"))
+    assert run_dir.parent == tmp_path / "runs" and results.sizes(source) == results.sizes(exported["upsampling"])
+    assert [m["epoch"] for m in run_folders.read_metrics(run_dir)] == [1, 2, 3], "the result's history, then one more epoch"
+    assert (run_dir / "resumes.txt").read_text().startswith(
+        f"warm restart from {source} at epoch 2 on cpu: optimizer moments re-initialised, G_ema restarted from G")
+    restart = torch.load(run_folders.checkpoint_files(run_dir)[2], weights_only=True)
+    shipped = torch.load(run_folders.checkpoint_files(source)[2], weights_only=True)
+    for net in ("G", "D"):
+        assert all(torch.equal(restart[net][k].to(shipped[net][k].dtype), shipped[net][k]) for k in shipped[net]), f"{net} continues from the result"
+    assert all(torch.equal(restart["G_ema"][k], restart["G"][k]) for k in restart["G"]), "G_ema restarted from G"
+    assert restart["opt_G"]["state"] == {} and restart["opt_D"]["state"] == {}, "Adam moments start again"
+    assert {3} <= set(run_folders.checkpoint_files(run_dir)) and [r["epoch"] for r in read_quality(run_dir, "G_ema")][-1] == 3
+    train(resume=run_dir, epochs=4)  # from here on the restarted run resumes exactly, as any run
+    assert [m["epoch"] for m in run_folders.read_metrics(run_dir)][-1] == 4
+    with pytest.raises(UserError, match="is a shipped result, which is never trained into"):
+        train(resume=exported["upsampling"], epochs=3)

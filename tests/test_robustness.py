@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_helpers.runs import run_folders, checkpoints, shipped
+from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers.storage import atomic
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
@@ -442,7 +442,7 @@ def test_truncated_or_hostile_checkpoint_is_refused_safely(run_dir, tmp_path):
     marker = tmp_path / "pwned"
     newest.unlink()
     torch.save({"epoch": 2, "G": Hostile(marker)}, newest)
-    for load in (checkpoints.load_training_state, checkpoints.load_checkpoint, shipped.load_generator):
+    for load in (checkpoints.load_training_state, checkpoints.load_checkpoint, checkpoints.load_generator):
         with pytest.raises(UserError, match="objects other than tensors") as caught:
             load(newest)
         assert "weights_only=False" not in str(caught.value)
@@ -469,8 +469,8 @@ def test_generator_of_the_wrong_kind_is_one_sentence(run_dir, state):
     newest.unlink()
     torch.save({**state, "epoch": 2, "G": build_generator("transposed").state_dict()}, newest)
     with pytest.raises(UserError, match="transposed generator while its settings say upsampling"):
-        shipped.load_generator(newest)
-    G, loaded = shipped.load_generator(run_folders.checkpoint_files(run_dir)[1])  # the earlier, intact checkpoint still loads
+        checkpoints.load_generator(newest)
+    G, loaded = checkpoints.load_generator(run_folders.checkpoint_files(run_dir)[1])  # the earlier, intact checkpoint still loads
     assert not G.training and loaded["epoch"] == 1
     assert checkpoints.load_checkpoint(run_dir)["epoch"] == 2
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from gan_helpers.runs import run_folders, shipped, checkpoints
+from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers import speed
 from gan_helpers.tools.cli import main
 from gan_helpers.runs.config import TrainConfig
@@ -45,7 +45,7 @@ def test_checkpoint_round_trip_holds_full_state(tiny_data, tmp_path):
     assert {"epoch", "config", "G", "D", "opt_G", "opt_D", "rng"} <= set(state)
     assert state["epoch"] == 1 and state["config"]["generator"] == "upsampling"
     assert state["opt_D"]["state"], "the optimizer state (Adam moments) is saved"
-    G, loaded = shipped.load_generator(run_dir)
+    G, loaded = checkpoints.load_generator(run_dir)
     assert not G.training
     assert all(torch.equal(G.state_dict()[k], state["G"][k]) for k in state["G"])
 

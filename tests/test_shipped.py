@@ -18,7 +18,8 @@ import torch
 from image_folders import write_image_folder
 from nbformat.v4 import new_markdown_cell, new_notebook
 
-from gan_helpers.runs import experiment, shipped, run_folders
+from gan_helpers.runs import checkpoints, experiment, results, run_folders
+from report import sources
 from gan_helpers.errors import UserError
 from gan_helpers.runs.quality_records import append_quality, read_quality
 from gan_helpers.runs.summaries import run_summary, samples_at
@@ -77,15 +78,15 @@ def made(tmp_path_factory) -> dict:
 @pytest.fixture(autouse=True)
 def lab_results(made, monkeypatch) -> Path:
     """Every test reads results from the temporary folder, with LAB_SOURCE unset (auto)."""
-    monkeypatch.setenv(shipped.RESULTS_VARIABLE, str(made["root"] / "results"))
-    monkeypatch.delenv(shipped.SOURCE_VARIABLE, raising=False)
+    monkeypatch.setenv(results.RESULTS_VARIABLE, str(made["root"] / "results"))
+    monkeypatch.delenv(results.SOURCE_VARIABLE, raising=False)
     return made["root"] / "results"
 
 
 def copied_results(made, tmp_path: Path, monkeypatch) -> Path:
     """A copy of the results folder that LAB_RESULTS points at, for tests that change it."""
     copy = Path(shutil.copytree(made["root"] / "results", tmp_path / "results"))
-    monkeypatch.setenv(shipped.RESULTS_VARIABLE, str(copy))
+    monkeypatch.setenv(results.RESULTS_VARIABLE, str(copy))
     return copy
 
 
@@ -96,7 +97,7 @@ def test_a_fitting_result_stands_in_for_training_with_the_full_settings(made, tm
     config = full_settings(made["data"], tmp_path / "runs")
     assert experiment.lab_runs(config) == made["results"]
     printed = capsys.readouterr().out
-    assert printed.count("Using the shipped result") == 2 and "Not using" not in printed
+    assert printed == "", "a fitting result is read as it is, without a word"
     assert experiment.find_run(config.replace(generator="upsampling")) == made["results"]["upsampling"]
     assert not (tmp_path / "runs").exists(), "nothing is trained or written in runs_dir"
 
@@ -104,8 +105,8 @@ def test_a_fitting_result_stands_in_for_training_with_the_full_settings(made, tm
 def test_other_profiles_and_source_train_ignore_results_silently(made, capsys):
     for profile in ("quick", "smoke"):
         config = experiment_config(profile, data=str(made["data"]))
-        assert shipped.shipped_results(config) == {"transposed": None, "upsampling": None}
-    assert shipped.shipped_result(full_settings(made["data"], "runs/x"), "train") is None
+        assert sources.shipped_results(config) == {"transposed": None, "upsampling": None}
+    assert results.shipped_result(full_settings(made["data"], "runs/x"), "train") is None
     assert capsys.readouterr().out == "", "quick and smoke train as today, without a word about results/"
 
 
@@ -115,20 +116,20 @@ def test_without_a_gpu_a_fitting_result_makes_full_the_default_profile(made, tmp
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert default_profile(made["data"]) == "full"
     assert default_profile(write_image_folder(tmp_path / "other", 8)) == "quick"  # DATA= another folder: trained here
-    monkeypatch.setenv(shipped.SOURCE_VARIABLE, "train")
+    monkeypatch.setenv(results.SOURCE_VARIABLE, "train")
     assert default_profile(made["data"]) == "quick"
     assert capsys.readouterr().out == "", "choosing the profile says nothing"
 
 
 def test_a_mismatch_in_data_or_settings_means_training_said_in_one_line(made, tmp_path, monkeypatch, capsys):
     other_data = full_settings(write_image_folder(tmp_path / "other", 8), tmp_path / "runs")
-    assert shipped.shipped_result(other_data) is None
+    assert results.shipped_result(other_data) is None
     line = capsys.readouterr().out
     assert line.count("\n") == 1 and "data" in line and "training here instead" in line
 
-    results = copied_results(made, tmp_path, monkeypatch)
-    saved = json.loads((results / "reference" / "transposed" / "config.json").read_text())
-    (results / "reference" / "transposed" / "config.json").write_text(json.dumps({**saved, "lr_d": 2e-5}))
+    copy = copied_results(made, tmp_path, monkeypatch)
+    saved = json.loads((copy / "reference" / "transposed" / "config.json").read_text())
+    (copy / "reference" / "transposed" / "config.json").write_text(json.dumps({**saved, "lr_d": 2e-5}))
     config = full_settings(made["data"], tmp_path / "runs")
     trained = []
     monkeypatch.setattr(experiment, "train", lambda config=None, **_: trained.append(config) or tmp_path / "trained")
@@ -142,15 +143,15 @@ def test_a_mismatch_in_data_or_settings_means_training_said_in_one_line(made, tm
 def test_forcing_a_source_and_its_errors(made, tmp_path, monkeypatch):
     smoke = experiment_config("smoke", data=str(made["data"]))
     with pytest.raises(UserError, match="max_images"):
-        shipped.shipped_result(smoke.replace(generator="upsampling"), "shipped")  # forced, yet still never a wrong result
-    monkeypatch.setenv(shipped.SOURCE_VARIABLE, "shipped")
-    assert shipped.shipped_result(full_settings(made["data"], tmp_path, "upsampling")) == made["results"]["upsampling"]
-    monkeypatch.setenv(shipped.RESULTS_VARIABLE, str(tmp_path / "empty"))
+        results.shipped_result(smoke.replace(generator="upsampling"), "shipped")  # forced, yet still never a wrong result
+    monkeypatch.setenv(results.SOURCE_VARIABLE, "shipped")
+    assert results.shipped_result(full_settings(made["data"], tmp_path, "upsampling")) == made["results"]["upsampling"]
+    monkeypatch.setenv(results.RESULTS_VARIABLE, str(tmp_path / "empty"))
     with pytest.raises(UserError, match="no shipped result .*empty/reference/transposed"):
-        shipped.shipped_result(full_settings(made["data"], tmp_path))
-    assert shipped.shipped_result(full_settings(made["data"], tmp_path), "auto") is None
+        results.shipped_result(full_settings(made["data"], tmp_path))
+    assert results.shipped_result(full_settings(made["data"], tmp_path), "auto") is None
     with pytest.raises(UserError, match="LAB_SOURCE='always' is not a source of runs; use one of auto, shipped, train"):
-        shipped.resolve_source("always")
+        results.resolve_source("always")
 
 
 def test_the_report_decides_once_and_hands_the_decision_to_the_kernels(monkeypatch):
@@ -159,10 +160,10 @@ def test_the_report_decides_once_and_hands_the_decision_to_the_kernels(monkeypat
     from gan_helpers.tools import report
     from report import build
 
-    monkeypatch.setenv(shipped.SOURCE_VARIABLE, "auto")
-    with shipped.source_for_kernels("train"):
-        assert os.environ[shipped.SOURCE_VARIABLE] == "train"
-    assert os.environ[shipped.SOURCE_VARIABLE] == "auto"
+    monkeypatch.setenv(results.SOURCE_VARIABLE, "auto")
+    with sources.source_for_kernels("train"):
+        assert os.environ[results.SOURCE_VARIABLE] == "train"
+    assert os.environ[results.SOURCE_VARIABLE] == "auto"
     called = {}
     monkeypatch.setattr(build, "build", lambda *args, **kwargs: called.update(kwargs))
     parser = argparse.ArgumentParser()
@@ -177,18 +178,19 @@ def test_the_report_decides_once_and_hands_the_decision_to_the_kernels(monkeypat
 @pytest.mark.parametrize("kind", KINDS)
 def test_run_helpers_read_curves_grids_and_checkpoints_of_a_result(made, kind):
     result, run_dir = made["results"][kind], made["runs"][kind]
-    assert run_folders.is_shipped(result) and not run_folders.is_shipped(run_dir)
     assert {e: p.relative_to(result).as_posix() for e, p in run_folders.checkpoint_files(result).items()} == {
-        1: "generator/epoch-000001.pt", 2: "generator/epoch-000002.pt"}
-    assert run_folders.checkpoint_files(run_dir)[2].parent.name == "checkpoints", "run folders read as before"
+        1: "checkpoints/epoch-000001.pt", 2: "checkpoints/epoch-000002.pt"}, "a result is a run folder, pruned"
+    pruned, full = (torch.load(run_folders.checkpoint_files(folder)[2], weights_only=True) for folder in (result, run_dir))
+    assert set(pruned) == {"epoch", "config", "G", "D"} and {"opt_G", "opt_D", "rng"} <= set(full)
+    assert all(v.dtype == torch.float16 for v in pruned["G"].values() if v.is_floating_point())
     assert [m["epoch"] for m in run_folders.read_metrics(result)] == [1, 2] and list(run_folders.samples(result)) == [0, 1, 2]
     assert [r["epoch"] for r in read_quality(result)] == [0, 1, 2]
 
-    G, state = shipped.load_generator(run_folders.checkpoint_files(result)[2])
+    G, state = checkpoints.load_generator(run_folders.checkpoint_files(result)[2])
     assert isinstance(G, GENERATORS[kind]) and not G.training and state["epoch"] == 2 and state["config"]["generator"] == kind
     assert all(p.dtype == torch.float32 for p in G.parameters())
-    assert shipped.load_generator(result)[1]["epoch"] == 2, "a folder means its last epoch, as for a run"
-    assert "D" in shipped.load_generator(run_folders.checkpoint_files(run_dir)[2])[1], "a run's checkpoint still gives the full state"
+    assert checkpoints.load_generator(result)[1]["epoch"] == 2, "a folder means its last epoch, as for a run"
+    assert "D" in checkpoints.load_generator(run_folders.checkpoint_files(run_dir)[2])[1], "a run's checkpoint still gives the full state"
     if kind == "transposed":  # 36 images a call: once is enough
         fakes = samples_at(result, 1)
         assert fakes.shape == (36, 3, 64, 64) and (fakes - samples_at(run_dir, 1)).abs().max() < 2e-3
@@ -200,26 +202,28 @@ def test_run_helpers_read_curves_grids_and_checkpoints_of_a_result(made, kind):
         choose_checkpoint(result, 0)
 
     summary, original = run_summary(result), run_summary(run_dir)
-    assert summary["run"] == shown(result) and original["run"] == run_dir.name
+    assert summary["run"] == result.name and original["run"] == run_dir.name
     machine = json.loads((result / "provenance.json").read_text())["environment"]
     assert summary["device"] == f"{machine['device']} ({machine['device_name']})" and summary["images"] == 8 and summary["checkpoints"] == 2
     assert {k: summary[k] for k in ("epochs", "final_loss_D", "end_gap", "problems")} == {
         k: original[k] for k in ("epochs", "final_loss_D", "end_gap", "problems")}
 
 
-def test_the_best_epoch_is_the_one_the_export_chose_among_all_checkpoints(made, tmp_path):
+def test_the_best_epoch_of_a_result_is_chosen_from_its_records_as_for_a_run(made, tmp_path):
     result = Path(shutil.copytree(made["results"]["transposed"], tmp_path / "reference" / "transposed"))
-    for record in read_quality(result):  # among the two shipped epochs alone, epoch 2 would now look best
-        append_quality(result, {**record, "swd": 100.0 if record["epoch"] == 1 else 1.0})
     epoch, path, why = choose_checkpoint(result)
-    assert (epoch, path) == (1, result / "generator" / "epoch-000001.pt") and why["swd"] == 1.0 and why["lowest_swd_epoch"] == 1
+    assert (epoch, path) == (1, result / "checkpoints" / "epoch-000001.pt") and why["model"] == "G"
+    assert json.loads((result / "provenance.json").read_text())["epochs"]["best"] == 1, "the epoch the export chose"
+    for record in read_quality(result):  # the records decide, as for any run folder
+        append_quality(result, {**record, "swd": 100.0 if record["epoch"] == 1 else 1.0})
+    assert choose_checkpoint(result)[0] == 2
 
 
 def test_live_inversion_from_the_float16_weights_saves_under_runs(made):
     result = made["results"]["upsampling"]
     before = sizes(result)
     epoch, checkpoint, _ = choose_checkpoint(result)
-    G, _ = shipped.load_generator(checkpoint)
+    G, _ = checkpoints.load_generator(checkpoint)
     target = generate(G, torch.randn(1, 128, generator=torch.Generator().manual_seed(1)))[0]
     found = invert(G, target, steps=6, lr=0.01, reduction="sum", seed=0, frames=3)
     assert found.final_mse < found.losses[0]
@@ -234,7 +238,7 @@ def test_live_inversion_from_the_float16_weights_saves_under_runs(made):
 
 def test_the_title_page_line_is_computed_from_provenance_or_this_machine(made, tmp_path, monkeypatch):
     config = full_settings(made["data"], tmp_path)
-    line = shipped.describe_source(shipped.shipped_results(config), config)
+    line = sources.describe_source(sources.shipped_results(config), config)
     machine = json.loads((made["results"]["transposed"] / "provenance.json").read_text())["environment"]["device_name"]
     assert line.startswith(f"shipped result {shown(made['root'] / 'results' / 'reference')}, trained on {machine} (")
     assert f"torch {torch.__version__}): transposed epoch 2 of {config.epochs} (" in line
@@ -242,8 +246,8 @@ def test_the_title_page_line_is_computed_from_provenance_or_this_machine(made, t
     assert line.endswith(" s of training) (provenance.json)") and line.count("trained on") == 1, "one machine trained both"
     here = pick_device(config.device)
     name = f" ({torch.cuda.get_device_name(here)})" if here.type == "cuda" else ""
-    assert shipped.describe_source({"transposed": None, "upsampling": None}, config) == f"trained here on {here.type}{name}"
-    assert shipped.describe_source({**shipped.shipped_results(config), "upsampling": None}, config).endswith(
+    assert sources.describe_source({"transposed": None, "upsampling": None}, config) == f"trained here on {here.type}{name}"
+    assert sources.describe_source({**sources.shipped_results(config), "upsampling": None}, config).endswith(
         f"; upsampling trained here on {here.type}{name}")
 
     results = copied_results(made, tmp_path, monkeypatch)
@@ -251,8 +255,8 @@ def test_the_title_page_line_is_computed_from_provenance_or_this_machine(made, t
     for kind in KINDS:
         path = results / "reference" / kind / "provenance.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), "environment": gpu}))
-    assert "trained on NVIDIA H100 80GB HBM3 (cuda 12.4, driver 550.54.15, torch 2.5.1): transposed" in shipped.describe_source(
-        shipped.shipped_results(config), config)
+    assert "trained on NVIDIA H100 80GB HBM3 (cuda 12.4, driver 550.54.15, torch 2.5.1): transposed" in sources.describe_source(
+        sources.shipped_results(config), config)
 
     for kind in KINDS:  # a run resumed on two machines names both, in the order its commands ran
         path = results / "reference" / kind / "provenance.json"
@@ -262,7 +266,7 @@ def test_the_title_page_line_is_computed_from_provenance_or_this_machine(made, t
                              {"command": "train --resume", "seconds": 60, "machine": "AMD EPYC with AVX-512 bf16"}]
         path.write_text(json.dumps(given))
     assert "trained on AMD EPYC with AVX-512 bf16 and Intel Xeon with AMX (cuda 12.4, driver 550.54.15, torch 2.5.1): transposed" \
-        in shipped.describe_source(shipped.shipped_results(config), config)
+        in sources.describe_source(sources.shipped_results(config), config)
     assert run_summary(results / "reference" / "transposed")["device"] == "cuda (AMD EPYC with AVX-512 bf16 and Intel Xeon with AMX)"
 
 
@@ -309,8 +313,8 @@ def test_observations_fill_their_cells_and_others_keep_the_prompt(made):
     assert any("point 9 has no observations cell" in n for n in notes)
     untouched = merge(lab_notebooks(), info)
     assert all("To be written" in c.source for c in untouched.cells if c.source.startswith("**Observations"))
-    assert shipped.observations_file(made["results"]) == path
-    assert shipped.observations_file({**made["results"], "upsampling": None}) is None, "not for runs trained here"
+    assert sources.observations_file(made["results"]) == path
+    assert sources.observations_file({**made["results"], "upsampling": None}) is None, "not for runs trained here"
 
 
 # ---- the report from a shipped result ----------------------------------------------------------
@@ -327,7 +331,7 @@ def test_notebook_05_runs_from_the_result_and_merges_into_the_report(made, tmp_p
     from gan_helpers.tools.notebooks import KERNEL
     from report.build import assemble
 
-    monkeypatch.setenv(shipped.SOURCE_VARIABLE, "shipped")  # a failure to use the result is an error, never a 2000-epoch run
+    monkeypatch.setenv(results.SOURCE_VARIABLE, "shipped")  # a failure to use the result is an error, never a 2000-epoch run
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "executed"
     out.mkdir()
@@ -342,7 +346,7 @@ def test_notebook_05_runs_from_the_result_and_merges_into_the_report(made, tmp_p
             shutil.copy(NOTEBOOK_DIR / f"{stem}.ipynb", out / f"{stem}.ipynb")
 
     printed = "".join(o.get("text", "") for c in nbformat.read(out / "05_latent.ipynb", as_version=4).cells for o in c.get("outputs", []))
-    assert printed.count("Using the shipped result") == 2 and "transposed: epoch-000001.pt of transposed" in printed
+    assert "Using the shipped result" not in printed and "transposed: G of epoch 1 (eval mode" in printed
     for kind in KINDS:
         latents = made["root"] / "runs" / "shipped" / "reference" / kind / "latents"
         assert {p.name for p in latents.glob("*.pt")} >= {"epoch-000001-outside-grace_hopper.pt"}

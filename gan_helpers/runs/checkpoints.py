@@ -67,7 +67,7 @@ def save_best(run_dir: str | Path, epoch: int, state: dict) -> Path:
     """Write the generators of a sample epoch that scored best so far, but has no checkpoint, to ``best/epoch-NNNNNN.pt``.
 
     `state` holds ``epoch``, ``config``, ``G`` and, where the run keeps one,
-    ``G_ema``: what :func:`load_checkpoint_generator` reads. Written
+    ``G_ema``: what :func:`load_generator` reads. Written
     atomically; a resumed run that scores the same epoch again writes the same weights.
     """
     folder = Path(run_dir) / BEST_DIR
@@ -97,15 +97,23 @@ def load_training_state(path: str | Path, map_location: str | torch.device = "cp
     return _load_checked(path, map_location, training_state_problem)
 
 
-def load_checkpoint_generator(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """The generator saved in a checkpoint (or a run's newest one), in eval mode, with the checkpoint.
+def load_generator(checkpoint: str | Path, device: str | torch.device = "cpu", *, average: bool = False
+                   ) -> tuple[nn.Module, dict]:
+    """The generator saved in a checkpoint (or a run's newest one), float32 in eval mode, with the checkpoint.
 
-    Eval mode is the mode used for sampling: batch norm uses its running
-    statistics, so an image depends on its own latent vector only.
+    The one way the lab loads a generator's weights: from a run's full
+    checkpoint, a shipped result's pruned one (weights in float16) or a
+    ``best/`` file alike. ``average=True`` loads G_ema, the average of G's
+    weights, instead of G. Eval mode is the mode used for sampling: batch
+    norm uses its running statistics, so an image depends on its own latent vector only.
     """
     state = _load_checked(Path(checkpoint), device, _generator_problem)
+    part = "G_ema" if average else "G"
+    if part not in state:
+        other = "G" if average else "G_ema"
+        raise UserError(f"{checkpoint} holds {other} but not {part}; load {other} instead (average={not average}).")
     G = build_generator(state["config"]["generator"]).to(device)
-    G.load_state_dict(state["G"])
+    G.load_state_dict(state[part])  # float16 weights are copied into float32 parameters
     G.eval()
     return G, state
 
@@ -209,17 +217,22 @@ def training_state_problem(state: object) -> str | None:
 
 
 def _generator_problem(state: object) -> str | None:
-    """Whether `state` holds generator weights of the kind its settings name."""
-    if not isinstance(state, dict) or not isinstance(state.get("config"), dict) or "G" not in state:
+    """Whether `state` holds generator weights (G, its average G_ema, or both) of the kind its settings name."""
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict) or not {"G", "G_ema"} & state.keys():
         return "it lacks the generator weights or their settings"
     kind = state["config"].get("generator")
     if kind not in GENERATOR_KINDS:
         return f"its settings name an unknown generator {kind!r}"
-    reason = _weights_problem(state["G"], _weight_shapes(kind), f"{kind} generator")
-    others = [k for k in GENERATOR_KINDS if k != kind and not _weights_problem(state["G"], _weight_shapes(k), "")]
-    if reason and others:
-        return f"its generator weights are those of the {others[0]} generator while its settings say {kind}"
-    return reason
+    for part in ("G", "G_ema"):
+        if part not in state:
+            continue
+        reason = _weights_problem(state[part], _weight_shapes(kind), f"{kind} generator")
+        others = [k for k in GENERATOR_KINDS if k != kind and not _weights_problem(state[part], _weight_shapes(k), "")]
+        if reason and others:
+            return f"its generator weights are those of the {others[0]} generator while its settings say {kind}"
+        if reason:
+            return reason
+    return None
 
 
 def _weights_problem(weights: object, expected: dict[str, tuple], what: str) -> str | None:

@@ -9,7 +9,7 @@ the quality numbers (``quality.jsonl``, :mod:`gan_helpers.runs.quality_records`)
 :func:`lab_runs` is how notebooks 03–06 find their runs: by the settings
 that make runs the same (:meth:`TrainConfig.identity`), never by "the newest
 run", so every notebook of one profile sees the same two folders; for the
-full profile a shipped result may stand in for them (gan_helpers.runs.shipped).
+full profile a shipped result may stand in for them (gan_helpers.runs.results).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from gan_helpers.runs.run_plots import save_grid
 from gan_helpers.utils import pick_device, seed_everything, set_rng_state
 from gan_helpers.runs.run_loop import fit_run, sample_epoch
 from gan_helpers.averaging import averaged_copy
+from gan_helpers.runs.results import inside_shipped, shipped_result
 
 
 def build_models(config: TrainConfig, device: torch.device):
@@ -119,10 +120,8 @@ def _removed_unless_trained(run_dir: Path):
 
 def find_run(config: TrainConfig, source: str | None = None) -> Path | None:
     """The folder the lab reads for `config`: the shipped result that replaces training, if any
-    (:func:`gan_helpers.runs.shipped.shipped_result`), else the newest run in ``config.runs_dir`` with the
+    (:func:`gan_helpers.runs.results.shipped_result`), else the newest run in ``config.runs_dir`` with the
     same identity as `config` and a checkpoint, else None."""
-    from gan_helpers.runs.shipped import shipped_result
-
     result = shipped_result(config, source, say=None)
     if result is not None:
         return result
@@ -139,19 +138,16 @@ def lab_run(config: TrainConfig, generator: str, source: str | None = None, *, w
 
     `source` (default ``$LAB_SOURCE``, else auto) decides whether a shipped
     result (``results/reference/<generator>``) stands in for training; see
-    :mod:`gan_helpers.runs.shipped`. Otherwise a finished run with the same
+    :mod:`gan_helpers.runs.results`; it is read as it is, never trained into. Otherwise a finished run with the same
     identity (every setting but the schedule: epochs, sample/save intervals,
     device, …) is returned untouched; an unfinished one is resumed up to
     ``config.epochs``; otherwise a new run starts. An interrupted notebook or
     report build therefore picks up where it stopped, and two runs differing
     in one training setting are never confused. `watch` as in :func:`train` (only training shows in it).
     """
-    from gan_helpers.runs.shipped import shipped_result
-
     config = config.replace(generator=generator)
     result = shipped_result(config, source)
     if result is not None:
-        print(f"Using the shipped result {shown(result)} (trained elsewhere; LAB_SOURCE=train trains here instead)")
         return result
     run_dir = find_run(config, "train")
     if run_dir is None:
@@ -172,7 +168,10 @@ def lab_runs(config: TrainConfig, generators=GENERATOR_KINDS, source: str | None
 def _resume(target: Path, overrides: dict, watch=None, note: str = "") -> Path:
     target = from_root(target)
     folder = target if target.is_dir() else target.parent.parent
-    if not ((folder / "config.json").is_file() and (folder / "checkpoints").is_dir()) or run_folders.is_shipped(folder):
+    if inside_shipped(folder) is not None:
+        raise UserError(f"{shown(folder)} is a shipped result, which is never trained into; continue its training in a "
+                        f"new run with `python -m gan_helpers train --warm-start {shown(folder)}`.")
+    if not ((folder / "config.json").is_file() and (folder / "checkpoints").is_dir()):
         checkpoints.load_training_state(target)  # not a run folder's: its one sentence, and no lock file is made there
     with contextlib.ExitStack() as held:  # a second resume of the run stops here, before it reads or changes anything
         held.enter_context(locks.hold(folder, "resuming"))

@@ -8,19 +8,18 @@ import secrets
 import shutil
 import time
 import torch
-from gan_helpers.runs.results import FP16_CHECK_VECTORS, WEIGHTS_DIR, load_weights
 from gan_helpers.runs.provenance import (
     PROVENANCE_FILE, build_provenance, command_entry, file_manifest, read_provenance_input,
 )
 from pathlib import Path
-from gan_helpers.runs.quality_records import QUALITY_FILE, best_epoch, read_quality
+from gan_helpers.runs.quality_records import QUALITY_FILE, best_epoch, favoured_model, read_quality
 from collections.abc import Sequence
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.storage.atomic import atomic_copy, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
 from gan_helpers.paths import ensure_folder, shown
 from gan_helpers.models import generate
-from gan_helpers.runs import run_folders, checkpoints, shipped
+from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers.storage import locks
 
 
@@ -49,6 +48,37 @@ def half_weights(state: dict[str, torch.Tensor], what: str) -> dict[str, torch.T
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise UserError(f"{what} has values in {name} beyond float16's range, so it cannot be shipped in float16; export another epoch.")
     return half
+
+
+FP16_CHECK_VECTORS = 8  # fixed latents on which the float16 weights' images are compared with float32's
+
+
+def pruned_parts(best: int, last: int, model: str) -> dict[int, tuple[str, ...]]:
+    """What each shipped checkpoint holds: the best epoch the weights the report samples (`model`), the last
+    epoch G and D, from which training can be warm-restarted (gan_helpers.runs.experiment.warm_start)."""
+    parts = {best: (model,), last: ("G", "D")}
+    if best == last:
+        parts[last] = tuple(dict.fromkeys(("G", "D", model)))
+    return parts
+
+
+def ship_weights(source: Path, path: Path, parts: tuple[str, ...], z: torch.Tensor) -> dict:
+    """Write `parts` of checkpoint `source` (and its epoch and config) in float16 to `path`; returns, per
+    generator, the largest pixel difference its float16 weights make on the latents `z`."""
+    state = checkpoints.load_checkpoint(source)
+    missing = [part for part in parts if part not in state]
+    if missing:
+        raise UserError(f"{source} lacks {', '.join(missing)}, which the result ships; export another run or epoch.")
+    pruned = {"epoch": state["epoch"], "config": state["config"],
+              **{part: half_weights(state[part], f"{part} of epoch {state['epoch']}") for part in parts}}
+    atomic_save(pruned, path)
+    record = {"epoch": state["epoch"], "holds": list(parts)}
+    for part in parts:
+        if part != "D":
+            exact, _ = checkpoints.load_generator(source, average=part == "G_ema")
+            shipped, _ = checkpoints.load_generator(path, average=part == "G_ema")
+            record[f"max_pixel_difference_fp16_{part}"] = float(f"{(generate(exact, z) - generate(shipped, z)).abs().max():.3g}")
+    return record
 
 
 def jsonl_lines(records: list[dict]) -> str:
@@ -105,15 +135,19 @@ def _export_held(run_dir: Path, dest: Path, *, name, commands_file, commands, co
     if not saved:
         raise UserError(f"{run_dir} has no checkpoints, so there are no weights to ship; train it for at least save_every epochs first.")
     last = max(saved)
+    kept = {e: p for e, p in run_folders.generator_files(run_dir).items() if e <= last}
+    model = favoured_model(run_dir)
     try:
-        best, numbers = best_epoch(run_dir)
-        rule = "lowest SWD, near copies breaking ties (gan_helpers.runs.quality_records.best_epoch)"
+        best, numbers = best_epoch(run_dir, model=model)
+        rule = f"lowest SWD of {model}, near copies breaking ties (gan_helpers.runs.quality_records.best_epoch)"
     except UserError:
         best, numbers, rule = last, {}, "the last checkpoint: the run has no quality records"
+    best = best if best <= last else last
     metrics = [m for m in run_folders.read_metrics(run_dir, strict=True) if m["epoch"] <= last]
     quality = [r for r in read_quality(run_dir, model=None) if r["epoch"] <= last]
     grids = {e: p for e, p in run_folders.samples(run_dir).items() if e <= last}
     shipped_grids = choose_grids(list(grids), best, max_grids)
+    averaged = {e: p for e, p in run_folders.samples(run_dir, average=True).items() if e in shipped_grids}
     given = read_provenance_input(commands_file) if commands_file else {"commands": []}
     listed = given["commands"] + [command_entry(seconds, command) for seconds, command in commands]
     fixed_z = checkpoints.load_fixed_noise(run_dir)  # checked before it is shipped
@@ -122,7 +156,7 @@ def _export_held(run_dir: Path, dest: Path, *, name, commands_file, commands, co
     with reporting_full_disk(dest):
         staging.mkdir()
         try:
-            for folder in ("samples", WEIGHTS_DIR):
+            for folder in ("samples", "checkpoints", *(["samples/ema"] if averaged else [])):
                 (staging / folder).mkdir()
             for file in ("config.json", "fixed_noise.pt", "reals.png"):
                 if (run_dir / file).is_file():
@@ -131,21 +165,16 @@ def _export_held(run_dir: Path, dest: Path, *, name, commands_file, commands, co
             atomic_write_text(staging / QUALITY_FILE, jsonl_lines(quality))
             for epoch in shipped_grids:
                 atomic_copy(grids[epoch], staging / "samples" / grids[epoch].name)
-            from gan_helpers.runs.animation import save_evolution
-
-            save_evolution(staging, max_frames=max_grids)
+            for epoch, path in averaged.items():
+                atomic_copy(path, staging / "samples" / "ema" / path.name)
             weights = {}
-            for epoch in sorted({best, last}):
-                G, state = shipped.load_generator(saved[epoch])
-                half = half_weights(state["G"], f"the generator of epoch {epoch}")
-                path = staging / WEIGHTS_DIR / run_folders.epoch_name(epoch, "pt")
-                atomic_save(half, path)
-                z = fixed_z[:FP16_CHECK_VECTORS]
-                difference = (generate(G, z) - generate(load_weights(path, config["generator"]), z)).abs().max()
-                weights[path.name] = {"epoch": epoch, "max_pixel_difference_fp16": float(f"{difference:.3g}")}
+            for epoch, parts in pruned_parts(best, last, model).items():
+                path = staging / "checkpoints" / run_folders.epoch_name(epoch, "pt")
+                weights[path.name] = ship_weights(kept[epoch], path, parts, fixed_z[:FP16_CHECK_VECTORS])
             provenance = {
                 **build_provenance(run_dir, config, metrics, {**given, "commands": listed}, name=name or dest.resolve().parent.name, commit=commit),
-                "epochs": {"first": min(grids, default=None), "best": best, "last": last, "best_rule": rule, "best_numbers": numbers},
+                "epochs": {"first": min(grids, default=None), "best": best, "best_model": model, "last": last,
+                           "best_rule": rule, "best_numbers": numbers},
                 "grids": {"sample_epochs": list(grids), "shipped": shipped_grids, "max_grids": max_grids},
                 "weights": weights,
             }

@@ -11,6 +11,8 @@ from gan_helpers.runs import run_folders
 from gan_helpers.storage.atomic import atomic_save
 from gan_helpers.errors import UserError
 from gan_helpers.latent import Inversion
+from gan_helpers.runs.quality_records import best_epoch, favoured_model, read_quality
+from gan_helpers.runs.results import work_dir
 from gan_helpers.runs.run_plots import save_grid
 
 
@@ -70,7 +72,7 @@ def save_latent(result: Inversion, run_dir: str | Path, epoch: int, name: str) -
 
     For a shipped result (``results/NAME/GENERATOR``, tracked by git) the
     folder is ``runs/shipped/NAME/GENERATOR/latents/`` instead
-    (:func:`gan_helpers.runs.shipped.work_dir`): nothing is written into results/.
+    (:func:`gan_helpers.runs.results.work_dir`): nothing is written into results/.
     The file holds the vector, its final error, the loss curve, the
     settings and the evolution frames (as 8-bit images); a PNG of the same
     name shows the target and the evolution in one row (point 13: save the
@@ -78,13 +80,8 @@ def save_latent(result: Inversion, run_dir: str | Path, epoch: int, name: str) -
     vector again returns the existing file, a different one gets the next
     free ``-vN`` name.
     """
-    shipped = run_folders.is_shipped(run_dir)
-    if shipped:
-        from gan_helpers.runs.shipped import work_dir
-
-        run_dir = work_dir(run_dir)
-    folder = Path(run_dir) / "latents"
-    folder.mkdir(parents=shipped, exist_ok=True)
+    folder = work_dir(run_dir) / "latents"
+    folder.mkdir(parents=True, exist_ok=True)
     stem = f"epoch-{epoch:06d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('_') or 'latent'}"
     record = {
         "z": result.z, "final_mse": result.final_mse, "losses": result.losses, "epoch": epoch,
@@ -113,23 +110,17 @@ def choose_checkpoint(run_dir: str | Path, epoch: int = -1) -> tuple[int, Path, 
     """Point 13's checkpoint: `epoch` if given, else the one the quality measure rates best (else the last).
 
     Returns (epoch, path, the numbers behind the choice or None). The choice
-    is :func:`gan_helpers.runs.quality_records.best_epoch`: the lowest SWD among
-    checkpoint epochs, ties within SWD's own spread broken by fewer near
-    copies of training images. A shipped result made that choice among all
-    of its run's checkpoints when it was exported; its provenance.json says
-    which epoch and why.
+    is :func:`gan_helpers.runs.quality_records.best_epoch` for the generator
+    the records favour (:func:`gan_helpers.runs.quality_records.favoured_model`:
+    G, or G_ema, the average of its weights; ``numbers["model"]`` says which):
+    the lowest SWD among epochs with kept weights, ties within SWD's own
+    spread broken by fewer near copies of training images. A shipped result
+    keeps the weights of the epoch its run chose this way.
     """
-    from gan_helpers.runs.quality_records import best_epoch, read_quality
-
-    saved = run_folders.checkpoint_files(run_dir)
-    if epoch == -1 and run_folders.is_shipped(run_dir):
-        from gan_helpers.runs.provenance import read_provenance
-
-        chosen = read_provenance(run_dir).get("epochs", {})
-        if chosen.get("best") in saved:
-            return chosen["best"], saved[chosen["best"]], chosen.get("best_numbers") or None
-    if epoch == -1 and saved and {r["epoch"] for r in read_quality(run_dir)} & set(saved):
-        chosen, numbers = best_epoch(run_dir)
+    saved = run_folders.generator_files(run_dir)
+    model = favoured_model(run_dir)
+    if epoch == -1 and saved and {r["epoch"] for r in read_quality(run_dir, model)} & set(saved):
+        chosen, numbers = best_epoch(run_dir, model=model)
         return chosen, saved[chosen], numbers
     chosen, path = checkpoint_for_epoch(run_dir, epoch)
     return chosen, path, None

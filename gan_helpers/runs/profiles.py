@@ -25,7 +25,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gan_helpers.runs.config import TrainConfig
+from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
+from gan_helpers.runs.results import shipped_result
 from gan_helpers.errors import UserError
 from gan_helpers.runs.parameter_sets import (
     NOTEBOOKS, RUNNER_PARAMETERS, TRAIN, data_argument, did_you_mean, notebook_parameters, notebook_path,
@@ -36,17 +37,15 @@ from gan_helpers.runs.parameter_sets import (
 def default_profile(data: str | Path | None = None) -> str:
     """'full' where a CUDA GPU is available or a shipped result stands in for its training, 'quick' otherwise.
 
-    The shipped result (``results/reference``, gan_helpers.runs.shipped) counts only
+    The shipped result (``results/reference``, gan_helpers.runs.results) counts only
     when it fits the full profile's experiment on `data` for both generators.
     """
     import torch
 
     if torch.cuda.is_available():
         return "full"
-    from gan_helpers.runs.shipped import shipped_results
-
     config = experiment_config("full", data=data_argument(data) if data else "")
-    return "full" if all(shipped_results(config, say=None).values()) else "quick"
+    return "full" if all(shipped_result(config.replace(generator=kind), say=None) for kind in GENERATOR_KINDS) else "quick"
 
 
 def resolve_profile(name: str | None = None, data: str | Path | None = None) -> str:

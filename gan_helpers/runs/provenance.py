@@ -31,10 +31,11 @@ import torch
 
 from gan_helpers.errors import UserError
 from gan_helpers.storage.locks import LOCK_FILE
+from gan_helpers.storage.regular import open_regular_file
 from gan_helpers.paths import PROJECT_ROOT
 
 PROVENANCE_FILE = "provenance.json"
-FORMAT = 1  # bumped when the layout of a result folder changes
+FORMAT = 2  # bumped when the layout of a result folder changes (2: a pruned run folder, checkpoints/ with dicts)
 INPUT_KEYS = ("commands", "environment", "commit")
 ENVIRONMENT_KEYS = ("device", "device_name", "driver", "cuda", "torch", "python", "platform")
 REQUIRED = ("format", "name", "generator", "source_run", "exported_at", "commit", "environment", "training",
@@ -222,16 +223,21 @@ def build_provenance(run_dir: Path, config: dict, metrics: list[dict], given: di
 
 def trained_on(provenance: dict) -> str:
     """The machine(s) a result was trained on: those its commands name, in order, else the recorded environment's."""
-    named = dict.fromkeys(c["machine"] for c in provenance.get("commands", []) if isinstance(c, dict) and c.get("machine"))
-    env = provenance.get("environment", {})
-    return " and ".join(named) or env.get("device_name") or env.get("device") or "an unrecorded machine"
+    commands = provenance.get("commands")
+    named = dict.fromkeys(c["machine"] for c in commands if isinstance(c, dict) and isinstance(c.get("machine"), str)
+                          and c["machine"]) if isinstance(commands, list) else {}
+    env = provenance.get("environment")
+    env = env if isinstance(env, dict) else {}
+    recorded = [value for value in (env.get("device_name"), env.get("device")) if isinstance(value, str) and value]
+    return " and ".join(named) or (recorded[0] if recorded else "an unrecorded machine")
 
 
 def read_provenance(result_dir: str | Path) -> dict:
     """The result folder's provenance.json as a dict; a UserError if missing or not a JSON object."""
     path = Path(result_dir) / PROVENANCE_FILE
     try:
-        provenance = json.loads(path.read_text(encoding="utf-8"))
+        with open_regular_file(path, "rb") as f:  # never through a link, never blocked on a FIFO
+            provenance = json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"{result_dir} has no {PROVENANCE_FILE}, so it is not a shipped result; export a run with "
                         f"`python -m gan_helpers export RUN_DIR {result_dir}`.") from None
@@ -279,13 +285,31 @@ def provenance_problems(result_dir: str | Path, provenance: dict, metrics: list[
     return problems
 
 
+def jsonl_epochs(path: Path, problems: list[str]) -> list[dict]:
+    """The records of a JSON-lines file that are objects with an integer epoch; a sentence in `problems` for each other line."""
+    records = []
+    if not path.is_file():
+        return records
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict) and type(record.get("epoch")) is int:
+            records.append(record)
+        else:
+            problems.append(f"{path.name} line {number} is not a JSON object with an integer epoch.")
+    return records
+
+
 def epoch_problems(provenance: dict, metrics: list[dict], quality: list[dict], grids: list[int], weights: list[int]) -> list[str]:
     """Where a result's epochs disagree: metrics 1..N once each, grids and quality records of the sample
-    epochs, weights of the best and last epoch (as `provenance` names them)."""
+    epochs (one per epoch and generator), checkpoints of the best and last epoch (as `provenance` names them)."""
     problems = []
     epochs = [m["epoch"] for m in metrics]
     last = max(epochs, default=0)
-    for what, found in (("metrics.jsonl", epochs), ("quality.jsonl", [r["epoch"] for r in quality])):
+    scored = [(r["epoch"], r.get("model", "G")) for r in quality]
+    for what, found in (("metrics.jsonl", epochs), ("quality.jsonl", scored)):
         if repeated := sorted(e for e, n in Counter(found).items() if n > 1):
             problems.append(f"{what} has epoch(s) {repeated} more than once.")
     if missing := sorted(set(range(1, last + 1)) - set(epochs)):
@@ -296,8 +320,8 @@ def epoch_problems(provenance: dict, metrics: list[dict], quality: list[dict], g
     best, sampled = chosen.get("best"), recorded.get("sample_epochs", [])
     if chosen.get("last") != last:
         problems.append(f"metrics.jsonl ends at epoch {last} but provenance.json names {chosen.get('last')} as the last epoch.")
-    if set(weights) != {best, chosen.get("last")}:
-        problems.append(f"generator/ holds epoch(s) {sorted(weights)}, not the best ({best}) and last ({chosen.get('last')}) that provenance.json names.")
+    if lacking := sorted({best, chosen.get("last")} - set(weights) - {None}):
+        problems.append(f"checkpoints/ lacks epoch(s) {lacking}, the best ({best}) and last ({chosen.get('last')}) that provenance.json names.")
     if grids != recorded.get("shipped"):
         problems.append(f"samples/ holds the grids of epochs {grids}, provenance.json lists {recorded.get('shipped')}.")
     if foreign := sorted(set(grids) - set(sampled)):

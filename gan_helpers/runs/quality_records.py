@@ -200,24 +200,38 @@ def is_new_best(run_dir: str | Path, epoch: int) -> bool:
     return False
 
 
-def best_epoch(run_dir: str | Path, *, margin: float = SWD_MARGIN, records: list[dict] | None = None) -> tuple[int, dict]:
-    """The checkpoint epoch with the lowest SWD, and the numbers behind the choice.
+def favoured_model(run_dir: str | Path) -> str:
+    """"G_ema" when the run's records of G's average reach a lower SWD at an epoch with kept weights than G's, else "G"."""
+    lowest = {}
+    for model in ("G", "G_ema"):
+        try:
+            lowest[model] = best_epoch(run_dir, model=model)[1]["lowest_swd"]
+        except UserError:
+            continue
+    return min(lowest, key=lambda m: (lowest[m], m != "G_ema"), default="G")
+
+
+def best_epoch(run_dir: str | Path, *, model: str = "G", margin: float = SWD_MARGIN,
+               records: list[dict] | None = None) -> tuple[int, dict]:
+    """The epoch with kept weights (run_folders.generator_files) where `model` ("G" or "G_ema") scored the
+    lowest SWD, and the numbers behind the choice.
 
     Epochs whose SWD lies within `margin` (relative) of the lowest count as
     tied, since differences that small are within SWD's own sampling spread;
     among them the one with fewest near copies wins, then the lower SWD.
     """
     run_dir = Path(run_dir)
-    saved = run_folders.checkpoint_files(run_dir)
-    records = read_quality(run_dir) if records is None else records
+    saved = run_folders.generator_files(run_dir)
+    records = read_quality(run_dir, model) if records is None else records
     usable = [r for r in records if r["epoch"] in saved and math.isfinite(r.get("swd", math.nan))]
     if not usable:
-        raise UserError(f"{run_dir} has no quality record for any checkpoint epoch; run "
+        raise UserError(f"{run_dir} has no quality record of {model} for any checkpoint epoch; run "
                         f"`python -m gan_helpers evaluate {run_dir}` first.")
     lowest = min(r["swd"] for r in usable)
     tied = [r for r in usable if r["swd"] <= lowest * (1 + margin)]
     best = min(tied, key=lambda r: (r["near_copies"], r["swd"], r["epoch"]))
     return best["epoch"], {
+        "model": model,
         "swd": best["swd"],
         "near_copies": best["near_copies"],
         "lowest_swd": lowest,

@@ -1,77 +1,126 @@
-"""Shipped results: a training run reduced to what a reader needs, small enough for git (results/README.md).
+"""Shipped results: run folders, pruned to what a reader needs and small enough for git (results/README.md).
 
-    results/<name>/<generator>/
-      config.json  metrics.jsonl  quality.jsonl  fixed_noise.pt  reals.png  evolution.gif  provenance.json
-      samples/epoch-000000.png …       fixed-noise grids: every sample epoch, or an even subset (first, best, last kept)
-      generator/epoch-000950.pt …      the generator's weights in float16, best and last epoch
+    results/<name>/<generator>/          e.g. results/reference/transposed
+      config.json  metrics.jsonl  quality.jsonl  fixed_noise.pt  reals.png  provenance.json
+      samples/epoch-NNNNNN.png …  samples/ema/epoch-NNNNNN.png …   fixed-noise grids of G and G_ema
+      checkpoints/epoch-NNNNNN.pt …     {epoch, config, G[, G_ema][, D]} in float16: the best and the newest epoch
 
-:func:`export_run` writes such a folder from a run folder; full training
-checkpoints stay behind. The folder appears complete or not at all (it is
-assembled under a hidden name and renamed), and an existing non-empty
-folder is never overwritten. Notebooks and the report read a result with
-:func:`shipped_generator`, :func:`result_checkpoints` and :func:`matches`;
-:func:`check_result` lists what is inconsistent in one.
+A shipped result is read by the same functions as any run folder
+(:mod:`gan_helpers.runs.run_folders`, :func:`gan_helpers.runs.checkpoints.load_generator`).
+What differs is where it lies: the lab looks for one in ``results/`` beside
+the runs it trains, and never writes into it. ``provenance.json``, written
+at export (:mod:`gan_helpers.runs.provenance`), says how it was made.
+
+Two environment variables steer whether a result stands in for training, so
+``make report``, the notebook runner and JupyterLab (which pass their
+environment to the kernels) agree:
+
+    LAB_SOURCE=auto      (the default) the shipped result for the full profile's settings when it fits, else train
+    LAB_SOURCE=shipped   the shipped result, or an error saying why it cannot be used
+    LAB_SOURCE=train     train (or reuse the runs in runs/) as if results/ did not exist
+    LAB_RESULTS=DIR      where results live (default: the project's results/; tests point it elsewhere)
 """
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from gan_helpers.runs import run_folders, checkpoints
-from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
-from gan_helpers.runs.quality_records import QUALITY_FILE
-from gan_helpers.models import build_generator
 from gan_helpers.paths import PROJECT_ROOT, from_root, shown
+from gan_helpers.runs import checkpoints, run_folders
+from gan_helpers.runs.config import TrainConfig
+from gan_helpers.runs.parameter_sets import TRAIN, read_profile
 from gan_helpers.runs.provenance import (
-    PROVENANCE_FILE, data_key, epoch_problems, file_manifest, provenance_problems, read_provenance,
+    PROVENANCE_FILE, data_key, epoch_problems, file_manifest, jsonl_epochs, provenance_problems, read_provenance,
 )
+from gan_helpers.runs.quality_records import QUALITY_FILE
 
-FP16_CHECK_VECTORS = 8  # fixed latents on which the float16 weights' images are compared with float32's
-WEIGHTS_DIR = "generator"
-REQUIRED_FILES = ("config.json", "metrics.jsonl", QUALITY_FILE, "fixed_noise.pt", "reals.png", "evolution.gif")
-
-# ---- reading a result --------------------------------------------------------------------------
-
-
-def sizes(result_dir: str | Path) -> dict[str, int]:
-    """Bytes of every file in a result folder, by path relative to it."""
-    result_dir = Path(result_dir)
-    return {p.relative_to(result_dir).as_posix(): p.stat().st_size for p in sorted(result_dir.rglob("*")) if p.is_file()}
+SOURCE_VARIABLE = "LAB_SOURCE"
+RESULTS_VARIABLE = "LAB_RESULTS"
+SOURCES = ("auto", "shipped", "train")
+REFERENCE = "reference"  # results/<REFERENCE>/<generator> is the result the lab uses
+SPEC_PROFILE = "full"  # the profile whose settings are the spec's run
+REQUIRED_FILES = ("config.json", "metrics.jsonl", QUALITY_FILE, "fixed_noise.pt", "reals.png")
 
 
-def result_checkpoints(result_dir: str | Path) -> dict[int, Path]:
-    """The shipped generator weights by epoch, in epoch order (``generator/epoch-NNNNNN.pt``)."""
-    return run_folders._epoch_files(Path(result_dir) / WEIGHTS_DIR, "pt")
+def results_root() -> Path:
+    """Where shipped results live: ``$LAB_RESULTS`` if set, else the project's ``results/``."""
+    given = os.environ.get(RESULTS_VARIABLE, "").strip()
+    return from_root(given) if given else PROJECT_ROOT / "results"
 
 
-def load_weights(path: str | Path, kind: str) -> nn.Module:
-    """A float32 generator of `kind` in eval mode holding the float16 weights in `path`."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        G = build_generator(kind)
-        G.load_state_dict(state)  # copies into G's float32 parameters
-    except Exception:
-        raise UserError(f"{path} does not hold weights of the {kind} generator; export the run again.") from None
-    return G.float().eval()
+def resolve_source(source: str | None = None) -> str:
+    """`source` if given, else ``$LAB_SOURCE``, else 'auto'; a UserError for anything but auto, shipped, train."""
+    chosen = (source or "").strip() or os.environ.get(SOURCE_VARIABLE, "").strip() or "auto"
+    if chosen not in SOURCES:
+        raise UserError(f"{SOURCE_VARIABLE}={chosen!r} is not a source of runs; use one of {', '.join(SOURCES)}.")
+    return chosen
 
 
-def shipped_generator(result_dir: str | Path, epoch: int | None = None, *,
-                      device: str | torch.device = "cpu") -> tuple[nn.Module, int]:
-    """The result's generator (float32, eval mode) and its epoch; `epoch` None means the best epoch."""
-    require_intact(result_dir)  # weights, config and provenance exactly as exported, no links
-    weights = result_checkpoints(result_dir)
-    if epoch is None:
-        epoch = read_provenance(result_dir).get("epochs", {}).get("best")
-    if epoch not in weights:
-        raise UserError(f"{result_dir} ships the generator of epoch(s) {sorted(weights) or 'none'}, not {epoch}; pick one of those.")
-    G = load_weights(weights[epoch], run_folders.read_config(result_dir)["generator"])
-    return G.to(device), epoch
+def has_spec_settings(config: TrainConfig) -> bool:
+    """Whether `config` trains with the full profile's settings and length (its data and generator aside).
+
+    The length counts: `quick` trains the same experiment as `full` for a few epochs instead of
+    2000, and a report of a few epochs is trained here, not read from a 2000-epoch result.
+    """
+    def settings(c: TrainConfig) -> dict:
+        return {**{k: v for k, v in c.identity().items() if k not in ("data", "generator")}, "epochs": c.epochs}
+    return settings(config) == settings(TrainConfig.from_dict(read_profile(SPEC_PROFILE)[TRAIN]))
+
+
+def shipped_result(config: TrainConfig, source: str | None = None, *, say: Callable[[str], None] | None = print) -> Path | None:
+    """The shipped result to read instead of training `config`'s run, or None to train (module docstring).
+
+    With source 'auto', a result that does not fit is reported through `say`
+    in one line; with 'shipped', a missing or unfitting result is a UserError.
+    """
+    source = resolve_source(source)
+    if source == "train" or (source == "auto" and not has_spec_settings(config)):
+        return None
+    folder = results_root() / REFERENCE / config.generator
+    if not folder.is_dir():
+        if source == "shipped":
+            raise UserError(f"{SOURCE_VARIABLE}=shipped, but there is no shipped result {shown(folder)}; export one "
+                            f"(`python -m gan_helpers export RUN_DIR {shown(folder)}`) or set {SOURCE_VARIABLE}=train.")
+        return None
+    reason = matches(folder, config)
+    if reason is None:
+        return require_intact(folder)  # used only exactly as exported (provenance.json's files), never through a link
+    if source == "shipped":
+        raise UserError(f"{SOURCE_VARIABLE}=shipped, but {reason.rstrip('.')}; use those settings or set {SOURCE_VARIABLE}=train.")
+    if say is not None:
+        say(f"Not using the shipped result: {reason.rstrip('.')}; training here instead.")
+    return None
+
+
+def inside_results(path: str | Path) -> Path | None:
+    """The results folder (``results/`` or ``$LAB_RESULTS``) that `path` lies in, else None: nothing writes there."""
+    path, root = Path(path).resolve(), results_root().resolve()
+    return root if path == root or root in path.parents else None
+
+
+def inside_shipped(path: str | Path) -> Path | None:
+    """The shipped result (a folder an export wrote: it holds provenance.json) or results folder (``results/``,
+    ``$LAB_RESULTS``) that `path` lies in, else None: no writer of the lab writes into either."""
+    path = Path(path).resolve()
+    for folder in (path, *path.parents):
+        if (folder / PROVENANCE_FILE).is_file():
+            return folder
+    return inside_results(path)
+
+
+def work_dir(run_dir: str | Path) -> Path:
+    """Where files computed from a run go: the run folder itself, or for a shipped result
+    ``runs/shipped/<name>/<generator>`` beside the results folder, since nothing is written into results/."""
+    run_dir = Path(run_dir)
+    root = inside_results(run_dir)
+    if root is None:
+        return run_dir
+    return root.parent / "runs" / "shipped" / run_dir.resolve().relative_to(root)
 
 
 def matches(result_dir: str | Path, config: TrainConfig) -> str | None:
@@ -95,39 +144,6 @@ def matches(result_dir: str | Path, config: TrainConfig) -> str | None:
     return f"{shown(result_dir)} was trained with {listing(theirs)}, not {listing(ours)}."
 
 
-def _jsonl_epochs(path: Path, problems: list[str]) -> list[dict]:
-    records = []
-    if not path.is_file():
-        return records
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            record = None
-        if isinstance(record, dict) and type(record.get("epoch")) is int:
-            records.append(record)
-        else:
-            problems.append(f"{path.name} line {number} is not a JSON object with an integer epoch.")
-    return records
-
-
-def _weights_problem(path: Path, kind: str) -> str | None:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return f"{WEIGHTS_DIR}/{path.name} cannot be read with torch.load(weights_only=True)."
-    if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
-        return f"{WEIGHTS_DIR}/{path.name} is not a state dict of tensors."
-    wide = sorted(k for k, v in state.items() if v.is_floating_point() and v.dtype != torch.float16)
-    if wide:
-        return f"{WEIGHTS_DIR}/{path.name} holds {wide[0]} as {state[wide[0]].dtype}, not float16."
-    try:
-        load_weights(path, kind)
-    except UserError:
-        return f"{WEIGHTS_DIR}/{path.name} does not load into the {kind} generator."
-    return None
-
-
 def links_inside(result_dir: str | Path) -> list[Path]:
     """Symbolic links in a result folder (the folder itself included), which a result never holds and nothing follows."""
     result_dir = Path(result_dir)
@@ -147,10 +163,9 @@ def first_difference(result_dir: str | Path) -> str | None:
     if links := links_inside(result_dir):
         return (f"{shown(links[0])} is a symbolic link, and a shipped result holds none (links are never followed); "
                 f"replace it by the file itself or restore the result from git")
-    provenance = read_provenance(result_dir)
-    recorded = provenance.get("files")
+    recorded = read_provenance(result_dir).get("files")
     if not isinstance(recorded, dict):
-        return f"{shown(result_dir / PROVENANCE_FILE)} lists no files to check the result against; export the run again"
+        return f"{shown(result_dir / 'provenance.json')} lists no files to check the result against; export the run again"
     present = file_manifest(result_dir)
     for name in sorted(recorded.keys() | present.keys()):
         if recorded.get(name) != present.get(name):
@@ -164,8 +179,8 @@ def first_difference(result_dir: str | Path) -> str | None:
 def require_intact(result_dir: str | Path) -> Path:
     """`result_dir`, after checking that it is exactly as exported (:func:`first_difference`); a UserError otherwise.
 
-    Every use of a shipped result (the lab's runs, the report, loading its weights) calls this first, so a
-    result that was edited, damaged or given links is refused instead of read.
+    The lab calls this when it picks a shipped result, so a result that was edited, damaged or given links is
+    refused instead of read.
     """
     problem = first_difference(result_dir)
     if problem is not None:
@@ -180,15 +195,15 @@ def check_result(result_dir: str | Path) -> list[str]:
         return [f"{shown(link)} is a symbolic link, and a shipped result holds none." for link in links]
     try:
         provenance = read_provenance(result_dir)
-        kind = TrainConfig.from_dict(run_folders.read_config(result_dir), complete=True).generator
+        TrainConfig.from_dict(run_folders.read_config(result_dir), complete=True)
     except UserError as error:
         return [str(error)]
     problems = [f"{result_dir} lacks {name}." for name in REQUIRED_FILES if not (result_dir / name).is_file()]
-    metrics = _jsonl_epochs(result_dir / "metrics.jsonl", problems)
-    quality = _jsonl_epochs(result_dir / QUALITY_FILE, problems)
-    weights = result_checkpoints(result_dir)
-    problems += [reason for path in weights.values() if (reason := _weights_problem(path, kind))]
-    problems += epoch_problems(provenance, metrics, quality, list(run_folders.samples(result_dir)), list(weights))
+    metrics = jsonl_epochs(result_dir / "metrics.jsonl", problems)
+    quality = jsonl_epochs(result_dir / QUALITY_FILE, problems)
+    saved = run_folders.checkpoint_files(result_dir)
+    problems += [reason for path in saved.values() if (reason := _checkpoint_problem(path))]
+    problems += epoch_problems(provenance, metrics, quality, list(run_folders.samples(result_dir)), list(saved))
     try:
         checkpoints.load_fixed_noise(result_dir)
     except UserError as error:
@@ -196,5 +211,20 @@ def check_result(result_dir: str | Path) -> list[str]:
     return problems + provenance_problems(result_dir, provenance, metrics)
 
 
-# ---- command line (python -m gan_helpers export) -----------------------------------------------
+def _checkpoint_problem(path: Path) -> str | None:
+    """Why a shipped checkpoint is unsound (not a generator's checkpoint, or weights wider than float16), or None."""
+    try:
+        state = checkpoints.load_generator(path, average="G" not in checkpoints.load_checkpoint(path))[1]
+    except UserError as error:
+        return str(error)
+    for part in ("G", "G_ema", "D"):
+        wide = sorted(k for k, v in state.get(part, {}).items() if v.is_floating_point() and v.dtype != torch.float16)
+        if wide:
+            return f"checkpoints/{path.name} holds {part} {wide[0]} as {state[part][wide[0]].dtype}, not float16."
+    return None
 
+
+def sizes(result_dir: str | Path) -> dict[str, int]:
+    """Bytes of every file in a result folder, by path relative to it."""
+    result_dir = Path(result_dir)
+    return {p.relative_to(result_dir).as_posix(): p.stat().st_size for p in sorted(result_dir.rglob("*")) if p.is_file()}

@@ -232,20 +232,20 @@ def truncate_metrics(run_dir: str | Path, last_epoch: int) -> None:
 # ---- saved files by epoch ------------------------------------------------------------------
 
 
-def is_shipped(folder: str | Path) -> bool:
-    """Whether `folder` is a shipped result (``provenance.json`` and ``generator/``), not a run folder."""
-    folder = Path(folder)
-    return (folder / "provenance.json").is_file() and (folder / "generator").is_dir() and not (folder / "checkpoints").is_dir()
-
-
 def checkpoint_files(run_dir: str | Path) -> dict[int, Path]:
-    """Saved checkpoints by epoch, in epoch order; of a shipped result, its generator weights files."""
-    return _epoch_files(Path(run_dir) / ("generator" if is_shipped(run_dir) else "checkpoints"), "pt")
+    """Saved checkpoints by epoch, in epoch order (a shipped result's are pruned ones: gan_helpers.runs.results)."""
+    return _epoch_files(Path(run_dir) / "checkpoints", "pt")
 
 
-def samples(run_dir: str | Path) -> dict[int, Path]:
-    """Saved fixed-noise sample grids by epoch, in epoch order."""
-    return _epoch_files(Path(run_dir) / "samples", "png")
+def generator_files(run_dir: str | Path) -> dict[int, Path]:
+    """Every epoch whose generators were kept, in epoch order: the checkpoints, and the ``best/`` files of
+    best-scoring sample epochs between them (a checkpoint of the same epoch wins)."""
+    return dict(sorted({**_epoch_files(Path(run_dir) / "best", "pt"), **checkpoint_files(run_dir)}.items()))
+
+
+def samples(run_dir: str | Path, *, average: bool = False) -> dict[int, Path]:
+    """Saved fixed-noise sample grids by epoch, in epoch order: G's, or with `average` G_ema's (``samples/ema/``)."""
+    return _epoch_files(Path(run_dir) / "samples" / ("ema" if average else ""), "png")
 
 
 def _epoch_files(folder: Path, suffix: str) -> dict[int, Path]:

@@ -135,7 +135,8 @@ def _nearest_pair_columns(fig, samples: torch.Tensor, reals: torch.Tensor, count
 
 def plot_quality(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[str] | None = None, key: str = "swd",
                  calibration: Sequence[dict] | None = None, ax=None):
-    """One quality number (default SWD ×10³) per recorded epoch of one or more runs (from quality.jsonl).
+    """One quality number (default SWD ×10³) per recorded epoch of one or more runs (from quality.jsonl): G's solid,
+    G_ema's (the average of G's weights, where the run keeps one) dashed in the same colour.
 
     With `calibration` rows (gan_helpers.runs.quality.calibration) the floor and
     ceiling rows are drawn as horizontal lines, so the curves read against them.
@@ -151,7 +152,12 @@ def plot_quality(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[s
         _, ax = plt.subplots(figsize=(6.5, 3))
     for run_dir, label in zip(run_dirs, labels):
         records = read_quality(run_dir)
-        ax.plot([r["epoch"] for r in records], [r[key] for r in records], marker="." if len(records) < 30 else None, label=label)
+        line, = ax.plot([r["epoch"] for r in records], [r[key] for r in records], marker="." if len(records) < 30 else None,
+                        label=f"{label} G" if read_quality(run_dir, "G_ema") else label)
+        averaged = read_quality(run_dir, "G_ema")  # the average of G's weights, where the run keeps one: dashed, same colour
+        if averaged:
+            ax.plot([r["epoch"] for r in averaged], [r[key] for r in averaged], linestyle="--", color=line.get_color(),
+                    marker="." if len(averaged) < 30 else None, label=f"{label} G_ema")
     # The calibration lines are named in the legend: labels on the axes would cross the curves and each other
     # (the two ceilings lie close together).
     ceiling_styles = iter(["--", "-.", (0, (5, 1, 1, 1, 1, 1))])

@@ -14,10 +14,12 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from gan_helpers.runs import run_folders, shipped as shipped_module, checkpoints
+from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers.errors import UserError
 from gan_helpers.paths import from_root, shown
 from gan_helpers.runs.markdown import Code, table_cell
+from gan_helpers.storage.regular import open_regular_file
+from gan_helpers.runs.provenance import PROVENANCE_FILE, data_key, read_provenance, trained_on
 from gan_helpers.utils import duration, fmt
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
@@ -49,9 +51,7 @@ def device_used(run_dir: Path, config: dict) -> str:
     available, and 'auto' picks CUDA exactly then. A shipped result's
     provenance.json names the machine it was trained on.
     """
-    if run_folders.is_shipped(run_dir):
-        from gan_helpers.runs.provenance import read_provenance, trained_on
-
+    if (run_dir / PROVENANCE_FILE).is_file():  # an exported result says where it was trained
         provenance = read_provenance(run_dir)
         return f"{provenance.get('environment', {}).get('device', '?')} ({trained_on(provenance)})"
     setting = config.get("device", "?")
@@ -93,7 +93,7 @@ def samples_at(run_dir: str | Path, epoch: int) -> "torch.Tensor":
     saved = run_folders.checkpoint_files(run_dir)
     if epoch not in saved:
         raise UserError(f"{run_dir} has no checkpoint at epoch {epoch}; saved epochs are {', '.join(map(str, saved)) or 'none'}.")
-    G, _ = shipped_module.load_generator(saved[epoch])
+    G, _ = checkpoints.load_generator(saved[epoch])
     return generate(G, checkpoints.load_fixed_noise(run_dir))
 
 
@@ -108,7 +108,6 @@ def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
     """
     run_dir = Path(run_dir)
     config = run_folders.read_config(run_dir)
-    shipped = run_folders.is_shipped(run_dir)
     metrics = run_folders.read_metrics(run_dir)
     problems = []
     epochs = [m.get("epoch") for m in metrics]
@@ -120,10 +119,11 @@ def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
     if bad:
         problems.append(f"non-finite losses in {len(bad)} epoch(s), first at epoch {bad[0]}")
     last_epoch = max(_finite(epochs), default=0)
-    if last_epoch < config.get("epochs", 0):
+    if isinstance(config.get("epochs"), int) and last_epoch < config["epochs"]:
         problems.append(f"stopped at epoch {last_epoch} of {config['epochs']}")
     if (run_dir / "FORKED_FROM").is_file():
-        source = Path((run_dir / "FORKED_FROM").read_text().strip())
+        with open_regular_file(run_dir / "FORKED_FROM", "rb") as f:  # never through a link, never blocked on a FIFO
+            source = Path(f.read(4096).decode("utf-8", errors="replace").strip())
         problems.append(f"continued from an earlier run's checkpoint ({source.parent.parent.name}, {source.stem})")
     saved = run_folders.checkpoint_files(run_dir)
     if metrics and not saved:
@@ -142,15 +142,13 @@ def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
     end_D = [m.get("loss_D", math.nan) for m in end]
     end_G = [m.get("loss_G", math.nan) for m in end]
     loading = config.get("data", "")
-    if shipped and loading:
-        from gan_helpers.runs.provenance import data_key, read_provenance
-
-        loading = data_key(loading, read_provenance(run_dir).get("project_root") or from_root("."))  # trained on another machine
+    if loading and (run_dir / PROVENANCE_FILE).is_file():  # an exported result, perhaps trained on another machine
+        loading = data_key(loading, read_provenance(run_dir).get("project_root") or from_root("."))
     images = count_images(loading) if loading else None
     if images is not None and config.get("max_images"):
         images = min(images, config["max_images"])
     return {
-        "run": shown(run_dir) if shipped else run_dir.name,
+        "run": run_dir.name,
         "generator": config.get("generator", "?"),
         "epochs": last_epoch,
         "planned_epochs": config.get("epochs"),

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from gan_helpers.runs.quality import SWD_LEVELS
 from gan_helpers.errors import UserError
-from gan_helpers.runs import run_folders, shipped as shipped_module, quality_records
+from gan_helpers.runs import checkpoints, run_folders, quality_records
+from gan_helpers.runs.provenance import PROVENANCE_FILE
+from gan_helpers.runs.results import inside_shipped, require_intact
 
 
 def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals: torch.Tensor | None = None,
@@ -25,10 +27,8 @@ def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals:
     """
     run_dir = Path(run_dir)
     config = run_folders.read_config(run_dir)
-    if run_folders.is_shipped(run_dir):
-        from gan_helpers.runs.results import require_intact
-
-        require_intact(run_dir)
+    if (run_dir / PROVENANCE_FILE).is_file():
+        require_intact(run_dir)  # a shipped result is scored only as it was exported
     saved = run_folders.checkpoint_files(run_dir)
     if not saved:
         raise UserError(f"{run_dir} has no checkpoints yet; train it for at least save_every epochs first.")
@@ -56,7 +56,7 @@ def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals:
 
             held.enter_context(hold(run_dir, "evaluate"))
         for epoch in wanted:
-            G, _ = shipped_module.load_generator(saved[epoch], device=device)
+            G, _ = checkpoints.load_generator(saved[epoch], device=device)
             record = quality_records.quality_record(G, reals, epoch=epoch, seed=config.get("seed", 0), samples=samples, **options)
             if write:
                 quality_records.append_quality(target, record)
@@ -64,18 +64,6 @@ def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals:
                 on_record(record)
             records.append(record)
     return records
-
-
-def inside_shipped(path: str | Path) -> Path | None:
-    """The shipped result or results folder that `path` lies in (``results/``, ``$LAB_RESULTS``), else None."""
-    from gan_helpers.runs.shipped import results_root
-
-    path = Path(path).resolve()
-    for folder in (path, *path.parents):
-        if run_folders.is_shipped(folder):
-            return folder
-    root = results_root().resolve()
-    return root if path == root or root in path.parents else None
 
 
 def check_output(target: str | Path, run_dir: str | Path) -> None:
@@ -127,13 +115,12 @@ def run(args: argparse.Namespace) -> int:
 
     device = pick_device(args.device)
     target = Path(args.output) if args.output else Path(args.run_dir) / quality_records.QUALITY_FILE
-    if run_folders.is_shipped(args.run_dir) and not args.output and not args.print_only:
+    if inside_shipped(args.run_dir) is not None and not args.output and not args.print_only:
         print(f"{args.run_dir} is a shipped result, which nothing changes: the numbers are printed only "
               f"(--output FILE keeps them in a file outside results/).")
         args.print_only = True
     if args.evolution and inside_shipped(args.run_dir) is not None:
-        raise UserError(f"{args.run_dir} is a shipped result, which already holds its evolution.gif and is never "
-                        f"changed; drop --evolution.")
+        raise UserError(f"{args.run_dir} is a shipped result, which is never changed; drop --evolution.")
     if not args.print_only:
         check_output(target, args.run_dir)  # before the images are loaded: a wrong path costs no wait
     reals = quality_records.run_reals(args.run_dir, args.data, device=device)

@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--profile", default="", help="start from this parameter set's experiment (notebooks/params/PROFILE.yaml, block train); flags override it")
     parser.add_argument("--resume", metavar="RUN_DIR|CHECKPOINT", help="continue a run from its newest checkpoint, or from a given checkpoint file")
+    parser.add_argument("--warm-start", metavar="RESULT|CHECKPOINT",
+                        help="continue in a new run from a checkpoint with G and D but no optimizer state (a shipped result's "
+                             "newest): Adam moments re-initialised, G_ema restarted from G")
     parser.add_argument("--note", default="", metavar="TEXT",
                         help="with --resume: one line kept with the resume in the run's resumes.txt, e.g. what the grids showed and why a rate changed (point 10)")
     add_config_arguments(parser, TrainConfig)
@@ -26,12 +29,20 @@ def run(args: argparse.Namespace) -> int:
     from gan_helpers.tools.cli import given_config_values
 
     given = given_config_values(args, TrainConfig)
-    if args.resume:
+    if args.resume and args.warm_start:
+        raise UserError("--resume continues a run exactly and --warm-start from weights alone; give one of them.")
+    if args.warm_start:
+        if args.profile:
+            raise UserError("--profile starts a new run; a warm restart keeps its source's settings (drop --profile).")
+        from gan_helpers.runs.warm_start import warm_start  # only this command needs it
+
+        run_dir = warm_start(Path(args.warm_start).expanduser().resolve(), note=args.note, **given)
+    elif args.resume:
         if args.profile:
             raise UserError("--profile starts a new run; a resumed run keeps its own settings (drop --profile).")
         run_dir = experiment.train(resume=Path(args.resume).expanduser().resolve(), note=args.note, **given)
     elif args.note:
-        raise UserError("--note is kept with a resume; use it with --resume RUN_DIR.")
+        raise UserError("--note is kept with a resume; use it with --resume RUN_DIR or --warm-start RESULT.")
     elif args.profile:
         from gan_helpers.runs.profiles import experiment_config
 

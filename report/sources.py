@@ -1,0 +1,93 @@
+"""Where the report's training figures come from: the shipped result that stands in for training, or this machine.
+
+The decision (:func:`shipped_results`) is made once per build, before any
+notebook runs, and handed to the notebooks' kernels through ``$LAB_SOURCE``
+(:func:`source_for_kernels`); the title page says it in words
+(:func:`describe_source`) and a shipped result's written observations
+(:func:`observations_file`) go into the report with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+
+from gan_helpers.errors import UserError
+from gan_helpers.paths import shown
+from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
+from gan_helpers.runs.provenance import read_provenance, trained_on
+from gan_helpers.runs.results import SOURCE_VARIABLE, shipped_result
+from gan_helpers.utils import duration, pick_device
+
+OBSERVATIONS_FILE = "observations.md"  # results/<name>/observations.md: the written observations (report.observations)
+
+
+def shipped_results(config: TrainConfig, source: str | None = None, generators=GENERATOR_KINDS,
+                    say: Callable[[str], None] | None = print) -> dict[str, Path | None]:
+    """:func:`shipped_result` for each generator kind: ``{"transposed": Path or None, …}``."""
+    return {kind: shipped_result(config.replace(generator=kind), source, say=say) for kind in generators}
+
+
+def describe_source(used: dict[str, Path | None], config: TrainConfig) -> str:
+    """Where the training figures come from, for the title page: the shipped result and its machine, or this one.
+
+    Everything in it is read from the results' provenance.json or from this
+    machine, e.g. "shipped result results/reference, trained on NVIDIA H100
+    80GB HBM3 (cuda 12.4, driver 550.54.15, torch 2.5.1): transposed epoch 2000
+    of 2000 (5.2 h of training), upsampling epoch 2000 of 2000 (6.1 h of training) (provenance.json)";
+    the "of" is the experiment's length (the spec's 2000 for the full profile). Where the
+    commands name the machines they ran on (a run resumed on several), those are named.
+    """
+    parts = []
+    shipped = {kind: folder for kind, folder in used.items() if folder is not None}
+    for parent in sorted({folder.parent for folder in shipped.values()}):
+        machines, epochs = {}, []
+        for kind, folder in shipped.items():
+            if folder.parent != parent:
+                continue
+            provenance = read_provenance(folder)
+            env, training = provenance.get("environment", {}), provenance.get("training", {})
+            keys = ("cuda", "driver", "torch") if env.get("device") == "cuda" else ("torch",)  # a CPU build of torch names a CUDA too
+            versions = ", ".join(f"{key} {env[key]}" for key in keys if env.get(key))
+            machines.setdefault(f"{trained_on(provenance)}{f' ({versions})' if versions else ''}", []).append(kind)
+            epochs.append(f"{kind} epoch {training.get('epochs', '?')} of {config.epochs} "
+                          f"({duration(float(training.get('seconds', float('nan'))))} of training)")
+        where = "; ".join(f"{' and '.join(kinds) + ' ' if len(machines) > 1 else ''}trained on {machine}"
+                          for machine, kinds in machines.items())
+        parts.append(f"shipped result {shown(parent)}, {where}: {', '.join(epochs)} (provenance.json)")
+    trained = [kind for kind, folder in used.items() if folder is None]
+    if trained:
+        device = pick_device(config.device)
+        name = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+        parts.append(f"{' and '.join(trained) + ' ' if shipped else ''}trained here on {device.type}{name}")
+    return "; ".join(parts)
+
+
+def observations_file(used: dict[str, Path | None]) -> Path | None:
+    """The written observations of the shipped result every generator comes from, if it has them, else None."""
+    parents = {folder.parent if folder is not None else None for folder in used.values()}
+    if len(parents) != 1 or None in parents:
+        return None  # runs trained here, or from several results: no one set of observations describes them
+    path = parents.pop() / OBSERVATIONS_FILE
+    if path.is_symlink():
+        raise UserError(f"{shown(path)} is a symbolic link, and a shipped result's observations are never read through one; "
+                        f"put the text itself there.")
+    return path if path.is_file() else None
+
+
+@contextlib.contextmanager
+def source_for_kernels(source: str) -> Iterator[None]:
+    """``$LAB_SOURCE`` set to `source` meanwhile, so notebook kernels started now decide as the caller did."""
+    saved = os.environ.get(SOURCE_VARIABLE)
+    os.environ[SOURCE_VARIABLE] = source
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(SOURCE_VARIABLE, None)
+        else:
+            os.environ[SOURCE_VARIABLE] = saved
