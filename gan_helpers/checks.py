@@ -14,6 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from gan_helpers.training import d_step, g_step
+
 
 def snapshot(model: nn.Module, *, buffers: bool = False) -> dict[str, torch.Tensor]:
     """Copies of `model`'s parameters (and, with ``buffers=True``, its buffers such as running statistics)."""
@@ -45,8 +47,6 @@ def trace_steps(
     fine for a few hundred demonstration steps and exactly what the training
     loop avoids.
     """
-    from gan_helpers.training import d_step, g_step
-
     D.train()
     G.train()
     trace: dict[str, list[float]] = {"loss_D": [], "loss_G": [], "D_x": [], "D_G_z": []}

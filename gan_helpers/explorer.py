@@ -19,6 +19,7 @@ from torch import nn
 
 from gan_helpers.errors import UserError
 from gan_helpers.models import generate
+from gan_helpers.plots import show_images
 
 
 def slider_range(value: float, span: float = 4.0) -> tuple[float, float]:
@@ -31,8 +32,6 @@ def latent_explorer(G: nn.Module, z: torch.Tensor, coords: Sequence[int], title:
     """A widget: one slider per coordinate in `coords` beside the image G draws from the edited vector."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-
-    from gan_helpers.plots import show_images
 
     if z.numel() != G.latent_dim:
         raise UserError(f"the explorer takes one latent vector of {G.latent_dim} values, not a tensor of shape {tuple(z.shape)}.")

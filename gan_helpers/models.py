@@ -1,4 +1,4 @@
-"""The lab's three networks, layer for layer as LAB_SPEC.md points 1, 2 and 11.
+"""The lab's three networks, layer for layer as the exercise's points 1, 2 and 11 give them.
 
 Every network is built from layer modules, so ``print(model)`` reads like the
 spec. The discriminator returns a probability; for training, the losses use
@@ -96,7 +96,7 @@ class TransposedConvGenerator(nn.Module):
         return self.to_rgb(self.upsample(self.project(z)))
 
 
-def _upsampling_block(in_channels: int, out_channels: int) -> nn.Sequential:
+def upsampling_block(in_channels: int, out_channels: int) -> nn.Sequential:
     """Nearest x2, then two 3x3 convs each with batch norm and LeakyReLU 0.2 (point 11)."""
     return nn.Sequential(
         nn.Upsample(scale_factor=2, mode="nearest"),
@@ -123,9 +123,9 @@ class UpsamplingGenerator(nn.Module):
         super().__init__()
         self.project = latent_projection()
         self.upsample = nn.Sequential(
-            _upsampling_block(128, 64),  # (B, 128, 8, 8) -> (B, 64, 16, 16)
-            _upsampling_block(64, 128),  # (B, 64, 16, 16) -> (B, 128, 32, 32)
-            _upsampling_block(128, 256),  # (B, 128, 32, 32) -> (B, 256, 64, 64)
+            upsampling_block(128, 64),  # (B, 128, 8, 8) -> (B, 64, 16, 16)
+            upsampling_block(64, 128),  # (B, 64, 16, 16) -> (B, 128, 32, 32)
+            upsampling_block(128, 256),  # (B, 128, 32, 32) -> (B, 256, 64, 64)
         )
         self.to_rgb = nn.Sequential(
             nn.Conv2d(256, 3, kernel_size=5, padding=2),  # (B, 256, 64, 64) -> (B, 3, 64, 64)

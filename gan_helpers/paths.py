@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from gan_helpers.errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = PROJECT_ROOT / "data" / "galaxies64"
 
@@ -37,8 +39,6 @@ def ensure_folder(path: str | Path, what: str = "folder") -> Path:
     folder that may not be written each name the path and the fix, instead of
     the NotADirectoryError, FileExistsError or PermissionError of a later write.
     """
-    from gan_helpers.errors import UserError
-
     path = Path(path)
     for part in reversed((path, *path.parents)):  # from the root down: the first file on the way is the culprit
         if part.is_symlink() and not part.exists():

@@ -8,14 +8,26 @@ at 8 pt or more).
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import stat
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torchvision.utils import make_grid
 
+from gan_helpers.errors import UserError
+from gan_helpers.paths import shown
+
+# A saved grid of 64 images of 64 px is 0.3 M pixels; a PNG whose header claims more than this is a decompression
+# bomb (a few KB that decode to gigabytes) and is never decoded.
+MAX_GRID_PIXELS = 25_000_000
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
@@ -35,6 +47,45 @@ def show_images(images: torch.Tensor, nrow: int | None = None, title: str | None
     return ax
 
 
+def read_png(path: str | Path) -> tuple[np.ndarray, bool]:
+    """The (H, W, 3) RGB pixels of a saved picture (a run's sample grid, reals.png) and whether a label strip is drawn
+    in (gan_helpers.runs.animation).
+
+    A run folder or a shipped result may come from someone else, so the file
+    is read only when it is a regular file (never through a link, never
+    waiting on a FIFO) and decoded only when its header claims at most
+    :data:`MAX_GRID_PIXELS`; anything else is one sentence naming it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise UserError(f"{shown(path)} is a symbolic link, and the lab never reads a picture through one; "
+                        f"delete the link (put the file itself there) and try again.") from None
+    with open(fd, "rb") as handle, warnings.catch_warnings():
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UserError(f"{shown(path)} is not a regular file (a folder, FIFO or device), and the lab reads "
+                            f"pictures only from regular files; remove it and try again.")
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below is stricter
+        try:
+            with Image.open(handle, formats=["PNG"]) as image:
+                if image.width * image.height > MAX_GRID_PIXELS:
+                    raise _bomb(path, f"{image.width}×{image.height}")
+                labelled = "label" in getattr(image, "text", {})
+                return np.asarray(image.convert("RGB")), labelled
+        except Image.DecompressionBombError:  # Pillow's own guard, at twice its MAX_IMAGE_PIXELS
+            raise _bomb(path, "hundreds of millions of") from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+            raise UserError(f"{shown(path)} is not a PNG picture that can be decoded ({error}); delete it, or the "
+                            f"run folder it came with.") from None
+
+
+def _bomb(path: str | Path, size: str) -> UserError:
+    return UserError(f"{shown(path)} claims {size} pixels, more than a sample grid ever has ({MAX_GRID_PIXELS:,} at "
+                     f"most), so it is not decoded (a decompression bomb); delete it, or the run folder it came with.")
+
+
 def show_png(path: str | Path, title: str | None = None, ax=None, size: float = 6.0):
     """Draw a saved PNG (a run's sample grid, say) on `ax`.
 
@@ -42,14 +93,9 @@ def show_png(path: str | Path, title: str | None = None, ax=None, size: float = 
     without that strip when a `title` names it: at figure size the strip's
     text would print far below 8 pt, and the title says the same.
     """
-    import numpy as np
-    from PIL import Image
-
     if ax is None:
         _, ax = plt.subplots(figsize=(size, size))
-    with Image.open(path) as image:
-        labelled = "label" in getattr(image, "text", {})
-        pixels = np.asarray(image.convert("RGB"))
+    pixels, labelled = read_png(path)
     if labelled and title:
         pixels = pixels[max(14, pixels.shape[1] // 22):]  # the strip's height in animation.label_image
     ax.imshow(pixels, interpolation="nearest")
@@ -66,12 +112,7 @@ def grid_tiles(path: str | Path, count: int | None = None, tile: int = 64, paddi
     each `tile`-pixel image, row by row); a label strip above the grid
     (gan_helpers.runs.animation) is skipped.
     """
-    import numpy as np
-    from PIL import Image
-
-    with Image.open(path) as image:
-        labelled = "label" in getattr(image, "text", {})
-        pixels = np.asarray(image.convert("RGB"))
+    pixels, labelled = read_png(path)
     if labelled:
         pixels = pixels[max(14, pixels.shape[1] // 22):]
     step = tile + padding

@@ -1,6 +1,6 @@
 """The training loop: one discriminator step, one generator step, epochs, fit.
 
-Plain functions with explicit arguments (points 7, 8 and 9 of LAB_SPEC.md).
+Plain functions with explicit arguments (points 7, 8 and 9 of the exercise).
 
 Which network is in which mode. The generator stays in train mode for the
 whole of training: in the discriminator step it only produces fakes (under

@@ -2,7 +2,8 @@
 
 A folder of pictures may hold anything: a FIFO named ``x.png`` (opening it
 waits forever for a writer), a dangling link, a link loop, a link to a
-folder elsewhere, a sub-folder that cannot be read. :func:`walk` lists all
+folder elsewhere, a sub-folder that cannot be read, a name that is not UTF-8
+(no record or message could hold it). :func:`walk` lists all
 of them, each with its kind, so callers can report what they did not use
 instead of silently missing it, and :func:`open_regular` opens a file only
 after checking that it is a regular file.
@@ -24,6 +25,7 @@ SPECIAL = "not-a-file"  # FIFO, socket or device: never opened
 BROKEN_LINK = "broken-link"  # a link to nothing, or a loop of links
 FOLDER_LINK = "folder-link"  # a link to a folder: not followed, so files cannot be reached twice or forever
 UNREADABLE_FOLDER = "unreadable-folder"  # a sub-folder whose listing failed (permissions)
+BAD_NAME = "name-not-utf8"  # a file or folder whose name is not UTF-8: never opened nor entered, named escaped
 
 
 class NotRegularFile(OSError):
@@ -57,6 +59,11 @@ def walk(root: Path, *, recursive: bool = True) -> list[Entry]:
         prefix, items = pending.pop()
         for item in items:
             relative = prefix + item.name
+            if escaped_name(item.name) != item.name:  # a record (manifest.csv) cannot hold it, nor can a message
+                folder = "/" if item.is_dir(follow_symlinks=False) else ""
+                found.append(Entry(escaped_name(relative) + folder, BAD_NAME, detail=f"its name is not UTF-8 text "
+                                   f"(each such byte shown as %XX); rename it to use it"))
+                continue
             if item.is_dir(follow_symlinks=False):
                 if not recursive:
                     continue
@@ -68,6 +75,12 @@ def walk(root: Path, *, recursive: bool = True) -> list[Entry]:
                 continue
             found.append(_classify(item, relative))
     return sorted(found, key=lambda entry: entry.relative)
+
+
+def escaped_name(name: str) -> str:
+    """`name` as text that can be written anywhere: each byte of it that is not UTF-8 (Python holds such a byte
+    of a file name as a lone surrogate, U+DC80-U+DCFF) becomes ``%XX``, e.g. ``caf%E9.png``."""
+    return "".join(f"%{ord(c) - 0xDC00:02X}" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in name)
 
 
 def _classify(item: os.DirEntry, relative: str) -> Entry:

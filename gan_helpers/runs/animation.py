@@ -21,6 +21,7 @@ from torchvision.utils import make_grid
 from gan_helpers.runs import run_folders
 from gan_helpers.storage.atomic import atomic_write_bytes
 from gan_helpers.errors import UserError
+from gan_helpers.plots import pick_epochs, read_png
 
 EVOLUTION_FILE = "evolution.gif"
 _LABEL_KEY = "label"  # PNG text chunk holding the label drawn into the image
@@ -62,9 +63,8 @@ def save_labelled_grid(images: torch.Tensor, path: str | Path, label: str, nrow:
 
 
 def _frame(path: Path, epoch: int, size: tuple[int, int] | None) -> Image.Image:
-    with Image.open(path) as image:
-        labelled = _LABEL_KEY in getattr(image, "text", {})
-        frame = image.convert("RGB")
+    pixels, labelled = read_png(path)  # a regular file of a sane size only: the run folder may come from anyone
+    frame = Image.fromarray(pixels, "RGB")
     if not labelled:
         frame = label_image(frame, f"epoch {epoch}")
     if size is not None and frame.size != size:
@@ -80,8 +80,6 @@ def save_evolution(run_dir: str | Path, *, path: str | Path | None = None, frame
     evenly (always the first and last), each labelled with its epoch; the
     last frame stays longer so the end result can be looked at. Returns the path.
     """
-    from gan_helpers.plots import pick_epochs
-
     run_dir = Path(run_dir)
     saved = run_folders.samples(run_dir)
     if not saved:

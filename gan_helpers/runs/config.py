@@ -27,8 +27,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gan_helpers.errors import UserError
+from gan_helpers.models import GENERATORS
 
-GENERATOR_KINDS = ("transposed", "upsampling")
+GENERATOR_KINDS = tuple(GENERATORS)  # the generator kinds, as models names them
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -82,17 +83,9 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise a UserError naming the first invalid value."""
         for f in fields(self):
-            value = getattr(self, f.name)
-            choices = f.metadata["choices"]
-            if choices and value not in choices:
-                raise UserError(f"{f.name} must be one of {', '.join(choices)}, not {value!r}.")
-            if value is None and str(f.type).endswith(" | None"):
-                continue
-            expected = _TYPES[str(f.type).removesuffix(" | None")]
-            if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
-                raise UserError(f"{f.name} must be {_TYPE_WORDS[expected]}, not {value!r}.")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise UserError(f"{f.name} must be a finite number, not {value!r}.")
+            problem = setting_problem(f.name, getattr(self, f.name))
+            if problem:
+                raise UserError(f"{f.name} must be {problem}, not {getattr(self, f.name)!r}.")
         for name in ("epochs", "batch_size", "save_every", "sample_every", "fixed_noise"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be a whole number of at least 1, not {getattr(self, name)!r}.")
@@ -157,6 +150,25 @@ class TrainConfig:
 
 _TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool}
 _TYPE_WORDS = {str: "text", int: "a whole number", (int, float): "a number", bool: "true or false"}
+
+
+def setting_problem(name: str, value: Any) -> str:
+    """What setting `name` must be when `value` is of the wrong type or not one of its choices (e.g. "a whole
+    number"), else "" (also for a name that is no setting); ranges are :meth:`TrainConfig.validate`'s."""
+    f = next((f for f in fields(TrainConfig) if f.name == name), None)
+    if f is None:
+        return ""
+    choices = f.metadata["choices"]
+    if choices and value not in choices:
+        return f"one of {', '.join(choices)}"
+    if value is None and str(f.type).endswith(" | None"):
+        return ""
+    expected = _TYPES[str(f.type).removesuffix(" | None")]
+    if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
+        return _TYPE_WORDS[expected]
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a finite number"
+    return ""
 
 
 def with_absent(saved: dict) -> dict:

@@ -34,6 +34,7 @@ from gan_helpers.utils import pick_device, seed_everything, set_rng_state
 from gan_helpers.runs.run_loop import fit_run, sample_epoch
 from gan_helpers.averaging import averaged_copy
 from gan_helpers.runs.results import inside_shipped, shipped_result
+from gan_helpers.datasets.loading import load_dataset
 
 
 def build_models(config: TrainConfig, device: torch.device):
@@ -260,8 +261,6 @@ def device_and_precision(config: TrainConfig) -> tuple[torch.device, str]:
 
 def training_images(config: TrainConfig, device: str | torch.device = "cpu") -> torch.Tensor:
     """The experiment's training images as training loads them: notebooks analyse exactly what was trained on."""
-    from gan_helpers.datasets.loading import load_dataset
-
     return load_dataset(from_root(config.data), max_images=config.max_images, min_images=config.batch_size, device=device)
 
 

@@ -8,12 +8,15 @@ import secrets
 import shutil
 import time
 import torch
+
 from gan_helpers.runs.provenance import (
     PROVENANCE_FILE, build_provenance, command_entry, file_manifest, read_provenance_input,
 )
 from pathlib import Path
+
 from gan_helpers.runs.quality_records import QUALITY_FILE, best_epoch, favoured_model, read_quality
 from collections.abc import Sequence
+
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.storage.atomic import atomic_copy, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
@@ -21,6 +24,7 @@ from gan_helpers.paths import ensure_folder, shown
 from gan_helpers.models import generate
 from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers.storage import locks
+from gan_helpers.plots import MILESTONE_EPOCHS, milestone_epochs, pick_epochs
 
 
 MAX_GRIDS = 60
@@ -29,8 +33,6 @@ MAX_GRIDS = 60
 def choose_grids(epochs: list[int], best: int, max_grids: int = MAX_GRIDS) -> list[int]:
     """Every sample epoch, or at most `max_grids`: the first, `best`, the last, the milestones the
     report shows (:func:`gan_helpers.plots.milestone_epochs`), and the rest spread evenly."""
-    from gan_helpers.plots import MILESTONE_EPOCHS, milestone_epochs, pick_epochs
-
     epochs = sorted(epochs)
     if len(epochs) <= max_grids:
         return epochs

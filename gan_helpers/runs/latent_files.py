@@ -14,6 +14,7 @@ from gan_helpers.latent import Inversion
 from gan_helpers.runs.quality_records import best_epoch, favoured_model, read_quality
 from gan_helpers.runs.results import work_dir
 from gan_helpers.runs.run_plots import save_grid
+from gan_helpers.datasets.convert import Dropped, convert_file
 
 
 
@@ -54,8 +55,6 @@ def load_target_image(path: str | Path) -> torch.Tensor:
     is framed the same way as the training images.
     """
     import numpy as np
-
-    from gan_helpers.datasets.convert import Dropped, convert_file
 
     path = Path(path).expanduser()
     if not path.is_file():

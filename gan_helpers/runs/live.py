@@ -26,6 +26,7 @@ from pathlib import Path
 from gan_helpers.balance import Thresholds, point10_warnings
 from gan_helpers.utils import duration, fmt
 from gan_helpers.paths import shown
+from gan_helpers.plots import read_png
 from gan_helpers.runs.quality_records import QUALITY_FILE, read_quality
 
 PACE_EPOCHS = 5  # seconds per epoch: the mean of this many newest epochs (one slow epoch does not decide)
@@ -128,7 +129,6 @@ class RunPanel:
     def static_figure(self):
         """The finished panel as one matplotlib figure: the curves, the newest grid, the status and any warning."""
         from matplotlib.figure import Figure
-        from matplotlib.image import imread
 
         figure = Figure(figsize=(11, 3.4), layout="constrained")
         left, right = figure.subfigures(1, 2, width_ratios=[2.2, 1])
@@ -137,7 +137,7 @@ class RunPanel:
         axis = right.subplots()
         axis.set_axis_off()
         if self.grid is not None:
-            axis.imshow(imread(self.grid))
+            axis.imshow(read_png(self.grid)[0])  # a regular file of a sane size only
             axis.set_title(f"newest grid: {self.grid.name}", fontsize=9)
         figure.suptitle("\n".join([self.status(), *self.alerts()]), fontsize=9, ha="left", x=0.01,
                         color="firebrick" if self.alerts() else "black")

@@ -32,7 +32,8 @@ import torch
 from gan_helpers.errors import UserError
 from gan_helpers.storage.locks import LOCK_FILE
 from gan_helpers.storage.regular import open_regular_file
-from gan_helpers.paths import PROJECT_ROOT
+from gan_helpers.paths import PROJECT_ROOT, from_root
+from gan_helpers.datasets.loading import image_paths, is_prepared
 
 PROVENANCE_FILE = "provenance.json"
 FORMAT = 2  # bumped when the layout of a result folder changes (2: a pruned run folder, checkpoints/ with dicts)
@@ -157,9 +158,6 @@ def data_key(path: str, project_root: str | Path) -> str:
 
 def data_record(config: dict) -> dict:
     """The training images' folder, count and content hash (None where the folder cannot be read here)."""
-    from gan_helpers.datasets.loading import image_paths, is_prepared
-    from gan_helpers.paths import from_root
-
     record = {"path": data_key(config["data"], PROJECT_ROOT), "images": None, "sha256": None}
     folder = from_root(config["data"])
     try:

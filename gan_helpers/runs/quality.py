@@ -29,6 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gan_helpers.runs.config import GENERATOR_KINDS
+from gan_helpers.models import build_generator
+
 SWD_LEVELS = (64, 32, 16)  # pyramid levels of a 64×64 image: two band-pass levels and the low-pass rest
 NEAR_COPY_RATIO = 0.5  # near copy: closer to a training image than half that image's distance to its own nearest neighbour
 DEGRADE_STRENGTHS = (0.5, 1.0, 2.0, 3.0)  # blur sigma in pixels; noise std is 0.02 per unit of strength
@@ -244,8 +247,6 @@ def degrade(images: torch.Tensor, strength: float, *, seed: int = 0) -> torch.Te
 
 def untrained_samples(kind: str, count: int, *, seed: int = 0, device: str | torch.device = "cpu") -> torch.Tensor:
     """`count` images from a freshly initialised generator of `kind` (eval mode), without touching the global RNG."""
-    from gan_helpers.models import build_generator
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         G = build_generator(kind).to(device).eval()
@@ -255,7 +256,7 @@ def untrained_samples(kind: str, count: int, *, seed: int = 0, device: str | tor
 
 
 def calibration(reals: torch.Tensor, *, seed: int = 0, strengths: tuple[float, ...] = DEGRADE_STRENGTHS,
-                generators: tuple[str, ...] = ("transposed", "upsampling"), **swd_options) -> list[dict]:
+                generators: tuple[str, ...] = GENERATOR_KINDS, **swd_options) -> list[dict]:
     """The quality numbers of known cases, so a run's numbers can be read against them.
 
     The reals are shuffled (seeded) and split in two halves; the first half

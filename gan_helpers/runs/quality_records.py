@@ -17,6 +17,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,8 +29,10 @@ from gan_helpers.storage.regular import open_regular_file
 from gan_helpers.errors import UserError
 from gan_helpers.models import generate
 from gan_helpers.runs.markdown import table_cell
-from gan_helpers.runs.quality import SWD_LEVELS, measure
+from gan_helpers.runs.quality import SWD_LEVELS, measure, calibration
 from gan_helpers.utils import finite_number
+from gan_helpers.datasets.loading import load_dataset
+from gan_helpers.paths import from_root
 
 QUALITY_FILE = "quality.jsonl"
 QUALITY_SAMPLES = 256  # samples per record: SWD within a few % between equally good sets; ~10 s of G on a 2-core CPU
@@ -64,10 +67,12 @@ def record_model(record: dict) -> str:
     return record.get("model", "G")
 
 
-def read_quality(path: str | Path, model: str | None = "G") -> list[dict]:
+def read_quality(path: str | Path, model: str | None = "G", *, strict: bool = True) -> list[dict]:
     """The records of a run folder's quality.jsonl (or of a given .jsonl file) for `model`, in epoch order.
 
-    `model` "G" (the default) or "G_ema" picks one generator's records; None returns every record.
+    `model` "G" (the default) or "G_ema" picks one generator's records; None returns every record. A bad
+    record is one sentence naming the file and line; with ``strict=False`` (a reader that follows a run
+    being written, like ``watch``) it is skipped with a warning, and a cut-off last line silently.
     """
     path = Path(path)
     if path.is_dir():
@@ -75,8 +80,20 @@ def read_quality(path: str | Path, model: str | None = "G") -> list[dict]:
     if not os.path.lexists(path):
         return []
     with open_regular_file(path, "rb") as f:  # never through a link, never waiting on a FIFO
-        data = f.read()
-    records = [_checked_record(path, number, line) for number, line in enumerate(data.split(b"\n"), 1) if line.strip()]
+        lines = f.read().split(b"\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        record, problem = _checked_record(line)
+        if problem and not strict:
+            if number < len(lines):  # the last line without its newline is an append in progress, not damage
+                warnings.warn(f"{path} line {number} {problem}; it is ignored.", stacklevel=2)
+        elif problem:
+            raise UserError(f"{path} line {number} {problem}; delete that line (or the file) and run "
+                            f"`python -m gan_helpers evaluate` again.")
+        else:
+            records.append(record)
     return sorted((r for r in records if model is None or record_model(r) == model), key=lambda r: r["epoch"])
 
 
@@ -87,20 +104,16 @@ def _nan_or_infinite(value) -> bool:
     return isinstance(value, float) and not math.isfinite(value)  # a measure that could not be taken
 
 
-def _checked_record(path: Path, number: int, line: bytes) -> dict:
-    """Line `number` of quality file `path` as a record, or one sentence naming the file, the line and what is wrong."""
+def _checked_record(line: bytes) -> tuple[dict | None, str]:
+    """One line of a quality file as (record, "") or (None, a clause saying what is wrong with it)."""
     try:
         record = json.loads(line.decode("utf-8"))
     except UnicodeDecodeError:
-        problem = "is not UTF-8 text"
-    except json.JSONDecodeError:
-        problem = "is not a JSON record"
-    else:
-        problem = _record_problem(record)
-    if problem:
-        raise UserError(f"{path} line {number} {problem}; delete that line (or the file) and run "
-                        f"`python -m gan_helpers evaluate` again.")
-    return record
+        return None, "is not UTF-8 text"
+    except (json.JSONDecodeError, RecursionError):
+        return None, "is not a JSON record"
+    problem = _record_problem(record)
+    return (None, problem) if problem else (record, "")
 
 
 def _record_problem(record) -> str:
@@ -153,8 +166,6 @@ def cached_calibration(reals: torch.Tensor, path: str | Path, *, seed: int = 0, 
     """
     import hashlib
 
-    from gan_helpers.runs.quality import calibration
-
     pixels = reals.detach().float().cpu().mul(255).round().to(torch.uint8).numpy().tobytes()
     key = {"images": hashlib.sha1(pixels).hexdigest(), "count": len(reals), "seed": seed, **options}
     path = Path(path)
@@ -182,9 +193,6 @@ def quality_table(rows: list[dict]) -> str:
 
 def run_reals(run_dir: str | Path, data: str | Path | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
     """The training images of a run (its data folder and max_images), as training saw them before augmentation."""
-    from gan_helpers.datasets.loading import load_dataset
-    from gan_helpers.paths import from_root
-
     config = run_folders.read_config(run_dir)
     folder = from_root(data if data is not None else config["data"])
     return load_dataset(folder, max_images=config.get("max_images"), device=device)

@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 
 from gan_helpers.storage.atomic import append_line, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
-from gan_helpers.runs.config import with_absent
+from gan_helpers.runs.config import setting_problem, with_absent
+from gan_helpers.storage.regular import open_regular_file
 from gan_helpers.errors import UserError
 from gan_helpers.paths import ensure_folder
 
@@ -136,21 +137,32 @@ def write_config(run_dir: str | Path, config: dict) -> None:
 
 
 def read_config(run_dir: str | Path) -> dict:
-    """The settings saved in ``run_dir/config.json``; a UserError if missing or not a JSON object.
+    """The settings saved in ``run_dir/config.json``; a UserError if missing, not a JSON object, or a setting of the
+    wrong type (a link or special file in its place included: gan_helpers.storage.regular).
 
     Settings added to the lab since the run was saved come back with the
     value that describes how it trained (:func:`gan_helpers.runs.config.with_absent`).
     """
     path = Path(run_dir) / "config.json"
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise UserError(f"{run_dir} is not a run folder (it has no config.json); pass a folder created by training.")
+    fix = "repair it, or copy the settings from a checkpoint's 'config'"
+    with open_regular_file(path, "rb") as f:  # never through a link, never waiting on a FIFO
+        data = f.read()
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        where = f"line {error.lineno}" if isinstance(error, json.JSONDecodeError) else "its bytes"
-        raise UserError(f"{path} is not valid JSON ({where}); repair it, or copy the settings from a checkpoint's 'config'.") from None
+        config = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise UserError(f"{path} line {line} is not UTF-8 text; {fix}.") from None
+    except (json.JSONDecodeError, RecursionError) as error:
+        where = f"line {error.lineno}" if isinstance(error, json.JSONDecodeError) else "its nesting"
+        raise UserError(f"{path} is not valid JSON ({where}); {fix}.") from None
     if not isinstance(config, dict):
         raise UserError(f"{path} holds a JSON {type(config).__name__}, not an object of settings; repair it or delete the run folder.")
+    for name, value in config.items():
+        problem = setting_problem(name, value)
+        if problem:
+            raise UserError(f"{path} gives {name} as {json.dumps(value)[:40]}, which is not {problem}; {fix}.")
     return with_absent(config)
 
 
@@ -189,33 +201,53 @@ def read_metrics(run_dir: str | Path, *, strict: bool = False) -> list[dict]:
     """One dict per finished epoch, in file order.
 
     A last line without its newline is an append that was cut off; it is
-    dropped with a warning. Any other line that is not a JSON object with an
-    integer ``epoch`` is skipped with a warning, or with ``strict=True`` is a
-    UserError (for rewriting the file, which must not lose lines silently).
+    dropped with a warning. Any other line that is not UTF-8, not a JSON
+    object with an integer ``epoch``, or that gives a known number
+    (:data:`METRIC_NUMBERS`) as something else is skipped with a warning, or
+    with ``strict=True`` is a UserError (for rewriting the file, which must
+    not lose lines silently). Only a regular file is read (gan_helpers.storage.regular).
     """
     path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
+    if not os.path.lexists(path):
         return []
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    lines = text.split("\n")
+    with open_regular_file(path, "rb") as f:  # never through a link, never waiting on a FIFO
+        lines = f.read().split(b"\n")
     if lines[-1]:
         warnings.warn(f"{path}: the last line was cut off (training stopped while writing it); it is ignored.", stacklevel=2)
     found = []
     for number, line in enumerate(lines[:-1], start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            record = None
-        if not (isinstance(record, dict) and type(record.get("epoch")) is int):
-            message = f"{path} line {number} is not a JSON object with an integer epoch"
+        problem = _metrics_problem(line)
+        if problem:
+            message = f"{path} line {number} {problem}"
             if strict:
                 raise UserError(f"{message}; repair or delete that line, then try again.")
             warnings.warn(f"{message}; it is ignored.", stacklevel=2)
             continue
-        found.append(record)
+        found.append(json.loads(line))
     return found
+
+
+# The numbers an epoch's record may hold; each is a number (NaN and infinity included: a loss that diverged) or null.
+METRIC_NUMBERS = ("loss_D", "loss_G", "D_x", "D_G_z", "seconds", "lr_d", "lr_g")
+
+
+def _metrics_problem(line: bytes) -> str:
+    """What is wrong with one line of metrics.jsonl, as a clause, or ""."""
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "is not UTF-8 text"
+    except (json.JSONDecodeError, RecursionError):
+        record = None
+    if not (isinstance(record, dict) and type(record.get("epoch")) is int):
+        return "is not a JSON object with an integer epoch"
+    for key in METRIC_NUMBERS:
+        value = record.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"has {key} {json.dumps(value)[:40]}, which is not a number"
+    return ""
 
 
 def note_resume(run_dir: str | Path, line: str) -> None:

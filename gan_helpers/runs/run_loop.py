@@ -5,23 +5,24 @@ import signal
 import threading
 import torch
 from pathlib import Path
+
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.training import TrainingDiverged, fit
 from gan_helpers.errors import UserError
-from gan_helpers.runs.quality_records import append_quality, is_new_best, quality_record
+from gan_helpers.runs.quality_records import append_quality, is_new_best, quality_record, read_quality
 from gan_helpers.models import generate
 from gan_helpers.utils import rng_state
 from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers.runs.animation import save_labelled_grid
 from gan_helpers.paths import shown
 from gan_helpers.averaging import ema_decay, standing_statistics
+from gan_helpers.augment import BatchAugment
+from gan_helpers.balance import point10_warnings
 
 
 def make_augment(config: TrainConfig):
     if not config.augment:
         return None
-    from gan_helpers.augment import BatchAugment
-
     return BatchAugment(flip=config.flip, zoom=config.zoom, rotate_degrees=config.rotate_degrees)
 
 
@@ -133,9 +134,6 @@ def point10_printer(run_dir: Path, history: list[dict]):
     """An epoch hook that prints point 10's warning (:mod:`gan_helpers.balance`) at the epoch it starts, so the
     training output says when a network wins or the samples collapse; it reads the quality records the
     sample hook has just written."""
-    from gan_helpers.balance import point10_warnings
-    from gan_helpers.runs.quality_records import read_quality
-
     records, said = list(history), set()
 
     def warn(epoch: int, stats: dict) -> None:

@@ -6,11 +6,15 @@ import torch
 from matplotlib.ticker import MaxNLocator
 from pathlib import Path
 from collections.abc import Sequence
+
 from gan_helpers.plots import _row_label, milestone_epochs, grid_tiles, image_grid, rate_changes
 from gan_helpers.storage.atomic import atomic_open
 from gan_helpers.runs import run_folders
 from gan_helpers.utils import finite_number
 from torchvision.utils import save_image
+
+from gan_helpers.runs.quality import memorisation
+from gan_helpers.runs.quality_records import read_quality
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> None:
@@ -116,8 +120,6 @@ def show_nearest_pairs(samples: torch.Tensor | dict[str, torch.Tensor], reals: t
 
 
 def _nearest_pair_columns(fig, samples: torch.Tensor, reals: torch.Tensor, count: int) -> None:
-    from gan_helpers.runs.quality import memorisation
-
     found = memorisation(samples, reals)
     order = found["ratio"].argsort()[:count].tolist()
     axes = fig.subplots(2, len(order), squeeze=False)
@@ -143,8 +145,6 @@ def plot_quality(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[s
     The legend stands to the right of the axes: a figure with constrained
     layout keeps it inside its width.
     """
-    from gan_helpers.runs.quality_records import read_quality
-
     if isinstance(run_dirs, (str, Path)):
         run_dirs = [run_dirs]
     labels = labels or [Path(r).name for r in run_dirs]

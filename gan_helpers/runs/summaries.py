@@ -21,6 +21,8 @@ from gan_helpers.runs.markdown import Code, table_cell
 from gan_helpers.storage.regular import open_regular_file
 from gan_helpers.runs.provenance import PROVENANCE_FILE, data_key, read_provenance, trained_on
 from gan_helpers.utils import duration, fmt
+from gan_helpers.datasets import loading, prepare, manifest
+from gan_helpers.models import generate
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 
@@ -32,8 +34,6 @@ def count_images(folder: str | Path) -> int | None:
     if not folder.is_dir():
         return None
     try:
-        from gan_helpers.datasets import loading, prepare, manifest
-
         if loading.is_prepared(folder):
             return len(loading.image_paths(folder))
         cached = prepare.CACHE_ROOT / prepare.cache_key(folder.resolve())
@@ -88,8 +88,6 @@ def tail(metrics: Sequence[dict], fraction: float = TAIL) -> list[dict]:
 
 def samples_at(run_dir: str | Path, epoch: int) -> "torch.Tensor":
     """The fixed-noise samples of the generator saved at `epoch` (eval mode, CPU, fp32), of a run or a shipped result."""
-    from gan_helpers.models import generate
-
     saved = run_folders.checkpoint_files(run_dir)
     if epoch not in saved:
         raise UserError(f"{run_dir} has no checkpoint at epoch {epoch}; saved epochs are {', '.join(map(str, saved)) or 'none'}.")

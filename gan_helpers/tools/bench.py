@@ -35,10 +35,12 @@ import torch
 
 from gan_helpers import speed
 from gan_helpers.augment import Augment, BatchAugment
-from gan_helpers.runs.config import TrainConfig
+from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
 from gan_helpers.models import Discriminator, build_generator
 from gan_helpers.training import prepare_training, train_epoch
 from gan_helpers.utils import pick_device
+from gan_helpers.errors import UserError
+from gan_helpers.tools.cli import guarded
 
 HELP = ("Measure training speed per generator: the default fast path (bf16, channels_last, graphs where the device "
         "computes bfloat16 natively) against the fp32 reference.")
@@ -46,7 +48,6 @@ HELP = ("Measure training speed per generator: the default fast path (bf16, chan
 # The spec's full run, for the projections: the default data set's images, epochs, batch size.
 FULL_IMAGES, FULL_EPOCHS, FULL_BATCH = 506, 2000, 8
 BUDGET_SECONDS = 30 * 60
-GENERATORS = ("transposed", "upsampling")
 
 
 @dataclass(frozen=True)
@@ -156,14 +157,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds per variant first (default: 1)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads; 0 keeps torch's default (default: 0)")
     parser.add_argument("--batch-size", type=int, default=FULL_BATCH, help=f"real images per step (default: {FULL_BATCH}, the spec's)")
-    parser.add_argument("--generator", choices=[*GENERATORS, "both"], default="both", help="which generator (default: both)")
+    parser.add_argument("--generator", choices=[*GENERATOR_KINDS, "both"], default="both", help="which generator (default: both)")
     parser.add_argument("--breakdown", action="store_true", help="also time the variants between reference and fast")
     parser.add_argument("--json", action="store_true", help="print one JSON object per generator instead of a table")
 
 
 def run(args: argparse.Namespace) -> int:
-    from gan_helpers.errors import UserError
-
     for name in ("steps", "threads"):
         if getattr(args, name) < 0:
             raise UserError(f"--{name} must be 0 or more, not {getattr(args, name)}.")
@@ -176,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     speed.setup(device, threads=args.threads)
     steps = args.steps or (100 if device.type == "cuda" else 6)
     results = []
-    for generator in (GENERATORS if args.generator == "both" else (args.generator,)):
+    for generator in (GENERATOR_KINDS if args.generator == "both" else (args.generator,)):
         result = measure(generator, device, steps=steps, rounds=args.rounds, warmup=args.warmup,
                          batch_size=args.batch_size, breakdown=args.breakdown)
         results.append(result)
@@ -194,8 +193,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m gan_helpers.tools.bench``: the same command without the rest of the command line."""
-    from gan_helpers.tools.cli import guarded
-
     parser = argparse.ArgumentParser(prog="python -m gan_helpers.tools.bench", description=HELP)
     add_arguments(parser)
     args = parser.parse_args(argv)

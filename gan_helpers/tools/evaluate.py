@@ -7,11 +7,16 @@ import json
 import torch
 from collections.abc import Callable
 from pathlib import Path
+
 from gan_helpers.runs.quality import SWD_LEVELS
 from gan_helpers.errors import UserError
 from gan_helpers.runs import checkpoints, run_folders, quality_records
 from gan_helpers.runs.provenance import PROVENANCE_FILE
 from gan_helpers.runs.results import inside_shipped, require_intact
+from gan_helpers.storage.locks import hold
+from gan_helpers.paths import ensure_folder, shown
+from gan_helpers.utils import pick_device
+from gan_helpers.runs.animation import save_evolution
 
 
 def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals: torch.Tensor | None = None,
@@ -52,7 +57,6 @@ def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals:
     records = []
     with contextlib.ExitStack() as held:
         if write and target.resolve().parent == run_dir.resolve():  # one writer per run: not while it trains
-            from gan_helpers.storage.locks import hold
 
             held.enter_context(hold(run_dir, "evaluate"))
         for epoch in wanted:
@@ -69,8 +73,6 @@ def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals:
 def check_output(target: str | Path, run_dir: str | Path) -> None:
     """Refuse to write quality records to `target` inside a shipped result (they are read-only) or where no file
     can be written, in one sentence; create its folder otherwise."""
-    from gan_helpers.paths import ensure_folder, shown
-
     target = Path(target)
     if (shipped := inside_shipped(target)) is not None:
         raise UserError(f"{shown(target)} lies in {shown(shipped)}, and nothing writes into shipped results; print the "
@@ -111,8 +113,6 @@ def _print_record(record: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gan_helpers.utils import pick_device
-
     device = pick_device(args.device)
     target = Path(args.output) if args.output else Path(args.run_dir) / quality_records.QUALITY_FILE
     if inside_shipped(args.run_dir) is not None and not args.output and not args.print_only:
@@ -136,7 +136,5 @@ def run(args: argparse.Namespace) -> int:
         epoch, numbers = quality_records.best_epoch(args.run_dir, records=chosen_from)
         print(f"best epoch: {epoch} {json.dumps(numbers)}")
     if args.evolution:
-        from gan_helpers.runs.animation import save_evolution
-
         print(f"animation: {save_evolution(args.run_dir)}")
     return 0

@@ -26,11 +26,12 @@ from pathlib import Path
 from gan_helpers.errors import UserError
 from gan_helpers.utils import duration
 from gan_helpers.paths import PROJECT_ROOT, ensure_folder
-from gan_helpers.paths import shown as _show
+from gan_helpers.paths import shown as _show, DEFAULT_DATA, from_root
 from gan_helpers.runs.parameter_sets import (
     NOTEBOOK_DIR, NOTEBOOKS, did_you_mean, notebook_path, notebook_parameters, profile_names,
 )
 from gan_helpers.runs.profiles import experiment_config, load_profile, notebook_values, resolve_profile
+from gan_helpers.datasets.stellarium import build_default_dataset, is_complete
 
 KERNEL = "python3"  # the kernel tools/setup.sh installs into the virtualenv
 KERNELSPEC = {"name": KERNEL, "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -125,11 +126,8 @@ def ensure_default_data(profile: str, data: str | Path | None = None) -> None:
     """Build the default data set first when the experiment uses it and it is incomplete (not for --data)."""
     if data is not None:
         return
-    from gan_helpers.paths import DEFAULT_DATA, from_root
 
     if from_root(experiment_config(profile).data).resolve() == DEFAULT_DATA.resolve():
-        from gan_helpers.datasets.stellarium import build_default_dataset, is_complete
-
         if not is_complete(DEFAULT_DATA):
             print(f"Building the default data set in {_show(DEFAULT_DATA)} (first time only) …", flush=True)
             build_default_dataset(DEFAULT_DATA)

@@ -22,6 +22,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gan_helpers.runs.parameter_sets import data_argument
+from gan_helpers.runs.profiles import resolve_profile
+from gan_helpers.paths import ensure_folder
+
 HELP = "Execute notebooks 01-06 with a parameter set and render the lab report (report/lab_report.pdf)."
 
 
@@ -38,15 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gan_helpers.runs.parameter_sets import data_argument
-    from gan_helpers.runs.profiles import resolve_profile
     from report.build import PDF, build
 
     profile = resolve_profile(args.profile, args.data)
     data = data_argument(args.data) if args.data else None
     pdf = Path(args.pdf).expanduser().resolve() if args.pdf else PDF
     if args.pdf:  # a wrong path costs no wait: one sentence before any notebook runs
-        from gan_helpers.paths import ensure_folder
 
         ensure_folder(pdf.parent, "PDF's folder")
     build(profile, data, render_only=args.render_only, renderer=args.renderer, pdf=pdf, runs_source=args.runs_source,

@@ -7,14 +7,18 @@ D(G(z)), seconds), point 10's warning under it while one holds
 path and SWD from ``quality.jsonl``. It only reads: no lock, no file
 written, nothing of the run changed, so it can watch a run being trained,
 a stopped one or a shipped result (``results/<name>/<generator>``).
-It ends when the run's last epoch (its ``epochs`` setting) is checkpointed,
-or on Ctrl-C.
+A damaged record is skipped with a warning line, once. It ends when the
+run's last epoch (its ``epochs`` setting) is checkpointed, on Ctrl-C, or
+with one sentence when the folder is deleted or stops being a run
+(its config.json gone) meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
+import os
+import sys
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -22,9 +26,11 @@ from pathlib import Path
 
 from gan_helpers.balance import Thresholds, point10_warnings, warning_history
 from gan_helpers.errors import UserError
-from gan_helpers.utils import duration
+from gan_helpers.utils import duration, finite_number
 from gan_helpers.paths import shown
 from gan_helpers.runs.live import PACE_EPOCHS, grid_path, pace
+from gan_helpers.runs.quality_records import read_quality
+from gan_helpers.runs.run_folders import checkpoint_files, read_config, read_metrics
 
 POLL_SECONDS = 1.0  # between looks at the run's files: a new epoch shows within about a second of landing
 SUMMARY_EPOCHS = 10  # epoch lines in the summary of a run that already has epochs
@@ -33,19 +39,26 @@ METRICS_FILE, QUALITY_FILE, CONFIG_FILE = "metrics.jsonl", "quality.jsonl", "con
 
 # ---- lines ----------------------------------------------------------------------------------------
 
+def _number(record: dict, key: str) -> float:
+    """A record's number for printing: NaN when it is missing, null or not finite."""
+    value = finite_number(record.get(key))
+    return math.nan if value is None else value
+
+
 def epoch_line(record: dict) -> str:
     """One epoch's record as one line."""
-    return (f"epoch {record['epoch']:>5}  loss_D {record['loss_D']:.3f}  loss_G {record['loss_G']:.3f}  "
-            f"D(x) {record['D_x']:.3f}  D(G(z)) {record['D_G_z']:.3f}  {record.get('seconds', float('nan')):.1f} s/epoch")
+    loss_D, loss_G, D_x, D_G_z, seconds = (_number(record, key) for key in (*WATCHED_NUMBERS, "seconds"))
+    return (f"epoch {record['epoch']:>5}  loss_D {loss_D:.3f}  loss_G {loss_G:.3f}  "
+            f"D(x) {D_x:.3f}  D(G(z)) {D_G_z:.3f}  {seconds:.1f} s/epoch")
 
 
 def sample_line(run_dir: Path, record: dict, quality: Sequence[dict]) -> str:
     """A sample epoch's grid and SWD, with the lowest SWD so far."""
-    scored = [r for r in quality if 1 <= r["epoch"] <= record["epoch"] and isinstance(r.get("swd"), (int, float))]
+    scored = [r for r in quality if 1 <= r["epoch"] <= record["epoch"] and finite_number(r.get("swd")) is not None]
     best = min(scored, key=lambda r: r["swd"]) if scored else record
     grid = grid_path(run_dir, record["epoch"])
-    return (f"epoch {record['epoch']:>5}  grid {shown(grid) if grid else '(not kept)'}  SWD {record.get('swd', float('nan')):.1f} "
-            f"(lowest {best.get('swd', float('nan')):.1f} at epoch {best['epoch']})  diversity {record.get('diversity_ratio', float('nan')):.3f}")
+    return (f"epoch {record['epoch']:>5}  grid {shown(grid) if grid else '(not kept)'}  SWD {_number(record, 'swd'):.1f} "
+            f"(lowest {_number(best, 'swd'):.1f} at epoch {best['epoch']})  diversity {_number(record, 'diversity_ratio'):.3f}")
 
 
 def summary(run_dir: Path, config: dict, metrics: Sequence[dict], quality: Sequence[dict],
@@ -54,14 +67,14 @@ def summary(run_dir: Path, config: dict, metrics: Sequence[dict], quality: Seque
     epochs = int(config.get("epochs", 0))
     done = metrics[-1]["epoch"] if metrics else 0
     per_epoch, left = pace(metrics, epochs)
-    trained = sum(r.get("seconds", 0) for r in metrics)
+    trained = sum(finite_number(r.get("seconds")) or 0 for r in metrics)
     lines = [f"{shown(run_dir)}: {config.get('generator', '?')} generator, epoch {done} of {epochs}, "
              f"{duration(trained)} of training, {per_epoch:.1f} s/epoch (mean of the newest {min(len(metrics), PACE_EPOCHS)}), "
              f"{duration(left)} left"]
     if len(metrics) > last:
         lines.append(f"(the newest {last} of {len(metrics)} epochs)")
     lines += [epoch_line(r) for r in metrics[-last:]]
-    scored = [r for r in quality if r["epoch"] >= 1 and isinstance(r.get("swd"), (int, float))]
+    scored = [r for r in quality if r["epoch"] >= 1 and finite_number(r.get("swd")) is not None]
     if scored:
         best = min(scored, key=lambda r: r["swd"])
         lines.append(f"quality: {len(scored)} sample epochs, lowest SWD {best['swd']:.1f} at epoch {best['epoch']}")
@@ -78,24 +91,48 @@ def summary(run_dir: Path, config: dict, metrics: Sequence[dict], quality: Seque
 def _stamp(path: Path) -> tuple[int, int] | None:
     try:
         info = path.stat()
-    except FileNotFoundError:
+    except OSError:  # missing, or a link to nothing: read_run says which
         return None
     return info.st_size, info.st_mtime_ns
 
 
-def read_run(run_dir: Path) -> tuple[dict, list[dict], list[dict]]:
-    """(config, metrics, quality) as they are now; a record still being written is left for the next look."""
-    from gan_helpers.runs.quality_records import read_quality
-    from gan_helpers.runs.run_folders import read_metrics
+WATCHED_NUMBERS = ("loss_D", "loss_G", "D_x", "D_G_z")  # each epoch line and point 10 need these four
 
+
+def _still_a_run(run_dir: Path, config_required: bool) -> None:
+    """Nothing while `run_dir` is a run; the sentence that ends ``watch`` once it was deleted or lost its settings."""
+    if not run_dir.is_dir():
+        raise UserError(f"{shown(run_dir)} disappeared while it was being watched (deleted or moved); "
+                        f"watch it again where it is now.")
+    if not os.path.lexists(run_dir / CONFIG_FILE) and (config_required or not os.path.lexists(run_dir / METRICS_FILE)):
+        raise UserError(f"{shown(run_dir)} stopped being a run while it was being watched (its config.json is "
+                        f"gone); watch a run folder (runs/NNNNN-…) or a shipped result (results/NAME/GENERATOR).")
+
+
+def read_run(run_dir: Path, *, config_required: bool = True) -> tuple[dict, list[dict], list[dict], list[str]]:
+    """(config, metrics, quality, problems) as they are now: a record still being written is left for the next look,
+    a damaged one is skipped and said in `problems`, a folder that is no longer a run is a UserError.
+    `config_required` False: a folder with only metrics.jsonl counts as a run."""
+    _still_a_run(run_dir, config_required)
     try:
-        config = json.loads((run_dir / CONFIG_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):  # a new run writes config.json first, atomically
-        config = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a cut-off last line is an append in progress, not damage
-        metrics = {r["epoch"]: r for r in read_metrics(run_dir)}
-    return config, [metrics[e] for e in sorted(metrics)], read_quality(run_dir)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            config = read_config(run_dir) if os.path.lexists(run_dir / CONFIG_FILE) else {}
+            metrics = {}
+            for record in read_metrics(run_dir):
+                missing = [key for key in WATCHED_NUMBERS if not isinstance(record.get(key), (int, float))]
+                if missing:
+                    warnings.warn(f"{run_dir / METRICS_FILE} epoch {record['epoch']} has no number for "
+                                  f"{', '.join(missing)}; it is ignored.")
+                else:
+                    metrics[record["epoch"]] = record
+            quality = read_quality(run_dir, strict=False)
+    except FileNotFoundError as error:  # a file went between looking and reading
+        _still_a_run(run_dir, config_required)
+        raise UserError(f"{shown(run_dir)} changed while it was being read ({error.filename} went); "
+                        f"watch it again.") from None
+    problems = [str(w.message) for w in caught if "was cut off" not in str(w.message)]  # a cut-off line: an append in progress
+    return config, [metrics[e] for e in sorted(metrics)], quality, problems
 
 
 def check_run_dir(run_dir: Path) -> Path:
@@ -110,8 +147,6 @@ def check_run_dir(run_dir: Path) -> Path:
 
 def _finished(run_dir: Path, config: dict) -> bool:
     """Whether the run's last epoch is checkpointed (saving is the last thing an epoch does)."""
-    from gan_helpers.runs.run_folders import checkpoint_files
-
     epochs = config.get("epochs")
     return isinstance(epochs, int) and max(checkpoint_files(run_dir), default=0) >= epochs
 
@@ -119,7 +154,10 @@ def _finished(run_dir: Path, config: dict) -> bool:
 def follow(run_dir: Path, *, thresholds: Thresholds = Thresholds(), poll: float = POLL_SECONDS,
            once: bool = False) -> Iterator[str]:
     """The lines of ``watch``: a summary of what is there, then each new epoch and sample epoch as it lands."""
-    config, metrics, quality = read_run(run_dir)
+    config_required = os.path.lexists(run_dir / CONFIG_FILE)  # a run without one (metrics only) is watched as it is
+    config, metrics, quality, problems = read_run(run_dir, config_required=config_required)
+    said = set(problems)
+    yield from (f"warning: {problem}" for problem in problems)
     if metrics or once:
         yield from summary(run_dir, config, metrics, quality, thresholds)
     if once:
@@ -131,12 +169,15 @@ def follow(run_dir: Path, *, thresholds: Thresholds = Thresholds(), poll: float 
         if seen_epoch >= config.get("epochs", seen_epoch + 1) and _finished(run_dir, config):
             yield f"the run is finished: epoch {seen_epoch} of {config['epochs']}"
             return
-        now = (_stamp(run_dir / METRICS_FILE), _stamp(run_dir / QUALITY_FILE), _stamp(run_dir / CONFIG_FILE))
+        now = (_stamp(run_dir / METRICS_FILE), _stamp(run_dir / QUALITY_FILE), _stamp(run_dir / CONFIG_FILE),
+               run_dir.is_dir())
         if now == stamps:
             time.sleep(poll)
             continue
         stamps = now
-        config, metrics, quality = read_run(run_dir)
+        config, metrics, quality, problems = read_run(run_dir, config_required=config_required)
+        yield from (f"warning: {problem}" for problem in problems if problem not in said)  # each damaged line once
+        said.update(problems)
         if metrics and metrics[-1]["epoch"] < seen_epoch:
             yield f"metrics.jsonl now ends at epoch {metrics[-1]['epoch']} (the run was resumed from there)"
             seen_epoch = metrics[-1]["epoch"]
@@ -175,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
                             in_a_row=args.in_a_row, diversity_low=args.diversity_low)
     try:
         for line in follow(run_dir, thresholds=thresholds, once=args.once):
-            print(line, flush=True)
+            print(line, file=sys.stderr if line.startswith("warning: ") else sys.stdout, flush=True)
     except KeyboardInterrupt:  # Ctrl-C is how watching ends: no traceback, a normal exit
         print()
     return 0
