@@ -153,3 +153,104 @@ def test_a_folder_that_is_no_run_is_one_sentence(tmp_path, capsys, make, message
     assert main(["watch", str(make(tmp_path))]) == 2
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
+
+
+# ---- hostile inputs, round three: damaged records, a run that goes away ------------------------------------------------
+
+RECORD = {"epoch": 1, "loss_D": 0.5, "loss_G": 1.0, "D_x": 0.6, "D_G_z": 0.4, "seconds": 2.0}
+
+
+def small_run(folder: Path, epochs: int = 5) -> Path:
+    """A run folder still training (epoch 1 of `epochs`), without checkpoints: enough for watch, no training needed."""
+    from gan_helpers.runs.config import TrainConfig
+    from gan_helpers.runs.run_folders import write_config
+
+    (folder / "samples").mkdir(parents=True)
+    write_config(folder, TrainConfig(epochs=epochs).to_dict())
+    (folder / "metrics.jsonl").write_text(json.dumps(RECORD) + "\n")
+    return folder
+
+
+def test_damaged_records_are_skipped_with_a_warning_once_and_no_traceback(tmp_path, capsys):
+    run_dir = small_run(tmp_path / "00001-x")
+    with (run_dir / "metrics.jsonl").open("a") as metrics:
+        metrics.write(json.dumps({**RECORD, "epoch": 2, "D_x": "high"}) + "\n")
+        metrics.write(json.dumps({"epoch": 3, "loss_D": 0.1}) + "\n")
+        metrics.write(json.dumps({**RECORD, "epoch": 4, "seconds": None}) + "\n")
+    (run_dir / "quality.jsonl").write_bytes(b'{"epoch": 1, "swd": 12.5}\n{"epoch": 2, "label": "caf\xe9"}\n'
+                                            b'{"epoch": 4, "swd": null}\n{"epoch": 5, "sw')  # the last: an append in progress
+    assert main(["watch", str(run_dir), "--once"]) == 0
+    out, err = capsys.readouterr()
+    metrics_file, quality_file = run_dir / "metrics.jsonl", run_dir / "quality.jsonl"
+    assert err.splitlines() == [
+        f'warning: {metrics_file} line 2 has D_x "high", which is not a number; that value is ignored.',
+        f"warning: {metrics_file} epoch 2 has no number for D_x; it is ignored.",
+        f"warning: {metrics_file} epoch 3 has no number for loss_G, D_x, D_G_z; it is ignored.",
+        f"warning: {quality_file} line 2 is not UTF-8 text; it is ignored.",
+    ]
+    assert "epoch     1  loss_D 0.500" in out and "epoch     4  loss_D 0.500" in out and "nan s/epoch" in out
+    assert "epoch     2  loss_D" not in out and "lowest SWD 12.5 at epoch 1" in out
+
+
+def _watched(run_dir: Path, change, timeout: float = 30) -> tuple[list[str], BaseException | None]:
+    """follow()'s lines and how it ended when `change` is done to the run while it polls; a failure, never a hang."""
+    from gan_helpers.tools.watch import follow
+
+    lines: list[str] = []
+    ended: dict[str, BaseException | None] = {}
+
+    def watch() -> None:
+        try:
+            for line in follow(run_dir, poll=0.05):
+                lines.append(line)
+        except BaseException as error:  # noqa: BLE001 - handed to the test
+            ended["error"] = error
+        else:
+            ended["error"] = None
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not any(line.startswith("point 10:") for line in lines):  # the summary is out: watch now polls
+        assert time.monotonic() < deadline and thread.is_alive(), (lines, ended)
+        time.sleep(0.05)
+    time.sleep(0.3)
+    change(run_dir)
+    thread.join(timeout)
+    assert not thread.is_alive(), f"watch still polls {timeout} s after the run went"
+    return lines, ended["error"]
+
+
+def test_watch_ends_with_one_sentence_when_its_run_is_deleted(tmp_path):
+    from gan_helpers.errors import UserError
+
+    run_dir = small_run(tmp_path / "00001-x")
+    lines, error = _watched(run_dir, shutil.rmtree)
+    assert isinstance(error, UserError), error
+    assert str(error) == (f"{run_dir} disappeared while it was being watched (deleted or moved); "
+                          f"watch it again where it is now.")
+
+
+def test_watch_ends_with_one_sentence_when_its_run_stops_being_one(tmp_path):
+    from gan_helpers.errors import UserError
+
+    run_dir = small_run(tmp_path / "00001-x")
+    lines, error = _watched(run_dir, lambda folder: (folder / "config.json").unlink())
+    assert isinstance(error, UserError), error
+    assert str(error) == (f"{run_dir} stopped being a run while it was being watched (its config.json is gone); "
+                          f"watch a run folder (runs/NNNNN-…) or a shipped result (results/NAME/GENERATOR).")
+
+
+def test_the_command_ends_with_status_2_and_one_line_when_its_run_is_deleted(tmp_path):
+    run_dir = small_run(tmp_path / "00001-x")
+    watcher = Watcher(run_dir)
+    try:
+        watcher.wait_for("point 10:", START_LIMIT)
+        shutil.rmtree(run_dir)
+        code = watcher.process.wait(timeout=STOP_LIMIT)
+    finally:
+        if watcher.process.poll() is None:
+            watcher.process.kill()
+    errors = watcher.process.stderr.read()
+    assert code == 2 and errors == f"error: {run_dir} disappeared while it was being watched (deleted or moved); " \
+                                   f"watch it again where it is now.\n", errors

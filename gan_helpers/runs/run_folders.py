@@ -201,11 +201,12 @@ def read_metrics(run_dir: str | Path, *, strict: bool = False) -> list[dict]:
     """One dict per finished epoch, in file order.
 
     A last line without its newline is an append that was cut off; it is
-    dropped with a warning. Any other line that is not UTF-8, not a JSON
-    object with an integer ``epoch``, or that gives a known number
-    (:data:`METRIC_NUMBERS`) as something else is skipped with a warning, or
-    with ``strict=True`` is a UserError (for rewriting the file, which must
-    not lose lines silently). Only a regular file is read (gan_helpers.storage.regular).
+    dropped with a warning. Any other line that is not UTF-8 or not a JSON
+    object with an integer ``epoch`` is skipped with a warning, and a known
+    number (:data:`METRIC_NUMBERS`) given as something else is left out of
+    its record with a warning; with ``strict=True`` either is a UserError
+    (for rewriting the file, which must not lose lines silently). Only a
+    regular file is read (gan_helpers.storage.regular).
     """
     path = Path(run_dir) / "metrics.jsonl"
     if not os.path.lexists(path):
@@ -218,14 +219,14 @@ def read_metrics(run_dir: str | Path, *, strict: bool = False) -> list[dict]:
     for number, line in enumerate(lines[:-1], start=1):
         if not line.strip():
             continue
-        problem = _metrics_problem(line)
+        record, problem = _metrics_record(line)
         if problem:
             message = f"{path} line {number} {problem}"
             if strict:
                 raise UserError(f"{message}; repair or delete that line, then try again.")
-            warnings.warn(f"{message}; it is ignored.", stacklevel=2)
-            continue
-        found.append(json.loads(line))
+            warnings.warn(f"{message}; {'that value' if record else 'it'} is ignored.", stacklevel=2)
+        if record:
+            found.append(record)
     return found
 
 
@@ -233,21 +234,23 @@ def read_metrics(run_dir: str | Path, *, strict: bool = False) -> list[dict]:
 METRIC_NUMBERS = ("loss_D", "loss_G", "D_x", "D_G_z", "seconds", "lr_d", "lr_g")
 
 
-def _metrics_problem(line: bytes) -> str:
-    """What is wrong with one line of metrics.jsonl, as a clause, or ""."""
+def _metrics_record(line: bytes) -> tuple[dict | None, str]:
+    """One line of metrics.jsonl as (record or None, what is wrong with it as a clause, or "")."""
     try:
         record = json.loads(line.decode("utf-8"))
     except UnicodeDecodeError:
-        return "is not UTF-8 text"
+        return None, "is not UTF-8 text"
     except (json.JSONDecodeError, RecursionError):
         record = None
     if not (isinstance(record, dict) and type(record.get("epoch")) is int):
-        return "is not a JSON object with an integer epoch"
-    for key in METRIC_NUMBERS:
-        value = record.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            return f"has {key} {json.dumps(value)[:40]}, which is not a number"
-    return ""
+        return None, "is not a JSON object with an integer epoch"
+    wrong = [key for key in METRIC_NUMBERS if record.get(key) is not None
+             and (isinstance(record[key], bool) or not isinstance(record[key], (int, float)))]
+    if not wrong:
+        return record, ""
+    said = " and ".join(f"{key} {json.dumps(record[key])[:40]}" for key in wrong)
+    return ({k: v for k, v in record.items() if k not in wrong},
+            f"has {said}, which {'is not a number' if len(wrong) == 1 else 'are not numbers'}")
 
 
 def note_resume(run_dir: str | Path, line: str) -> None:

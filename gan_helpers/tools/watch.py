@@ -33,6 +33,7 @@ from gan_helpers.runs.quality_records import read_quality
 from gan_helpers.runs.run_folders import checkpoint_files, read_config, read_metrics
 
 POLL_SECONDS = 1.0  # between looks at the run's files: a new epoch shows within about a second of landing
+DELETING_SECONDS = 1.0  # a run folder that lost its config.json and is gone this much later was deleted, not emptied
 SUMMARY_EPOCHS = 10  # epoch lines in the summary of a run that already has epochs
 METRICS_FILE, QUALITY_FILE, CONFIG_FILE = "metrics.jsonl", "quality.jsonl", "config.json"
 
@@ -101,10 +102,13 @@ WATCHED_NUMBERS = ("loss_D", "loss_G", "D_x", "D_G_z")  # each epoch line and po
 
 def _still_a_run(run_dir: Path, config_required: bool) -> None:
     """Nothing while `run_dir` is a run; the sentence that ends ``watch`` once it was deleted or lost its settings."""
+    gone = not os.path.lexists(run_dir / CONFIG_FILE) and (config_required or not os.path.lexists(run_dir / METRICS_FILE))
+    if gone and run_dir.is_dir():
+        time.sleep(DELETING_SECONDS)  # a folder being deleted loses its files first
     if not run_dir.is_dir():
         raise UserError(f"{shown(run_dir)} disappeared while it was being watched (deleted or moved); "
                         f"watch it again where it is now.")
-    if not os.path.lexists(run_dir / CONFIG_FILE) and (config_required or not os.path.lexists(run_dir / METRICS_FILE)):
+    if gone:
         raise UserError(f"{shown(run_dir)} stopped being a run while it was being watched (its config.json is "
                         f"gone); watch a run folder (runs/NNNNN-…) or a shipped result (results/NAME/GENERATOR).")
 
