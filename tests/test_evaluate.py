@@ -88,10 +88,8 @@ def test_truncate_quality_drops_later_epochs(tmp_path):
 
 
 def test_cached_calibration_is_reused_only_for_the_same_images(tmp_path, monkeypatch):
-    import gan_helpers.runs.quality
-
     calls = []
-    monkeypatch.setattr(gan_helpers.runs.quality, "calibration", lambda reals, **kw: calls.append(kw) or [{"case": "floor", "n": len(reals)}])
+    monkeypatch.setattr(quality_records, "calibration", lambda reals, **kw: calls.append(kw) or [{"case": "floor", "n": len(reals)}])
     reals = torch.rand(6, 3, 64, 64)
     first = quality_records.cached_calibration(reals, tmp_path / "calibration.json", nhoods_per_image=8)
     assert quality_records.cached_calibration(reals, tmp_path / "calibration.json", nhoods_per_image=8) == first

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from gan_helpers.runs.export import export_run
 from gan_helpers.storage import locks
 from gan_helpers.storage.atomic import append_line, atomic_copy, atomic_write_text, link_or_copy
 from gan_helpers.tools.cli import main
+from test_folders import finishes as finishes_unblocking
 
 LINKED = "is a symbolic link, and the lab never reads or writes a file through one"
 SPECIAL = "not a regular file"
@@ -30,22 +30,7 @@ SPECIAL = "not a regular file"
 
 def finishes(call: Callable[[], object], seconds: float = 20.0) -> object:
     """`call()`'s result (or its exception), or a test failure if it is still waiting after `seconds`."""
-    outcome: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as error:  # noqa: BLE001 - handed to the test thread
-            outcome["error"] = error
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        pytest.fail(f"still waiting after {seconds} s: something opened a FIFO")
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]
+    return finishes_unblocking(call, [], seconds)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from gan_helpers.runs.quality import SWD_LEVELS
 from gan_helpers.errors import UserError
 from gan_helpers.runs import checkpoints, run_folders, quality_records
 from gan_helpers.runs.provenance import PROVENANCE_FILE
+from gan_helpers.runs.quality_records import record_model
 from gan_helpers.runs.results import inside_shipped, require_intact
 from gan_helpers.storage.locks import hold
 from gan_helpers.paths import ensure_folder, shown
@@ -23,7 +24,8 @@ def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals:
                  samples: int | None = None, device: str | torch.device = "cpu", output: str | Path | None = None,
                  write: bool = True, skip_existing: bool = False, on_record: Callable[[dict], None] | None = None,
                  **options) -> list[dict]:
-    """Quality records for a run's checkpoints, written to its quality.jsonl (or `output`) as they finish.
+    """Quality records for a run's checkpoints, written to its quality.jsonl (or `output`) as they finish: one for each
+    generator a checkpoint holds (G, and G_ema where the run keeps the average of G's weights), marked which.
 
     `samples` None uses the count of the run's existing records (what
     training used), else :data:`QUALITY_SAMPLES`; the seed is the run's. A
@@ -44,9 +46,7 @@ def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals:
     missing = [e for e in wanted if e not in saved]
     if missing:
         raise UserError(f"{run_dir} has no checkpoint for epoch(s) {missing}; pick from {sorted(saved) or 'none yet'}.")
-    if skip_existing:
-        done = {r["epoch"] for r in quality_records.read_quality(target)}
-        wanted = [e for e in wanted if e not in done]
+    done = {(r["epoch"], record_model(r)) for r in quality_records.read_quality(target, None)} if skip_existing else set()
     if samples is None:
         earlier = quality_records.read_quality(run_dir)
         samples = earlier[-1]["samples"] if earlier else quality_records.QUALITY_SAMPLES
@@ -60,13 +60,16 @@ def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals:
 
             held.enter_context(hold(run_dir, "evaluate"))
         for epoch in wanted:
-            G, _ = checkpoints.load_generator(saved[epoch], device=device)
-            record = quality_records.quality_record(G, reals, epoch=epoch, seed=config.get("seed", 0), samples=samples, **options)
-            if write:
-                quality_records.append_quality(target, record)
-            if on_record is not None:
-                on_record(record)
-            records.append(record)
+            held_models = [m for m in ("G", "G_ema") if m in checkpoints.load_checkpoint(saved[epoch])]
+            for model in (m for m in held_models if (epoch, m) not in done):
+                G, _ = checkpoints.load_generator(saved[epoch], device=device, average=model == "G_ema")
+                record = quality_records.quality_record(G, reals, epoch=epoch, seed=config.get("seed", 0), samples=samples,
+                                                        model=model, **options)
+                if write:
+                    quality_records.append_quality(target, record)
+                if on_record is not None:
+                    on_record(record)
+                records.append(record)
     return records
 
 
@@ -108,7 +111,7 @@ def _epochs(text: str | None) -> list[int] | None:
 
 def _print_record(record: dict) -> None:
     levels = " ".join(f"{record[f'swd_{s}']:7.2f}" for s in SWD_LEVELS)
-    print(f"{record['epoch']:>6} {record['swd']:8.2f} {levels} {record['diversity_ratio']:9.2f} "
+    print(f"{record['epoch']:>6} {record_model(record):>6} {record['swd']:8.2f} {levels} {record['diversity_ratio']:9.2f} "
           f"{record['distinct_nearest']:>8} {record['near_copies']:>6} {record['seconds']:6.1f}", flush=True)
 
 
@@ -125,15 +128,17 @@ def run(args: argparse.Namespace) -> int:
         check_output(target, args.run_dir)  # before the images are loaded: a wrong path costs no wait
     reals = quality_records.run_reals(args.run_dir, args.data, device=device)
     levels = " ".join(f"{'@' + str(s):>7}" for s in SWD_LEVELS)
-    print(f"{'epoch':>6} {'SWDx1e3':>8} {levels} {'diversity':>9} {'distinct':>8} {'copies':>6} {'s':>6}")
+    print(f"{'epoch':>6} {'model':>6} {'SWDx1e3':>8} {levels} {'diversity':>9} {'distinct':>8} {'copies':>6} {'s':>6}")
     records = evaluate_run(args.run_dir, epochs=_epochs(args.epochs), reals=reals, samples=args.samples,
                            device=device, output=target, write=not args.print_only,
                            skip_existing=args.skip_existing, on_record=_print_record)
     if not args.print_only:
         print(f"records: {target}")
-    chosen_from = records if args.print_only else quality_records.read_quality(target)
+    model = quality_records.favoured_model(args.run_dir)
+    chosen_from = [r for r in (records if args.print_only else quality_records.read_quality(target, None))
+                   if record_model(r) == model]
     if chosen_from:
-        epoch, numbers = quality_records.best_epoch(args.run_dir, records=chosen_from)
+        epoch, numbers = quality_records.best_epoch(args.run_dir, model=model, records=chosen_from)
         print(f"best epoch: {epoch} {json.dumps(numbers)}")
     if args.evolution:
         print(f"animation: {save_evolution(args.run_dir)}")
