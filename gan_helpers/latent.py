@@ -137,7 +137,7 @@ def invert(
     if start is not None:
         if restarts != 1:
             raise UserError("restarts > 1 needs random starts; leave start=None or set restarts=1.")
-        z0 = _as_vector(start, "start").cpu().reshape(1, -1)
+        z0 = as_latent_vector(start, "start").cpu().reshape(1, -1)
         if z0.shape[1] != G.latent_dim:
             raise UserError(f"start has {z0.shape[1]} values but the generator takes {G.latent_dim}; pass a vector found for this generator.")
     elif seed is not None:
@@ -237,7 +237,7 @@ def flat_baseline(target: torch.Tensor) -> float:
 
 # ---- interpolating and editing ------------------------------------------------------------------
 
-def _as_vector(z: torch.Tensor, name: str) -> torch.Tensor:
+def as_latent_vector(z: torch.Tensor, name: str) -> torch.Tensor:
     if not isinstance(z, torch.Tensor) or z.numel() != z.shape[-1] or z.dim() > 2:
         raise UserError(f"{name} must be one latent vector of shape (128,) or (1, 128), not {getattr(z, 'shape', type(z).__name__)}.")
     return z.detach().reshape(-1).float()
@@ -252,7 +252,7 @@ def coordinate_influence(G: nn.Module, z: torch.Tensor, probes: int = 8, seed: i
     pass. It is a local slope: large edits can behave differently.
     """
     device = next(G.parameters()).device
-    zs = _as_vector(z, "z").to(device).repeat(probes, 1).requires_grad_(True)
+    zs = as_latent_vector(z, "z").to(device).repeat(probes, 1).requires_grad_(True)
     with _frozen(G):
         images = G(zs)
         v = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed)).to(device)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 import torch
-from gan_helpers.latent import METHODS, _as_vector, coordinate_influence
+from gan_helpers.latent import METHODS, as_latent_vector, coordinate_influence
 from collections.abc import Sequence
 from gan_helpers.errors import UserError
 from torch import nn
@@ -22,7 +22,7 @@ def interpolate(z_a: torch.Tensor, z_b: torch.Tensor, steps: int, method: str = 
         raise UserError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
         raise UserError(f"steps must be a whole number of at least 2 (both ends are included), not {steps!r}.")
-    a, b = _as_vector(z_a, "z_a"), _as_vector(z_b, "z_b")
+    a, b = as_latent_vector(z_a, "z_a"), as_latent_vector(z_b, "z_b")
     if a.shape != b.shape:
         raise UserError(f"z_a and z_b must have the same length, not {a.numel()} and {b.numel()}.")
     t = torch.linspace(0, 1, steps, device=a.device).unsqueeze(1)
@@ -47,7 +47,7 @@ def edit_coordinates(z: torch.Tensor, coords: Sequence[int], values: Sequence[fl
     or shifted by (``mode='add'``) ``values[j]``; a grid with
     ``nrow=len(values)`` shows one coordinate per row.
     """
-    z = _as_vector(z, "z")
+    z = as_latent_vector(z, "z")
     if mode not in ("set", "add"):
         raise UserError(f"mode must be 'set' or 'add', not {mode!r}.")
     if not coords or not values:

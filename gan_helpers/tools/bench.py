@@ -100,7 +100,7 @@ def _trainer(variant: Variant, generator: str, images: torch.Tensor, batch_size:
     return epoch
 
 
-def measure(generator: str, device: torch.device, *, steps: int, rounds: int, warmup: int,
+def time_variants(generator: str, device: torch.device, *, steps: int, rounds: int, warmup: int,
             batch_size: int = FULL_BATCH, breakdown: bool = False) -> dict:
     """Time every variant for one generator; returns the numbers of one result line (see the module docstring)."""
     images = torch.rand(steps * batch_size, 3, 64, 64, generator=torch.Generator().manual_seed(0)).to(device)
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     steps = args.steps or (100 if device.type == "cuda" else 6)
     results = []
     for generator in (GENERATOR_KINDS if args.generator == "both" else (args.generator,)):
-        result = measure(generator, device, steps=steps, rounds=args.rounds, warmup=args.warmup,
+        result = time_variants(generator, device, steps=steps, rounds=args.rounds, warmup=args.warmup,
                          batch_size=args.batch_size, breakdown=args.breakdown)
         results.append(result)
         if args.json:
