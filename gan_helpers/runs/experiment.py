@@ -74,14 +74,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     if resume is not None:
         if config is not None:
             raise UserError("pass either a config or resume=…, not both; changes to a resumed run go as keyword arguments.")
-        if "\n" in note or "\r" in note:
-            raise UserError("a resume note is one line of the run's resumes.txt; write it without line breaks.")
-        try:
-            note.encode("utf-8")
-        except UnicodeEncodeError:  # a byte that is not UTF-8 on the command line arrives as a lone surrogate
-            raise UserError("the resume note holds a byte that is not UTF-8 text; write the note as plain text "
-                            "(UTF-8).") from None
-        return _resume(Path(resume), overrides, watch, note.strip())
+        return _resume(Path(resume), overrides, watch, resume_note(note))
     if note:
         raise UserError("a note is kept with a resume; a new run has none (drop the note, or resume a run).")
     config = (config or TrainConfig()).replace(**overrides)
@@ -101,6 +94,18 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
         fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=0, precision=precision, watch=watch,
                 G_ema=G_ema)
     return run_dir
+
+
+def resume_note(note: str) -> str:
+    """`note` as a line of a run's resumes.txt, stripped; a UserError for line breaks or bytes that are not UTF-8."""
+    if "\n" in note or "\r" in note:
+        raise UserError("a resume note is one line of the run's resumes.txt; write it without line breaks.")
+    try:
+        note.encode("utf-8")
+    except UnicodeEncodeError:  # a byte that is not UTF-8 on the command line arrives as a lone surrogate
+        raise UserError("the resume note holds a byte that is not UTF-8 text; write the note as plain text "
+                        "(UTF-8).") from None
+    return note.strip()
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from gan_helpers.errors import UserError
 from gan_helpers.paths import from_root, shown
 from gan_helpers.runs import checkpoints, run_folders
 from gan_helpers.runs.config import TrainConfig, resumable
-from gan_helpers.runs.experiment import build_models, training_images
+from gan_helpers.runs.experiment import build_models, resume_note, training_images
 from gan_helpers.runs.quality_records import QUALITY_FILE, read_quality
 from gan_helpers.runs.run_loop import fit_run
 from gan_helpers.storage import locks
@@ -35,6 +35,7 @@ def warm_start(source: str | Path, *, note: str = "", watch=None, **overrides) -
     """Continue training from `source` (a run folder or result: its newest checkpoint; or a checkpoint file) in a new
     run folder under ``runs_dir`` and return that folder. `overrides` change settings a resume may change (epochs,
     rates, runs_dir, …); `note` is kept with the restart in ``resumes.txt``."""
+    note = resume_note(note)
     source = from_root(Path(source))
     state = checkpoints.load_checkpoint(source)
     missing = [part for part in ("epoch", "config", "G", "D") if part not in state]

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue in a new run from a checkpoint with G and D but no optimizer state (a shipped result's "
                              "newest): Adam moments re-initialised, G_ema restarted from G")
     parser.add_argument("--note", default="", metavar="TEXT",
-                        help="with --resume: one line kept with the resume in the run's resumes.txt, e.g. what the grids showed and why a rate changed (point 10)")
+                        help="with --resume or --warm-start: one line kept with the resume in the run's resumes.txt, e.g. what the grids showed and why a rate changed (point 10)")
     add_config_arguments(parser, TrainConfig)
 
 
