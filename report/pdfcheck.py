@@ -1,6 +1,7 @@
 """Checks of the rendered PDF as a grader meets it: sharp images, no empty pages, every point, a bounded length.
 
-    python -m report.pdfcheck report/lab_report.pdf
+    python -m report.pdfcheck report/lab_report.pdf                 # the limit of the profile its title page names
+    python -m report.pdfcheck report/lab_report.pdf --max-pages 20  # an explicit limit
 
 Reads the PDF with poppler-utils (``pdfimages``, ``pdftotext``, ``pdfinfo``)
 and prints one line per problem, exit status 1 when there is any:
@@ -10,13 +11,16 @@ and prints one line per problem, exit status 1 when there is any:
 - no page but the title page has fewer than MIN_WORDS words and no image
   (the text of a vector figure counts: its labels and tick numbers);
 - every lab point 1–18 is named ("Point N");
-- at most MAX_PAGES pages.
+- at most as many pages as its parameter set allows (:data:`MAX_PAGES`: the
+  smoke report 20, the full one 26, about 24 meant), the set read from the
+  title page's "Parameter set" line unless ``--max-pages`` gives the limit.
 
 `make report PROFILE=smoke` in CI (``.ci/run``) runs it on its PDF.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
 import subprocess
@@ -26,7 +30,8 @@ from pathlib import Path
 
 MIN_PPI = 200
 MIN_WORDS = 40
-MAX_PAGES = 34
+MAX_PAGES = {"smoke": 20, "quick": 26, "full": 26}  # pages per parameter set; the full report aims at about 24
+DEFAULT_MAX_PAGES = 26  # a PDF whose title page names no known parameter set
 POINTS = range(1, 19)
 TOOLS = ("pdfimages", "pdftotext", "pdfinfo")
 
@@ -70,9 +75,27 @@ def page_count(pdf: Path) -> int:
     return int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))
 
 
-def problems(pdf: Path, *, min_ppi: float = MIN_PPI, min_words: int = MIN_WORDS, max_pages: int = MAX_PAGES,
+def profile_of(pdf: Path) -> str | None:
+    """The parameter set the title page (page 1) names on its "Parameter set" line, or None."""
+    texts = page_texts(Path(pdf))
+    m = re.search(r"Parameter set\s+([\w-]+)", texts[0] if texts else "")
+    return m.group(1) if m else None
+
+
+def page_limit(pdf: Path) -> tuple[int, str]:
+    """(the most pages `pdf` may have, what the limit is for) by the parameter set its title page names."""
+    profile = profile_of(pdf)
+    if profile in MAX_PAGES:
+        return MAX_PAGES[profile], f"the {profile} report's limit"
+    return DEFAULT_MAX_PAGES, "the limit for a report whose title page names no known parameter set"
+
+
+def problems(pdf: Path, *, min_ppi: float = MIN_PPI, min_words: int = MIN_WORDS, max_pages: int | None = None,
              points: range = POINTS) -> list[str]:
-    """One sentence per thing the PDF gets wrong by the rules of this module; empty when it passes."""
+    """One sentence per thing the PDF gets wrong by the rules of this module; empty when it passes.
+
+    `max_pages` None takes the limit of the parameter set the title page names (:func:`page_limit`).
+    """
     pdf = Path(pdf)
     found = []
     placed = images(pdf)
@@ -91,8 +114,9 @@ def problems(pdf: Path, *, min_ppi: float = MIN_PPI, min_words: int = MIN_WORDS,
     if missing:
         found.append(f"the PDF names no 'Point N' for point(s) {', '.join(map(str, missing))}")
     pages = page_count(pdf)
-    if pages > max_pages:
-        found.append(f"{pages} pages, more than {max_pages}")
+    limit, which = (max_pages, "the limit given") if max_pages is not None else page_limit(pdf)
+    if pages > limit:
+        found.append(f"{pages} pages, more than {limit} ({which})")
     return found
 
 
@@ -105,15 +129,23 @@ def summary(pdf: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    pdf = Path(args[0] if args else "report/lab_report.pdf")
+    parser = argparse.ArgumentParser(prog="python -m report.pdfcheck", description=__doc__.split("\n\n")[0])
+    parser.add_argument("pdf", nargs="?", default="report/lab_report.pdf", help="the PDF to check")
+    parser.add_argument("--max-pages", type=int, default=None,
+                        help="the most pages allowed (default: by the parameter set on the title page: "
+                             + ", ".join(f"{k} {v}" for k, v in MAX_PAGES.items()) + f", else {DEFAULT_MAX_PAGES})")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    pdf = Path(args.pdf)
     if missing_tools():
         print(f"pdfcheck: {', '.join(missing_tools())} missing; install poppler-utils (sudo apt-get install poppler-utils).")
         return 2
     if not pdf.is_file():
         print(f"pdfcheck: {pdf} does not exist; build it first with `make report PROFILE=smoke`.")
         return 2
-    found = problems(pdf)
+    if args.max_pages is not None and args.max_pages < 1:
+        print(f"pdfcheck: --max-pages {args.max_pages} allows no page; give a number of pages, 1 or more.")
+        return 2
+    found = problems(pdf, max_pages=args.max_pages)
     for line in found:
         print(f"{pdf}: {line}")
     print(f"{pdf}: {summary(pdf)}; {'passes' if not found else f'{len(found)} problem(s)'}")

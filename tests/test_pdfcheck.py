@@ -79,3 +79,38 @@ def test_runs_without_poppler_only_to_say_so(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert pdfcheck.main([str(tmp_path / "x.pdf")]) == 2
     assert "poppler-utils" in capsys.readouterr().out
+
+
+def filler_pages(count: int) -> list[dict]:
+    return [{"text": f"{WORDS} {all_points()}"} for _ in range(count)]
+
+
+@pytest.mark.parametrize("profile, limit", [("smoke", 20), ("full", 26), ("quick", 26)])
+def test_the_page_limit_follows_the_parameter_set_on_the_title_page(tmp_path, profile, limit):
+    title = {"text": f"Lab report\nParameter set    {profile}\nBuilt on    some CPU"}
+    at_limit = draw_pdf(tmp_path / "at.pdf", [title, *filler_pages(limit - 1)])
+    assert pdfcheck.profile_of(at_limit) == profile and pdfcheck.page_limit(at_limit)[0] == limit
+    assert pdfcheck.problems(at_limit) == []
+    over = draw_pdf(tmp_path / "over.pdf", [title, *filler_pages(limit)])
+    found = pdfcheck.problems(over)
+    assert found == [f"{limit + 1} pages, more than {limit} (the {profile} report's limit)"], found
+    assert pdfcheck.main([str(over)]) == 1
+
+
+def test_the_smoke_limit_is_stricter_than_the_full_one_and_an_explicit_limit_wins(tmp_path, capsys):
+    assert pdfcheck.MAX_PAGES["smoke"] == 20 and pdfcheck.MAX_PAGES["full"] == 26
+    pages = [{"text": "Lab report\nParameter set    smoke"}, *filler_pages(21)]  # 22 pages: too many for smoke, not for full
+    pdf = draw_pdf(tmp_path / "smoke.pdf", pages)
+    assert any("22 pages, more than 20" in line for line in pdfcheck.problems(pdf))
+    assert pdfcheck.main([str(pdf), "--max-pages", "26"]) == 0
+    assert pdfcheck.main([str(pdf), "--max-pages", "21"]) == 1
+    assert "22 pages, more than 21 (the limit given)" in capsys.readouterr().out
+    unnamed = draw_pdf(tmp_path / "unnamed.pdf", [{"text": "Title"}, *filler_pages(26)])  # 27 pages, no parameter set
+    assert pdfcheck.profile_of(unnamed) is None
+    assert any(f"27 pages, more than {pdfcheck.DEFAULT_MAX_PAGES}" in line for line in pdfcheck.problems(unnamed))
+
+
+def test_a_page_limit_below_one_is_one_sentence(tmp_path, capsys):
+    pdf = draw_pdf(tmp_path / "one.pdf", [{"text": "Title"}])
+    assert pdfcheck.main([str(pdf), "--max-pages", "0"]) == 2
+    assert "--max-pages 0 allows no page" in capsys.readouterr().out
