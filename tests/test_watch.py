@@ -125,9 +125,9 @@ def test_a_new_epoch_is_printed_within_seconds_of_landing_and_ctrl_c_ends_quietl
 
 def test_a_shipped_result_is_watched_like_a_finished_run(finished_run, tmp_path, capsys):
     shipped = tmp_path / "results" / "test" / "transposed"
-    shutil.copytree(finished_run, shipped, ignore=shutil.ignore_patterns("checkpoints"))
-    (shipped / "generator").mkdir()
-    shutil.copy(finished_run / "checkpoints" / "epoch-000002.pt", shipped / "generator" / "epoch-000002.pt")
+    shutil.copytree(finished_run, shipped, ignore=shutil.ignore_patterns("checkpoints"))  # a pruned run folder:
+    (shipped / "checkpoints").mkdir()  # results/README.md, the newest checkpoint only
+    shutil.copy(finished_run / "checkpoints" / "epoch-000002.pt", shipped / "checkpoints" / "epoch-000002.pt")
     (shipped / "provenance.json").write_text("{}")
     before = fingerprint(shipped)
     assert main(["watch", str(shipped)]) == 0
