@@ -22,7 +22,7 @@ import textwrap
 # Qualified names (module.qualname, as show_source prints them) of the only
 # objects whose source the PDF shows: the spec's networks and their block
 # builders (points 1, 2, 11), the two steps (7, 8), the batch step that joins
-# them, the epoch loop and its hooks (9), inversion (13) and interpolation (16).
+# them, the epoch loop (9), inversion (13) and interpolation (16).
 PRINTED = (
     "gan_helpers.models.Discriminator",
     "gan_helpers.models.latent_projection",
@@ -33,7 +33,6 @@ PRINTED = (
     "gan_helpers.training.g_step",
     "gan_helpers.training.train_step",
     "gan_helpers.training.train_epoch",
-    "gan_helpers.training.fit",
     "gan_helpers.latent.invert",
     "gan_helpers.latent_edits.interpolate",
 )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+import sys
+from collections.abc import Iterator
 
 import torch
 
@@ -93,3 +96,12 @@ def duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+@contextlib.contextmanager
+def progress_messages() -> Iterator[None]:
+    """What the calls inside print goes to stderr: which folder a run is in, that a run is reused or resumed,
+    how the data were cleaned on first use. A notebook shows it to whoever runs the cell; the report, which
+    leaves stderr out, says the results in words instead."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield

@@ -35,14 +35,17 @@ from report.reading import REPORT_DIR, load_config, point_locations, read_execut
 from report.render import choose_renderer, page_count, render_pdf
 from gan_helpers.runs.results import resolve_source
 from report.sources import describe_source, observations_file, shipped_results, source_for_kernels
+from gan_helpers.runs.summaries import machine_in_words, version_in_words
 
 PDF = REPORT_DIR / "lab_report.pdf"
 BUILD_ROOT = PROJECT_ROOT / "build"  # one build per checkout at a time: its lock file is build/.lock
 INTRO = (
-    "This report is the six lab notebooks, executed in order with the **{profile}** parameter set and merged: "
-    "one chapter per notebook, with the text, figures and printed results as they ran. The report prints the "
-    "code a grader checks (the networks, the training steps and loop, inversion and interpolation); all other "
-    "code is in the notebooks and the package `gan_helpers`, as the table \"Where the code is\" lists."
+    "This report answers the eighteen points of the DCGAN lab with the **{profile}** parameter set: the warm-up "
+    "(point 6), the data (points 4 and 5), the discriminator and the transposed-convolution generator and their "
+    "training (points 1–3 and 7–10), the upsampling generator (points 11 and 12), what a trained generator can do "
+    "(points 13–17) and reflections (point 18). Every figure, table and number was computed when the report was "
+    "built; the code of the networks, the training steps and loop, inversion and interpolation is printed where "
+    "its point is answered."
 )
 
 
@@ -62,17 +65,17 @@ def report_info(profile: str, executed: dict[str, nbformat.NotebookNode], config
     config = config or load_config()
     experiment = experiment_config(profile, data=data or "")
     images = count_images(experiment.data)
-    device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else f"cpu ({_cpu_name()})"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else _cpu_name()
     now = _dt.datetime.now()
     facts = [
-        ("Parameter set", f"{profile} (`notebooks/params/{profile}.yaml`)"),
-        ("Data set", f"`{experiment.data}` ({'folder missing' if images is None else f'{images} images'}"
+        ("Parameter set", profile),
+        ("Data set", f"{Path(experiment.data).name} ({'folder missing' if images is None else f'{images} images'}"
                      f"{f'; the runs use the first {experiment.max_images}' if experiment.max_images else ''})"),
-        ("Training runs", ", ".join(f"`{folder}`" for folder in runs_folders or [experiment.runs_dir])),
         *([("Training figures", runs_source)] if runs_source else []),
-        ("Built on", f"{device}, torch {torch.__version__}"),
+        ("Built on", f"{device}, torch {version_in_words(torch.__version__)}"),
         ("Built", f"{now:%Y-%m-%d %H:%M}{_commit()}"),
     ]
+    run_folders = ", ".join(runs_folders or [experiment.runs_dir])  # for build.txt only: the PDF names no folders
     parameters = []
     for stem, nb in executed.items():
         used = {k: v for k, v in nb.metadata.get("papermill", {}).get("parameters", {}).items() if k not in RUNNER_PARAMETERS}
@@ -80,7 +83,7 @@ def report_info(profile: str, executed: dict[str, nbformat.NotebookNode], config
             parameters.append((f"`{stem}`", ", ".join(f"`{k} = {v!r}`" for k, v in used.items())))
     return {**config, "date": config.get("date") or f"{now:%d %B %Y}", "profile": profile, "runs_source": runs_source,
             "intro": INTRO.format(profile=profile), "facts": facts, "settings": training_settings(experiment),
-            "parameters": parameters, "departures": departures or []}
+            "parameters": parameters, "departures": departures or [], "run_folders": run_folders}
 
 
 def build(profile: str, data: str | None = None, *, render_only: bool = False, renderer: str = "auto",
@@ -174,7 +177,7 @@ def _cpu_name() -> str:
     except OSError:
         pass
     name = name or platform.processor()
-    return f"{name + ', ' if name else ''}{os.cpu_count()} cores"
+    return f"{machine_in_words(name) + ', ' if name else ''}{os.cpu_count()} cores"
 
 
 def _commit() -> str:

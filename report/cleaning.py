@@ -9,8 +9,10 @@ The rules (report/README.md lists them for notebook authors):
   (notebook code is never the spec's code);
 - a ``show_source(...)`` output prints only objects in
   :data:`~gan_helpers.listing.PRINTED`;
-- outputs of cells tagged ``remove-output``, stderr, widgets (progress bars),
-  bare reprs such as ``<matplotlib.legend.Legend …>`` and repeated figures go.
+- outputs of cells tagged ``remove-output``, outputs whose metadata sets
+  ``report-hide`` (the live panel of a run trained in the cell), stderr,
+  widgets (progress bars), bare reprs such as ``<matplotlib.legend.Legend …>``
+  and repeated figures go.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from gan_helpers.listing import PRINTED, short_names
 HIDDEN_CELL_TAGS = {"parameters", "injected-parameters", "remove-cell", "report-hide", "papermill-error-cell-tag"}
 SHOW_CODE_TAG = "report-show"
 HIDE_OUTPUT_TAG = "remove-output"
+HIDDEN_OUTPUT_METADATA = "report-hide"  # an output whose metadata sets this is left out (gan_helpers.runs.live.REPORT_HIDE)
 WIDGET = "application/vnd.jupyter.widget-view+json"
 CAPTION = re.compile(r"^\s*\*\*Figure \((Points? [^)]*)\)\.?\*\*\s*")
 SHOWN_SOURCE = re.compile(r"\A`([\w.<>]+)`\s*\n\s*```python\n")  # what show_source displays
@@ -43,6 +46,8 @@ def shown_object(output) -> str | None:
 
 
 def _keep_output(output) -> bool:
+    if output.get("metadata", {}).get(HIDDEN_OUTPUT_METADATA):
+        return False  # shown for the notebook's reader only, e.g. the live panel of a run trained in the cell
     if output.output_type == "stream":
         return output.name != "stderr"
     data = output.get("data", {})

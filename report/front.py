@@ -1,13 +1,12 @@
-"""The report's front matter: what was run, where each point is answered, every departure from the spec.
+"""The report's front matter: where each point is answered, every departure from the spec in one line.
 
-The facts of the build (parameter set, data, runs, where the figures come
-from, machine, commit, time) go on the title page (:func:`title_facts`); then
-one chapter before the notebooks, in this order: the table "point → notebook
-→ section → page"; the departures from the spec (read from
-report/departures.yaml, which the lab's authors keep); where each point's
-code lives (:data:`~gan_helpers.listing.CODE_MAP`); every training
-setting used. The notebooks' own parameters are in the parameter set the
-title page names (and in the build folder, :func:`build_facts`).
+The facts of the build (parameter set, data, where the figures come from,
+machine, commit, time) go on the title page (:func:`title_facts`), in words;
+then one chapter before the notebooks: the table "point → notebook →
+section → page" and the departures from the spec, a short row each (read
+from report/departures.yaml, which the lab's authors keep with the long
+reasons and measurements). The training settings and the notebooks'
+parameters go to the build folder (:func:`build_facts`), not the PDF.
 """
 
 from __future__ import annotations
@@ -21,12 +20,13 @@ from nbformat.v4 import new_markdown_cell, new_raw_cell
 from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
 from gan_helpers.errors import UserError
 from report.reading import REPORT_DIR, Location
-from gan_helpers.listing import CODE_MAP
 from report.tables import content_widths, latex_escape, latex_inline, latex_table, markdown_table
 
 DEPARTURES = REPORT_DIR / "departures.yaml"
 DEPARTURE_COLUMNS = {"point": "Point", "spec": "The spec says", "lab": "The lab does", "why": "Why", "evidence": "Evidence"}
 REQUIRED = ("point", "spec", "lab", "why")
+SHORT = "short"  # [what, why, evidence], one line each: the PDF's row (the long columns stay in the file)
+SHORT_COLUMNS = ("Point", "Departure", "Why", "Evidence")
 TODO = "todo"  # a note for the authors: the build warns, the PDF never shows it
 PROFILES = "profiles"  # the parameter sets a row applies to (default: all)
 
@@ -49,9 +49,13 @@ def load_departures(path: Path = DEPARTURES, profile: str | None = None) -> tupl
         raise UserError(f"{path} must be a list of rows, each with the keys {', '.join(DEPARTURE_COLUMNS)}.")
     rows, warnings = [], []
     for number, row in enumerate(raw, 1):
-        unknown = sorted(set(row) - set(DEPARTURE_COLUMNS) - {TODO, PROFILES})
+        unknown = sorted(set(row) - set(DEPARTURE_COLUMNS) - {TODO, PROFILES, SHORT})
         if unknown:
-            raise UserError(f"{path}, row {number}: unknown key(s) {', '.join(unknown)}; the keys are {', '.join(DEPARTURE_COLUMNS)}, {PROFILES} and {TODO}.")
+            raise UserError(f"{path}, row {number}: unknown key(s) {', '.join(unknown)}; the keys are {', '.join(DEPARTURE_COLUMNS)}, "
+                            f"{SHORT}, {PROFILES} and {TODO}.")
+        short = row.get(SHORT)
+        if short is not None and not (isinstance(short, list) and len(short) == 3 and all(isinstance(v, str) and v.strip() for v in short)):
+            raise UserError(f"{path}, row {number}: {SHORT} must be a list of three short texts: [what, why, evidence].")
         only = row.get(PROFILES) or []
         if not isinstance(only, list):
             raise UserError(f"{path}, row {number}: {PROFILES} must be a list of parameter sets, e.g. [quick].")
@@ -65,8 +69,19 @@ def load_departures(path: Path = DEPARTURES, profile: str | None = None) -> tupl
         if missing and not row.get(TODO):
             raise UserError(f"{path}, row {number}: no {', '.join(missing)}; fill it in or add a '{TODO}:' note to leave the row out.")
         if not missing:
-            rows.append(text)
+            rows.append({**text, SHORT: tuple(v.strip() for v in short) if short else short_form(text)})
     return rows, warnings
+
+
+def _first_sentence(text: str) -> str:
+    """The text up to the end of its first sentence (a full stop or semicolon followed by a space)."""
+    cut = min([i + 1 for i in (text.find(". "), text.find("; ")) if i >= 0] or [len(text)])
+    return text[:cut].rstrip(".;")
+
+
+def short_form(row: dict[str, str]) -> tuple[str, str, str]:
+    """(what, why, evidence) of a row without a ``short``: the first sentence of its lab, why and evidence."""
+    return _first_sentence(row["lab"]), _first_sentence(row["why"]), _first_sentence(row.get("evidence", ""))
 
 
 def training_settings(config: TrainConfig) -> list[tuple[str, str]]:
@@ -108,35 +123,32 @@ def anchor_name(point: int, occurrence: int) -> str:
 
 
 def _point_table(locations: dict[int, list[Location]], fmt: str) -> NotebookNode:
+    """Point → section → page. In LaTeX three groups side by side (the section by its number, linked), a few
+    rows in all: the contents name the chapters, and this table the sections."""
     rows = []
     for point, where in locations.items():
         for i, loc in enumerate(where):
             target = anchor_name(point, i + 1)
             label = str(point) if i == 0 else ""
             if fmt == "latex":
-                rows.append((label, f"\\texttt{{{latex_escape(loc.stem)}}}",
-                             f"\\hyperref[{target}]{{{latex_escape(loc.section)}}}", f"\\pageref{{{target}}}"))
+                rows.append((label, f"\\hyperref[{target}]{{\\ref*{{{target}}} {latex_escape(_short_section(loc.section))}}}",
+                             f"\\pageref{{{target}}}"))
             else:
                 rows.append((label, f"`{loc.stem}`", f"[{loc.section}](#{target})"))
     if fmt == "latex":
-        table = latex_table(("Point", "Notebook", "Section", "Page"), rows, (0.09, 0.17, 0.64, 0.10), raw_cells=True)
+        third = -(-len(rows) // 3)
+        groups = [rows[i * third:(i + 1) * third] for i in range(3)]
+        side = [tuple(c for g in groups for c in (g[r] if r < len(g) else ("", "", ""))) for r in range(third)]
+        table = latex_table(("Point", "Section", "Page") * 3, side, (0.045, 0.24, 0.048) * 3, size="footnotesize", raw_cells=True)
         return new_raw_cell(table, metadata={"raw_mimetype": "text/latex"})
     return new_markdown_cell(markdown_table(("Point", "Notebook", "Section"), rows))
 
 
-def _code_rows() -> list[tuple[str, str, str]]:
-    rows = []
-    for point, places in CODE_MAP.items():
-        for i, (module, names) in enumerate(places):
-            rows.append((str(point) if i == 0 else "", f"`{module}`", ", ".join(f"`{n}`" for n in names)))
-    return rows
-
-
-def _pairs(rows: list[tuple[str, str]]) -> list[tuple[str, ...]]:
-    """Two (name, value) columns side by side: the first half of `rows` left, the rest right."""
-    half = (len(rows) + 1) // 2
-    left, right = rows[:half], rows[half:]
-    return [(*a, *(right[i] if i < len(right) else ("", ""))) for i, a in enumerate(left)]
+def _short_section(section: str) -> str:
+    """A section heading without its "Point N —" and after its first colon: "Point 13 — inverting the generator: from
+    random noise …" -> "inverting the generator"."""
+    text = section.split(" — ", 1)[-1] if " — " in section else section
+    return text.split(":", 1)[0].split(",", 1)[0].strip()
 
 
 def title_rows(info: dict) -> list[tuple[str, str]]:
@@ -160,6 +172,10 @@ def title_facts(info: dict) -> str:
 def build_facts(info: dict) -> str:
     """The build's facts and every notebook parameter as plain text, for the build folder (authors, not graders)."""
     lines = [f"{label}: {value}" for label, value in title_rows(info)]
+    if info.get("run_folders"):
+        lines.append(f"Training runs: {info['run_folders']}")
+    lines += ["", "Training settings (TrainConfig; a changed value names its default):"]
+    lines += [f"  {name}: {value.replace('`', '')}" for name, value in info.get("settings") or []]
     lines += ["", "Notebook parameters (besides the training settings):"]
     lines += [f"  {stem.strip('`')}: {values.replace('`', '')}" for stem, values in info.get("parameters") or []]
     return "\n".join(lines) + "\n"
@@ -169,27 +185,15 @@ def front_matter(info: dict, locations: dict[int, list[Location]], fmt: str) -> 
     """The opening chapter's cells (fmt 'latex' or 'html').
 
     `info` holds ``intro`` and optionally ``departures`` (rows of
-    :func:`load_departures`) and ``settings`` (:func:`training_settings`);
-    its ``facts`` are the title page's (:func:`title_facts`).
+    :func:`load_departures`); its ``facts`` are the title page's (:func:`title_facts`).
     """
     unnumbered = " {.unnumbered}" if fmt == "latex" else ""
     cells = [new_markdown_cell(f"# About this report{unnumbered}\n\n{info['intro']}")]
     cells += [*_heading("Where each lab point is answered", "Every point is answered under a heading that names it.", fmt),
               _point_table(locations, fmt)]
     if info.get("departures"):
-        cells += [*_heading("Departures from the spec", "Every place where the lab's numbers or methods differ from "
-                           "the exercise's; all else follows it as written.", fmt),
-                  _table(tuple(DEPARTURE_COLUMNS.values()), [tuple(r.values()) for r in info["departures"]],
-                         _widths(tuple(DEPARTURE_COLUMNS.values()), [tuple(r.values()) for r in info["departures"]], 100),
-                         fmt, size="footnotesize")]
-    cells += [*_heading("Where the code is", "The functions and classes of the package `gan_helpers` that implement "
-                       "each point. The report prints the source of the networks, the training steps and loop, "
-                       "inversion and interpolation; the rest is in the package and the notebooks.", fmt),
-              _table(("Point", "Module", "Functions and classes"), _code_rows(),
-                     _widths(("Point", "Module", "Functions and classes"), _code_rows()), fmt)]
-    if info.get("settings"):
-        settings = _pairs([(f"`{k}`", v) for k, v in info["settings"]])
-        cells += [*_heading("Training settings", "Every setting of the training runs (`gan_helpers.runs.config.TrainConfig`), "
-                           "the same for both generators; where the parameter set changes one, its default follows.", fmt),
-                  _table(("Setting", "Value", "Setting", "Value"), settings, _widths(("Setting", "Value") * 2, settings), fmt)]
+        rows = [(r["point"], *r[SHORT]) for r in info["departures"]]
+        cells += [*_heading("Departures from the spec", "Where the lab's numbers or methods differ from the exercise's, "
+                           "in one line each; all else follows the exercise as written.", fmt),
+                  _table(SHORT_COLUMNS, rows, _widths(SHORT_COLUMNS, rows, 100), fmt, size="footnotesize")]
     return cells

@@ -97,7 +97,7 @@ def merge(notebooks: dict[str, nbformat.NotebookNode], info: dict, fmt: str = "l
     for number, (stem, nb) in enumerate(cleaned.items(), 1):
         demote = len(level_one_titles(nb)) != 1
         title = notebook_title(nb, stem)
-        cells.append(new_markdown_cell(f"# {title if fmt == 'latex' else f'{number}. {title}'}\n\n*From `notebooks/{stem}.ipynb`.*"))
+        cells.append(new_markdown_cell(f"# {title if fmt == 'latex' else f'{number}. {title}'}"))
         for cell in nb.cells:
             if cell.cell_type == "markdown":
                 cell.source = _prepare_markdown(cell.source, fmt, demote, not demote, seen)

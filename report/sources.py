@@ -21,6 +21,7 @@ from gan_helpers.paths import shown
 from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
 from gan_helpers.runs.provenance import read_provenance, trained_on
 from gan_helpers.runs.results import SOURCE_VARIABLE, shipped_result
+from gan_helpers.runs.summaries import machine_in_words, version_in_words
 from gan_helpers.utils import duration, pick_device
 
 OBSERVATIONS_FILE = "observations.md"  # results/<name>/observations.md: the written observations (report.observations)
@@ -33,14 +34,15 @@ def shipped_results(config: TrainConfig, source: str | None = None, generators=G
 
 
 def describe_source(used: dict[str, Path | None], config: TrainConfig) -> str:
-    """Where the training figures come from, for the title page: the shipped result and its machine, or this one.
+    """Where the training figures come from, for the title page, in words: the shipped result and its machine, or this one.
 
     Everything in it is read from the results' provenance.json or from this
-    machine, e.g. "shipped result results/reference, trained on NVIDIA H100
-    80GB HBM3 (cuda 12.4, driver 550.54.15, torch 2.5.1): transposed epoch 2000
-    of 2000 (5.2 h of training), upsampling epoch 2000 of 2000 (6.1 h of training) (provenance.json)";
-    the "of" is the experiment's length (the spec's 2000 for the full profile). Where the
-    commands name the machines they ran on (a run resumed on several), those are named.
+    machine, e.g. "the shipped result reference, trained on NVIDIA H100
+    80GB HBM3 (CUDA 12.4, torch 2.5.1): transposed 2000 of 2000 epochs (5.2 h of
+    training), upsampling 2000 of 2000 epochs (6.1 h of training)"; the second
+    number is the experiment's length (the spec's 2000 for the full profile). Where
+    the commands name the machines they ran on (a run resumed on several), those
+    are named. No paths, CPU flags or build tags: the title page says what, not where.
     """
     parts = []
     shipped = {kind: folder for kind, folder in used.items() if folder is not None}
@@ -51,14 +53,14 @@ def describe_source(used: dict[str, Path | None], config: TrainConfig) -> str:
                 continue
             provenance = read_provenance(folder)
             env, training = provenance.get("environment", {}), provenance.get("training", {})
-            keys = ("cuda", "driver", "torch") if env.get("device") == "cuda" else ("torch",)  # a CPU build of torch names a CUDA too
-            versions = ", ".join(f"{key} {env[key]}" for key in keys if env.get(key))
-            machines.setdefault(f"{trained_on(provenance)}{f' ({versions})' if versions else ''}", []).append(kind)
-            epochs.append(f"{kind} epoch {training.get('epochs', '?')} of {config.epochs} "
+            keys = ("cuda", "torch") if env.get("device") == "cuda" else ("torch",)  # a CPU build of torch names a CUDA too
+            versions = ", ".join(f"{'CUDA' if key == 'cuda' else key} {version_in_words(env[key])}" for key in keys if env.get(key))
+            machines.setdefault(f"{machine_in_words(trained_on(provenance))}{f' ({versions})' if versions else ''}", []).append(kind)
+            epochs.append(f"{kind} {training.get('epochs', '?')} of {config.epochs} epochs "
                           f"({duration(float(training.get('seconds', float('nan'))))} of training)")
         where = "; ".join(f"{' and '.join(kinds) + ' ' if len(machines) > 1 else ''}trained on {machine}"
                           for machine, kinds in machines.items())
-        parts.append(f"shipped result {shown(parent)}, {where}: {', '.join(epochs)} (provenance.json)")
+        parts.append(f"the shipped result {parent.name}, {where}: {', '.join(epochs)}")
     trained = [kind for kind, folder in used.items() if folder is None]
     if trained:
         device = pick_device(config.device)

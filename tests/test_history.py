@@ -55,3 +55,22 @@ def test_summary_table_lays_runs_side_by_side(tmp_path):
     table = summaries.summary_table([fast, slow])
     assert table.splitlines()[0] == "| | transposed | upsampling |" and "| 0.2 / 3 |" in table
     assert not math.isnan(fast["end_ratio"])
+
+
+def test_summary_table_states_results_not_folders_and_says_an_early_stop_once(tmp_path):
+    stopped = summaries.run_summary(fake_run(tmp_path / "00003-t", "transposed", [(0.7, 0.8)] * 3, epochs=20))
+    table = summaries.summary_table([stopped])
+    assert "00003-t" not in table and str(tmp_path) not in table and "nodata" not in table
+    assert "| epochs trained (planned) | 3 (20) |" in table and "stopped at" not in table and "problems" not in table
+    nan = summaries.run_summary(fake_run(tmp_path / "00004-t", "transposed", [(1.0, 1.0), (float("nan"), 2.0)], epochs=5))
+    assert "| problems recorded | non-finite losses in 1 epoch(s), first at epoch 2 |" in summaries.summary_table([nan])
+
+
+@pytest.mark.parametrize("name, words", [
+    ("AMD EPYC (AVX-512 bf16), 2 cores and Intel Xeon (AVX-512 bf16, AMX), 2 cores", "AMD EPYC, 2 cores and Intel Xeon, 2 cores"),
+    ("AMD EPYC with AVX-512 bf16 and Intel Xeon with AMX", "AMD EPYC and Intel Xeon"),
+    ("NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3"),
+])
+def test_machines_are_named_without_their_cpu_flags(name, words):
+    assert summaries.machine_in_words(name) == words
+    assert summaries.version_in_words("2.5.1+cu124") == "2.5.1" and summaries.version_in_words("2.5.1") == "2.5.1"

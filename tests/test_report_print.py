@@ -60,3 +60,41 @@ def test_grid_tiles_cut_a_saved_grid_back_into_its_images(tmp_path):
     for name in ("plain.png", "labelled.png"):
         tiles = grid_tiles(tmp_path / name, 7)
         assert tiles.shape == (7, 3, 64, 64) and torch.allclose(tiles, images[:7], atol=1 / 255), name
+
+
+def test_the_results_figure_shows_the_reference_epochs_large(tmp_path):
+    """Point 10 and 12's result: the reference epochs (10, 300, 900, 2000 or the last reached) and the chosen one,
+    G_ema's rows where the run keeps its grids, the whole text width, every tile at 1.5 cm or more."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gan_helpers.runs.run_plots import reference_epochs, results_rows, save_grid, show_results
+
+    assert reference_epochs([0, 1, 10, 11, 240, 250, 300]) == [10, 300]
+    assert reference_epochs(list(range(0, 2001, 10))) == [10, 300, 900, 2000]
+    assert reference_epochs([0, 5, 12, 290]) == [12, 290] and reference_epochs([]) == []
+    run = tmp_path / "run"
+    for folder, epochs in ((run / "samples", (0, 10, 240, 300)), (run / "samples" / "ema", (10, 300))):
+        folder.mkdir(parents=True)
+        for epoch in epochs:
+            save_grid(torch.rand(16, 3, 64, 64), folder / f"epoch-{epoch:06d}.png", nrow=4)
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "epoch-000240.pt").write_bytes(b"")
+    (run / "quality.jsonl").write_text(json.dumps({"epoch": 240, "model": "G", "swd": 40.0, "near_copies": 0}) + "\n")
+    rows = results_rows(run)
+    assert [label for label, _ in rows] == ["epoch 10\nG", "epoch 240\nG, chosen", "epoch 300\nG, last",
+                                             "epoch 10\nG_ema", "epoch 300\nG_ema, last"]
+    assert all(images.shape == (8, 3, 64, 64) for _, images in rows)
+    fig = show_results(run)
+    width, height = fig.get_size_inches()
+    assert width == 6.5 and height < 9.2, "the whole text width, never scaled down"
+    fig.canvas.draw()
+    for ax in fig.axes:  # a row of 8 tiles of 64 px, 2 px apart: the drawn image's width over 8 tiles
+        box = ax.get_window_extent()
+        tile_cm = min(box.width, box.height * 8) / fig.dpi / 8 * 64 / 66 * 2.54
+        assert tile_cm >= 1.5, tile_cm
+    plt.close(fig)

@@ -29,6 +29,7 @@ from gan_helpers.paths import shown
 from gan_helpers.plots import read_png
 from gan_helpers.runs.quality_records import QUALITY_FILE, read_quality
 
+REPORT_HIDE = "report-hide"  # output metadata: the report leaves this output out (report.cleaning)
 PACE_EPOCHS = 5  # seconds per epoch: the mean of this many newest epochs (one slow epoch does not decide)
 
 
@@ -106,12 +107,15 @@ class RunPanel:
             self._redraw(grid=changed_grid)
 
     def close(self) -> None:
-        """After the last epoch: without a live widget, the whole panel once, as a static figure."""
+        """After the last epoch: without a live widget, the whole panel once, as a static figure.
+
+        The figure is marked for the notebook's readers only (:data:`REPORT_HIDE`): the report shows the
+        finished run in its own captioned figures, not a monitor drawn for the screen."""
         if self.interactive or not self.records:
             return
         from IPython.display import display
 
-        display(self.static_figure())
+        display(self.static_figure(), metadata={REPORT_HIDE: True})
 
     # ---- what it shows ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Figures read from run folders: losses, verdicts, sample evolution, quality curves."""
+"""Figures read from run folders: losses, verdicts, sample evolution, quality curves, the results at the reference epochs."""
 
 from __future__ import annotations
 import matplotlib.pyplot as plt
@@ -8,13 +8,14 @@ from pathlib import Path
 from collections.abc import Sequence
 
 from gan_helpers.plots import _row_label, milestone_epochs, grid_tiles, image_grid, rate_changes
+from gan_helpers.errors import UserError
 from gan_helpers.storage.atomic import atomic_open
 from gan_helpers.runs import run_folders
 from gan_helpers.utils import finite_number
 from torchvision.utils import save_image
 
 from gan_helpers.runs.quality import memorisation
-from gan_helpers.runs.quality_records import read_quality
+from gan_helpers.runs.quality_records import best_epoch, read_quality
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> None:
@@ -61,7 +62,7 @@ def finite_points(records: Sequence[dict], key: str) -> tuple[list[int], list[fl
 
 def epoch_axes(ax, ylabel: str, legend: bool = True):
     """Whole epochs along x, a label on y, a light grid and (if `legend`) a small legend in room made above the curves."""
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # at most 6 labels: "1500" and "2000" never touch in a half-width panel
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -166,7 +167,7 @@ def plot_quality(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[s
             style = ":" if row["case"] == "floor" else next(ceiling_styles, "--")
             ax.axhline(row[key], color="grey", linestyle=style, linewidth=1, label=row["label"])
     ax.margins(y=0.05)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # at most 6 labels: "1500" and "2000" never touch in a half-width panel
     ax.set_xlabel("epoch")
     ax.set_ylabel("SWD ×10³ (lower: closer)" if key == "swd" else key)
     ax.grid(alpha=0.3)
@@ -225,4 +226,56 @@ def show_runs_at_epochs(run_dirs: dict[str, str | Path], count: int = 5, epochs:
             rows.append((name if number < labels else "", grid_tiles(saved[epoch], samples)))
         image_rows(panel, rows)
         panel.suptitle(label)
+    return fig
+
+
+REFERENCE_EPOCHS = (10, 300, 900, 2000)  # the exercise's reference samples (LAB_SPEC, "The lab")
+
+
+def reference_epochs(available: Sequence[int], reference: Sequence[int] = REFERENCE_EPOCHS) -> list[int]:
+    """The saved epochs to compare with the exercise's reference samples: each reference epoch the run has a grid
+    of (else the nearest one it has), and the last epoch reached in place of those beyond it."""
+    available = sorted(set(available))
+    if not available:
+        return []
+    chosen = []
+    for target in reference:
+        nearest = available[-1] if target >= available[-1] else min(available, key=lambda a: (abs(a - target), a))
+        if nearest not in chosen:
+            chosen.append(nearest)
+        if target >= available[-1]:
+            break
+    return sorted(chosen)
+
+
+def results_rows(run_dir: str | Path, samples: int = 8) -> list[tuple[str, torch.Tensor]]:
+    """(label, images) rows of :func:`show_results`: the fixed-noise samples of G, then of G_ema where the run
+    keeps its grids, at the reference epochs and at the epoch its quality records rate best (marked "chosen")."""
+    rows = []
+    for model, average in (("G", False), ("G_ema", True)):
+        saved = run_folders.samples(run_dir, average=average)
+        if not saved:
+            continue
+        try:
+            chosen = best_epoch(run_dir, model=model)[0]
+        except UserError:  # no quality records of this model at a kept checkpoint: the reference epochs alone
+            chosen = None
+        epochs = sorted({*reference_epochs(list(saved)), *([chosen] if chosen in saved else [])})
+        for epoch in epochs:
+            note = ", chosen" if epoch == chosen else ", last" if epoch == max(saved) else ""
+            rows.append((f"epoch {epoch}\n{model}{note}", grid_tiles(saved[epoch], samples)))  # two short lines: room for the tiles
+    return rows
+
+
+def show_results(run_dir: str | Path, samples: int = 8, title: str | None = None, label_width: float = 1.3):
+    """The result of a run, large: a row of `samples` fixed-noise images per epoch (:func:`results_rows`), the whole
+    6.5 in text width, so with 8 samples each image prints at about 1.8 cm (never below 1.5 cm up to 10 samples)."""
+    rows = results_rows(run_dir, samples)
+    columns = max((images.shape[0] for _, images in rows), default=1)
+    size = (6.5 - label_width) / max(columns, 1)
+    fig = plt.figure(figsize=(6.5, (size * 66 / 64 + 0.12) * max(len(rows), 1) + (0.35 if title else 0.1)), layout="constrained")
+    if rows:
+        image_rows(fig, rows)
+    if title:
+        fig.suptitle(title)
     return fig

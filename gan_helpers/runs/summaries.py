@@ -11,13 +11,14 @@ notebooks' observation cells.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers.errors import UserError
 from gan_helpers.paths import from_root, shown
-from gan_helpers.runs.markdown import Code, table_cell
+from gan_helpers.runs.markdown import table_cell
 from gan_helpers.storage.regular import open_regular_file
 from gan_helpers.runs.provenance import PROVENANCE_FILE, data_key, read_provenance, trained_on
 from gan_helpers.utils import duration, fmt
@@ -44,6 +45,21 @@ def count_images(folder: str | Path) -> int | None:
     return sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+_FLAGS = re.compile(r"\s*\((?=[^()]*\b(?:AVX|AMX|SSE|bf16|FMA))[^()]*\)|\s+with\s+(?:AVX|AMX|SSE)[\w\s.,-]*?(?=\s+and\s|$)",
+                    re.IGNORECASE)
+
+
+def machine_in_words(name: str) -> str:
+    """A machine's name as a reader wants it: the model, without CPU instruction-set flags such as
+    "(AVX-512 bf16, AMX)" or "with AMX", which say how the code ran, not what the result is."""
+    return " ".join(_FLAGS.sub("", name).split())
+
+
+def version_in_words(version: str) -> str:
+    """A library version without its build tag: "2.5.1+cu124" -> "2.5.1"."""
+    return str(version).split("+", 1)[0]
+
+
 def device_used(run_dir: Path, config: dict) -> str:
     """The device a run trained on: its setting, resolved for 'auto' from its newest checkpoint.
 
@@ -53,7 +69,7 @@ def device_used(run_dir: Path, config: dict) -> str:
     """
     if (run_dir / PROVENANCE_FILE).is_file():  # an exported result says where it was trained
         provenance = read_provenance(run_dir)
-        return f"{provenance.get('environment', {}).get('device', '?')} ({trained_on(provenance)})"
+        return f"{provenance.get('environment', {}).get('device', '?')} ({machine_in_words(trained_on(provenance))})"
     setting = config.get("device", "?")
     if setting != "auto":
         return setting
@@ -176,14 +192,16 @@ def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
 
 def summary_table(summaries: Sequence[dict]) -> str:
     """A Markdown table with one column per run; every cell is literal text (:func:`~gan_helpers.runs.markdown.table_cell`),
-    since names, devices and settings come from run folders and shipped results that anyone may have written."""
+    since names, devices and settings come from run folders and shipped results that anyone may have written.
+
+    It states results, not where files are or what the title page says (the machine, the data set): no folder
+    names or paths; a run that stopped before its planned length says so in the "epochs trained (planned)"
+    row, and only other problems get a row of their own.
+    """
     rows = [
-        ("run folder", lambda s: Code(s["run"])),
         ("generator", lambda s: s["generator"]),
         ("epochs trained (planned)", lambda s: f"{fmt(s['epochs'])} ({fmt(s['planned_epochs'])})"),
         ("training time", lambda s: f"{duration(s['seconds'])} ({fmt(s['seconds_per_epoch'])} s/epoch)"),
-        ("device", lambda s: s["device"]),
-        ("data (images)", lambda s: (Code(s["data"]), f" ({fmt(s['images'])})")),  # a folder of anyone's
         ("batch size; lr_d, lr_g", lambda s: f"{fmt(s['batch_size'])}; {fmt(s['lr_d'])}, {fmt(s['lr_g'])}"),
         ("final loss_D / loss_G", lambda s: f"{fmt(s['final_loss_D'])} / {fmt(s['final_loss_G'])}"),
         ("best loss_D (epoch)", lambda s: f"{fmt(s['best_loss_D'])} ({fmt(s['best_loss_D_epoch'])})"),
@@ -192,9 +210,15 @@ def summary_table(summaries: Sequence[dict]) -> str:
         ("last 10 %: mean loss_G / loss_D", lambda s: fmt(s["end_ratio"])),
         ("last 10 %: mean D(x), D(G(z))", lambda s: f"{fmt(s['end_D_x'])}, {fmt(s['end_D_G_z'])}"),
         ("checkpoints kept", lambda s: fmt(s["checkpoints"])),
-        ("what went wrong", lambda s: "; ".join(map(str, s["problems"])) or "nothing recorded"),
     ]
+    if any(_other_problems(s) for s in summaries):
+        rows.append(("problems recorded", lambda s: "; ".join(_other_problems(s)) or "none"))
     header = "| | " + " | ".join(table_cell(s["generator"]) for s in summaries) + " |"
     lines = [header, "|---|" + "---|" * len(summaries)]
     lines += [f"| {name} | " + " | ".join(table_cell(get(s)) for s in summaries) + " |" for name, get in rows]
     return "\n".join(lines)
+
+
+def _other_problems(summary: dict) -> list[str]:
+    """The run's problems besides stopping early, which the epochs row already states."""
+    return [str(p) for p in summary["problems"] if not str(p).startswith("stopped at epoch")]
