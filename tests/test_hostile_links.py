@@ -183,18 +183,22 @@ def hostile(marker: str) -> str:
 
 def hostile_result(tmp_path: Path) -> tuple[Path, list[str]]:
     """A copy of a shipped result whose every string field holds the payloads; its markers, one per field."""
+    from dataclasses import fields
+
     from gan_helpers.runs.config import TrainConfig
 
     folder = tmp_path / "results" / r"evil\input{x}$x$" / "transposed"
-    (folder / "generator").mkdir(parents=True)
+    (folder / "checkpoints").mkdir(parents=True)
     markers = []
 
     def text(name: str) -> str:
         markers.append(name)
         return hostile(name)
     config = TrainConfig().to_dict()
-    shown = ("data", "generator")  # the summary prints these; the device comes from provenance.json
-    config.update({key: (text if key in shown else hostile)(key) for key, value in config.items() if isinstance(value, str)})
+    # Every free-text setting; a setting with fixed choices (generator, precision, device) holding anything else is
+    # refused by read_config in one sentence before it could be shown.
+    free = [f.name for f in fields(TrainConfig) if isinstance(config[f.name], str) and not f.metadata["choices"]]
+    config.update({key: hostile(key) for key in free})
     config.update(epochs=2)
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "loss_D": 1.0, "loss_G": 2.0, "D_x": 0.5,
@@ -202,10 +206,10 @@ def hostile_result(tmp_path: Path) -> tuple[Path, list[str]]:
     numbers = {"swd": 1.0, **{f"swd_{s}": 1.0 for s in (64, 32, 16)}, "diversity_ratio": 0.5, "distinct_nearest": 3,
                "samples": 4, "nn_ratio_median": 1.0, "near_copies": 0}
     (folder / "quality.jsonl").write_text(json.dumps({"epoch": 1, "label": text("label"), **numbers}) + "\n")
-    # The device and the machines appear in the summary; the other strings of provenance.json must not break it.
-    provenance = {"format": 1, "name": hostile("name"), "generator": "transposed", "source_run": hostile("source"),
-                  "environment": {"device": text("device"), "device_name": hostile("devicename"), "source": "x"},
-                  "commands": [{"command": hostile("command"), "seconds": 1.0, "machine": text("machine")}],
+    # The summary names no machine (the title page does, from report.sources); no string of provenance.json may break it.
+    provenance = {"format": 2, "name": hostile("name"), "generator": "transposed", "source_run": hostile("source"),
+                  "environment": {"device": hostile("device"), "device_name": hostile("devicename"), "source": "x"},
+                  "commands": [{"command": hostile("command"), "seconds": 1.0, "machine": hostile("machine")}],
                   "training": {"resumes": [hostile("resume")]}, "data": {"path": hostile("data")}}
     (folder / "provenance.json").write_text(json.dumps(provenance))
     (folder.parent / "observations.md").write_text(f"## Point 10\n\n{text('observations')}\n")
@@ -221,8 +225,10 @@ def test_every_string_of_a_shipped_result_reaches_the_report_as_text(tmp_path):
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
     from gan_helpers.runs.quality_records import quality_table, read_quality
+    from gan_helpers.runs.config import TrainConfig
     from gan_helpers.runs.summaries import run_summary, summary_table
     from report import merge
+    from report.sources import describe_source
 
     result, markers = hostile_result(tmp_path)
     tables = [summary_table([run_summary(result)]), quality_table(read_quality(result))]
@@ -230,8 +236,9 @@ def test_every_string_of_a_shipped_result_reaches_the_report_as_text(tmp_path):
     notebook = new_notebook(cells=[new_markdown_cell("# DCGAN\n\n" + "\n\n".join(f"## Point {p} — x" for p in range(1, 19))),
                                    new_markdown_cell("**Observations (Point 10).** Prompt."),
                                    new_code_cell("", outputs=outputs)])
+    source = describe_source({"transposed": result, "upsampling": None}, TrainConfig())  # the machine, from provenance.json
     info = {"title": "T", "author": "A", "course": "C", "date": "today", "language": "english", "profile": "smoke",
-            "intro": "Intro.", "runs_source": hostile("titlesource"), "facts": [("Data set", hostile("facts"))]}
+            "intro": "Intro.", "runs_source": hostile("titlesource") + " " + source, "facts": [("Data set", hostile("facts"))]}
     merged = merge.merge({"03_dcgan": notebook}, info, fmt="latex", observations=result.parent / "observations.md")
     markdown = "\n".join([c.source for c in merged.cells if c.cell_type == "markdown"] +
                          [o["data"]["text/markdown"] for c in merged.cells for o in c.get("outputs", [])
@@ -242,7 +249,7 @@ def test_every_string_of_a_shipped_result_reaches_the_report_as_text(tmp_path):
     for payload in (r"\input", r"\openout", "$x$", r"\catcode", "^^5c", "](javascript:", "<script>"):
         assert payload not in prose, f"{payload} reached the report's Markdown raw"
     latex = merged.metadata["lab_report"]["title_facts"]
-    assert "ZtitlesourceZ" in latex and "Zfacts" in latex
+    assert "ZtitlesourceZ" in latex and "Zfacts" in latex and "ZmachineZ" in latex
     for payload in (r"\input", r"\openout", "$x$", r"\catcode", "^^5c"):
         assert payload not in latex, f"{payload} reached the title page's LaTeX raw"
     if shutil.which("pandoc"):  # what pandoc makes of the Markdown is what xelatex reads
