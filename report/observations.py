@@ -74,7 +74,7 @@ def place_observations(merged: nbformat.NotebookNode, path: str | Path | None) -
             notes.append(f"point {point}: {where} has no observations for it, so its cell keeps the prompt")
             continue
         # The text comes from outside the project: it reaches the PDF as text, never as TeX or HTML (report.literal).
-        cell.source = (f"**Observations (Point {point}).** *Written for this result ({markdown_text(where)}).*\n\n"
+        cell.source = (f"**Observations (Point {point}).** *Written for this result, from its figures.*\n\n"  # no path in print
                        f"{markdown_text(written[point])}")
         placed.add(point)
     notes += [f"{where}: point {point} has no observations cell in the notebooks, so its section is not printed"

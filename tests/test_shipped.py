@@ -308,7 +308,7 @@ def test_observations_fill_their_cells_and_others_keep_the_prompt(made):
     notes = []
     merged = merge(lab_notebooks(), info, notes=notes, observations=path)
     cells = {int(c.source.split("Point ")[1].split(")")[0]): c.source for c in merged.cells if c.source.startswith("**Observations")}
-    assert cells[13] == f"**Observations (Point 13).** *Written for this result ({shown(path)}).*\n\nThe imitation of A keeps the bright centre."
+    assert cells[13] == "**Observations (Point 13).** *Written for this result, from its figures.*\n\nThe imitation of A keeps the bright centre."
     assert cells[14].endswith("Coordinate 78 changes brightness.") and "To be written" in cells[10]
     assert any("point 10:" in n and "keeps the prompt" in n for n in notes)
     assert any("point 9 has no observations cell" in n for n in notes)
