@@ -362,3 +362,23 @@ def test_the_inversion_loss_panels_draw_on_any_curves(first, second, legend):
         assert [t for t in axes[0].yaxis.get_major_ticks() if t.label1.get_text()], "the y axis is labelled"
     finally:
         plt.close(fig)
+
+
+@pytest.mark.parametrize("name", ["samples", "checkpoints"])
+def test_a_link_in_place_of_a_run_subfolder_is_never_followed(tmp_path, name):
+    from gan_helpers.runs.config import TrainConfig
+    from gan_helpers.runs.experiment import train
+    from image_folders import write_image_folder
+
+    data = write_image_folder(tmp_path / "tiny", 4)
+    config = TrainConfig(data=str(data), runs_dir=str(tmp_path / "runs"), epochs=1, batch_size=2, max_images=4,
+                         fixed_noise=2, quality_samples=0, save_every=1, progress=False)
+    run_dir = train(config)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(str(run_dir / name), str(elsewhere))
+    (run_dir / name).symlink_to(elsewhere)
+    before = {p.name: p.read_bytes() for p in [*elsewhere.iterdir(), *run_dir.iterdir()] if p.is_file()}
+    with pytest.raises(UserError, match=f"{name} is a symbolic link, and the lab never reads or writes a run's files through one"):
+        train(resume=run_dir, epochs=2)
+    after = {p.name: p.read_bytes() for p in [*elsewhere.iterdir(), *run_dir.iterdir()] if p.is_file()}
+    assert after == before, "nothing written, through the link or beside it"

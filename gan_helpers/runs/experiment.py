@@ -188,6 +188,7 @@ def _resume_held(target: Path, overrides: dict, held: contextlib.ExitStack, watc
     state = checkpoints.load_training_state(target)  # every key, shape and setting checked; one sentence otherwise
     saved = TrainConfig.from_dict(state["config"])
     run_dir = target if target.is_dir() else target.parent.parent
+    run_folders.check_subfolders(run_dir)  # before anything is changed
     _check_written_config(run_dir, saved)
     fixed = {k: v for k, v in overrides.items() if not resumable(k) and v != getattr(saved, k, v)}
     if fixed:

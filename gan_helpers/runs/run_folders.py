@@ -30,7 +30,7 @@ import torch
 
 from gan_helpers.storage.atomic import append_line, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
 from gan_helpers.runs.config import setting_problem, with_absent
-from gan_helpers.storage.regular import open_regular_file
+from gan_helpers.storage.regular import check_folder, open_regular_file
 from gan_helpers.errors import UserError
 from gan_helpers.paths import ensure_folder
 
@@ -267,6 +267,15 @@ def truncate_metrics(run_dir: str | Path, last_epoch: int) -> None:
 # ---- saved files by epoch ------------------------------------------------------------------
 
 
+RUN_SUBFOLDERS = ("samples", "samples/ema", "checkpoints", "best")  # where training writes inside a run folder
+
+
+def check_subfolders(run_dir: str | Path) -> None:
+    """A UserError if a link or a file stands in place of a folder training writes to (:data:`RUN_SUBFOLDERS`)."""
+    for name in RUN_SUBFOLDERS:
+        check_folder(Path(run_dir) / name)
+
+
 def checkpoint_files(run_dir: str | Path) -> dict[int, Path]:
     """Saved checkpoints by epoch, in epoch order (a shipped result's are pruned ones: gan_helpers.runs.results)."""
     return _epoch_files(Path(run_dir) / "checkpoints", "pt")
@@ -280,11 +289,13 @@ def generator_files(run_dir: str | Path) -> dict[int, Path]:
 
 def samples(run_dir: str | Path, *, average: bool = False) -> dict[int, Path]:
     """Saved fixed-noise sample grids by epoch, in epoch order: G's, or with `average` G_ema's (``samples/ema/``)."""
+    check_folder(Path(run_dir) / "samples")
     return _epoch_files(Path(run_dir) / "samples" / ("ema" if average else ""), "png")
 
 
 def _epoch_files(folder: Path, suffix: str) -> dict[int, Path]:
     found = {}
+    check_folder(folder)  # a link in place of samples/ or checkpoints/ is never followed
     if folder.is_dir():
         for path in folder.iterdir():
             m = _EPOCH_FILE.match(path.name)

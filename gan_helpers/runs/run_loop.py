@@ -54,6 +54,7 @@ def discriminator_rate(config: TrainConfig, history: list[dict]) -> float:
 
 def fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch: int, precision: str, watch=None,
             G_ema=None) -> None:
+    run_folders.check_subfolders(run_dir)  # before any write: a link there would put the run's files elsewhere
     device = str(images.device.type)
     decay = ema_decay(config.ema_half_life, -(-images.shape[0] // config.batch_size)) if G_ema is not None else 0.0
     history = [record for record in run_folders.read_metrics(run_dir) if record["epoch"] <= start_epoch]

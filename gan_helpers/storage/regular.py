@@ -54,6 +54,20 @@ def not_regular(path: str | Path, mode: int) -> NotRegular:
                       f"regular files there; remove it and try again.")
 
 
+def check_folder(path: str | Path) -> None:
+    """Nothing, or a real folder, at `path` (the name itself, a link not followed); otherwise :class:`NotRegular`:
+    a link in place of a run's ``samples/`` or ``checkpoints/`` would make the lab read or write files elsewhere."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        raise NotRegular(f"{shown(path)} is a symbolic link, and the lab never reads or writes a run's files through "
+                         f"one; put the folder itself there and try again.")
+    if not stat.S_ISDIR(mode):
+        raise NotRegular(f"{shown(path)} is {_kind(mode)}, not a folder; remove it and try again.")
+
+
 def check_regular(path: str | Path) -> None:
     """Nothing, or a regular file, at `path` (the name itself, a link not followed); otherwise :class:`NotRegular`."""
     try:
