@@ -31,10 +31,7 @@ PRINTED = (
     "gan_helpers.models.UpsamplingGenerator",
     "gan_helpers.training.d_step",
     "gan_helpers.training.g_step",
-    "gan_helpers.training.train_step",
-    "gan_helpers.training.train_epoch",
     "gan_helpers.latent.invert",
-    "gan_helpers.latent_edits.interpolate",
 )
 
 # point -> (module, names in it) for the table "where the code is".

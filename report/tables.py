@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-LINE_CHARS = 84  # characters of body text in one line of the A4 page (11 pt, 166 mm)
+LINE_CHARS = 94  # characters of body text in one line of the A4 page (10 pt, 166 mm)
 _SEPARATOR = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
 
 

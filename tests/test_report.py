@@ -242,7 +242,7 @@ def hidden(cell) -> bool:
 
 
 def test_the_notebooks_print_spec_code_shortened_and_within_a_budget():
-    """Every show_source call the PDF prints runs, prints only PRINTED objects, shortened, in about four pages in all."""
+    """Every show_source call the PDF prints runs, prints only PRINTED objects, shortened, in about three pages in all."""
     import ast as _ast
 
     import IPython.display
@@ -271,8 +271,8 @@ def test_the_notebooks_print_spec_code_shortened_and_within_a_budget():
                     assert cleaning.shown_object(output) in spec_code.PRINTED
                     lines += shown_output.data.count("\n") - 3
                 calls += 1
-    assert calls >= 8
-    assert lines <= 240, f"the PDF prints {lines} lines of code (about 58 a page)"
+    assert calls >= 5  # points 1, 2, 8, 11, 13 (d_step is printed with jitter_labels, which the merge leaves out)
+    assert lines <= 200, f"the PDF prints {lines} lines of code (about 65 a page)"
 
 
 # Outputs that repeat what a figure or another table of the report shows, or that only notebook readers need:
