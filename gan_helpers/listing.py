@@ -21,8 +21,8 @@ import textwrap
 
 # Qualified names (module.qualname, as show_source prints them) of the only
 # objects whose source the PDF shows: the spec's networks and their block
-# builders (points 1, 2, 11), the two steps (7, 8), the batch step that joins
-# them, the epoch loop (9), inversion (13) and interpolation (16).
+# builders (points 1, 2, 11), the two steps (7, 8) and inversion (13); the
+# rest of a point's code is named in its text and in the notebooks.
 PRINTED = (
     "gan_helpers.models.Discriminator",
     "gan_helpers.models.latent_projection",
