@@ -16,7 +16,7 @@ from nbformat.v4 import new_markdown_cell, new_raw_cell
 from gan_helpers.tools.notebooks import KERNELSPEC
 from report.cleaning import CAPTION, clean_notebook, unlisted_definitions
 from report.front import anchor_name, front_matter, title_facts, title_rows
-from report.observations import place_observations
+from report.observations import place_observations, unquoted_numbers
 from report.reading import (
     LANGUAGES, level_one_titles, markdown_headings, notebook_title, point_locations, points_in,
 )
@@ -111,6 +111,8 @@ def merge(notebooks: dict[str, nbformat.NotebookNode], info: dict, fmt: str = "l
     title = {**info, "title_facts": title_facts(info) if fmt == "latex" else ""}  # LaTeX, made by title_facts alone
     merged = nbformat.v4.new_notebook(cells=cells, metadata={"lab_report": {k: title.get(k) or "" for k in TITLE_KEYS}})
     notes += place_observations(merged, observations)
+    notes += [f"observations, point {point}: {number} is not a value this build computed in that notebook; "
+              f"quote the number the report shows, or leave it out" for point, number in unquoted_numbers(merged)]
     notes += [f"printed code defines {name}, which is not in listing.PRINTED" for name in unlisted_definitions(merged)]
     if fmt == "html":
         html_front(merged, info)

@@ -15,10 +15,18 @@ When the report is built from that result, :func:`place_observations`
 replaces the text of each markdown cell that starts with
 ``**Observations (Point N).**`` by the section of point N. Cells of points
 without a section, and every cell of runs trained here, keep their prompt.
+
+The prose is a person's; its measurements are the build's.
+:func:`unquoted_numbers` names each measured value the observations quote
+(a number with a decimal point or an exponent, or a percentage) that
+nothing the build computed shows: the outputs of the notebooks' code
+cells, their tables and printed lines. Integers (epochs, counts, point
+numbers) say where to look, not what was measured, and are not checked.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -30,6 +38,9 @@ from gan_helpers.runs.markdown import markdown_text
 from gan_helpers.storage.regular import open_regular_file
 
 CELL = re.compile(r"^\s*\*\*Observations \(Point (\d+)\)\.\*\*")
+# A measured value as prose writes it: 0.040, 42.9, 5e-5, 2.6e-4, 16 % or 16%; a sign is not part of it.
+MEASURED = re.compile(r"(?<![\w.])(\d+\.\d+(?:e[+-]?\d+)?|\d+e[+-]?\d+|\d+(?:\.\d+)?(?=\s?%))(?![\w.]*\d)")
+ANY_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:e[+-]?\d+)?", re.I)
 SECTION = re.compile(r"^##\s+Point\s+(\d+)\b[^\n]*$", re.M)
 OTHER_SECTION = re.compile(r"^##\s+(?!Point\s+\d+\b)(.*)$", re.M)
 
@@ -80,3 +91,47 @@ def place_observations(merged: nbformat.NotebookNode, path: str | Path | None) -
     notes += [f"{where}: point {point} has no observations cell in the notebooks, so its section is not printed"
               for point in sorted(set(written) - placed) if written[point]]
     return notes
+
+
+def _computed(cells) -> str:
+    """What code printed into these cells: streams, tables and text of every code cell's outputs."""
+    parts = []
+    for cell in cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = output.get("data", {})
+            parts += [output.get("text", ""), data.get("text/markdown", ""), data.get("text/plain", "")]
+    return "\n".join(str(part) for part in parts)
+
+
+def _decimals(number: str) -> int:
+    mantissa = number.lower().split("e")[0]
+    return len(mantissa.split(".")[1]) if "." in mantissa else 0
+
+
+def shows(quoted: str, computed: set[float]) -> bool:
+    """Whether a computed value, rounded as `quoted` is written, equals it: 0.040 matches 0.0403, 42.9 matches 42.94."""
+    value = float(quoted)
+    if "e" in quoted.lower():
+        return any(math.isclose(value, c, rel_tol=1e-9) for c in computed)
+    step = 10.0 ** -_decimals(quoted)
+    return any(abs(c - value) <= step / 2 + 1e-12 for c in computed)
+
+
+def unquoted_numbers(merged: nbformat.NotebookNode) -> list[tuple[int, str]]:
+    """(point, number) for each measured value in an observations cell that its chapter's computed outputs do not show.
+
+    A chapter is a notebook (from one level-1 heading to the next); the
+    observations of a point may quote what any code cell of that notebook
+    printed, before or after them.
+    """
+    chapters: list[list] = [[]]
+    written: list[tuple[int, str, int]] = []
+    for cell in merged.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("# "):
+            chapters.append([])
+        chapters[-1].append(cell)
+        if cell.cell_type == "markdown" and (match := CELL.match(cell.source)):
+            written.append((int(match.group(1)), cell.source, len(chapters) - 1))
+    values = [{float(token) for token in ANY_NUMBER.findall(_computed(cells))} for cells in chapters]
+    return [(point, quoted) for point, text, chapter in written for quoted in MEASURED.findall(text)
+            if not shows(quoted, values[chapter])]

@@ -318,6 +318,23 @@ def test_observations_fill_their_cells_and_others_keep_the_prompt(made):
     assert sources.observations_file({**made["results"], "upsampling": None}) is None, "not for runs trained here"
 
 
+def test_observations_may_quote_only_values_their_notebook_computed():
+    from nbformat.v4 import new_code_cell, new_output
+
+    from report.observations import unquoted_numbers
+
+    def chapter(title, printed, observed):
+        code = new_code_cell("print(...)", outputs=[new_output("stream", name="stdout", text=printed)])
+        return [new_markdown_cell(f"# {title}"), code, new_markdown_cell(f"**Observations (Point {observed[0]}).** {observed[1]}")]
+
+    merged = new_notebook(cells=chapter("03", "best SWD 42.94 at epoch 240; D(G(z)) 0.0403; lr 1e-05\n", (10, (
+        "SWD 42.9 at epoch 240 (42.94 rounds to it), D(G(z)) 0.040 and lr 1e-5; 12 % of the steps, 0.37 at epoch 20, "
+        "and 16.2 at step 50."))) + chapter("05", "MSE 0.0321, |z| 22.5\n", (13, "MSE 0.0321, |z| 22.3; 42.94 is another notebook's")))
+    assert unquoted_numbers(merged) == [(10, "12"), (10, "0.37"), (10, "16.2"), (13, "22.3"), (13, "42.94")]
+    merged.cells[1].outputs[0].text += "12.3 % and 0.371 and 16.16\n"
+    assert unquoted_numbers(merged) == [(13, "22.3"), (13, "42.94")], "a value quoted as rounded matches"
+
+
 # ---- the report from a shipped result ----------------------------------------------------------
 
 
