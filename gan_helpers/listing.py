@@ -46,7 +46,7 @@ CODE_MAP: dict[int, tuple[tuple[str, tuple[str, ...]], ...]] = {
     8: (("gan_helpers.training", ("g_step",)),),
     9: (("gan_helpers.training", ("train_step", "train_epoch", "fit")), ("gan_helpers.runs.experiment", ("train",)),
         ("gan_helpers.runs.checkpoints", ("save_checkpoint", "load_checkpoint"))),
-    10: (("gan_helpers.runs.experiment", ("train",)), ("gan_helpers.runs.run_plots", ("plot_losses", "show_sample_evolution"))),
+    10: (("gan_helpers.runs.experiment", ("train",)), ("gan_helpers.runs.run_plots", ("plot_losses", "show_history"))),
     11: (("gan_helpers.models", ("UpsamplingGenerator", "upsampling_block")),),
     12: (("gan_helpers.runs.experiment", ("train",)), ("gan_helpers.scores", ("checkerboard_score",))),
     13: (("gan_helpers.latent", ("invert", "auto_lr")), ("gan_helpers.runs.latent_files", ("save_latent",))),

@@ -192,7 +192,8 @@ def front_matter(info: dict, locations: dict[int, list[Location]], fmt: str) -> 
     cells += [*_heading("Where each lab point is answered", "Every point is answered under a heading that names it.", fmt),
               _point_table(locations, fmt)]
     if info.get("departures"):
-        rows = [(r["point"], *r[SHORT]) for r in info["departures"]]
+        schedule = info.get("schedule") or "many hours per run"  # {schedule}: the estimate the shipped records give
+        rows = [(r["point"], *(text.replace("{schedule}", schedule) for text in r[SHORT])) for r in info["departures"]]
         cells += [*_heading("Departures from the spec", "Where the lab's numbers or methods differ from the exercise's, "
                            "in one line each; all else follows the exercise as written.", fmt),
                   _table(SHORT_COLUMNS, rows, _widths(SHORT_COLUMNS, rows, 100), fmt, size="footnotesize")]

@@ -69,6 +69,19 @@ def describe_source(used: dict[str, Path | None], config: TrainConfig) -> str:
     return "; ".join(parts)
 
 
+def schedule_estimate(used: dict[str, Path | None], config: TrainConfig) -> str:
+    """How long the experiment's whole length takes at the rate each shipped run measured, in words, e.g.
+    "25 h (transposed) and 21 h (upsampling)": recorded training seconds over epochs, from provenance.json;
+    empty where no run comes from a shipped result."""
+    estimates = []
+    for kind, folder in used.items():
+        training = read_provenance(folder).get("training", {}) if folder is not None else {}
+        seconds, epochs = training.get("seconds"), training.get("epochs")
+        if isinstance(seconds, (int, float)) and isinstance(epochs, int) and epochs > 0:
+            estimates.append(f"{duration(seconds / epochs * config.epochs)} ({kind})")
+    return " and ".join(estimates)
+
+
 def observations_file(used: dict[str, Path | None]) -> Path | None:
     """The written observations of the shipped result every generator comes from, if it has them, else None."""
     parents = {folder.parent if folder is not None else None for folder in used.values()}

@@ -62,3 +62,22 @@ def test_the_reference_observations_cover_every_judged_point():
     written = read_observations(path)  # a UserError for a file that breaks the format
     short = {point: len(written.get(point, "").split()) for point in (10, 12, 13, 14, 15, 16, 17, 18)}
     assert all(words >= 40 for words in short.values()), f"words per point: {short}"
+
+
+def test_the_departures_schedule_is_the_recorded_rate_times_the_full_length():
+    import json
+
+    from report.front import front_matter
+    from report.sources import schedule_estimate
+
+    full = experiment_config("full")
+    used = {kind: REFERENCE / kind for kind in GENERATOR_KINDS}
+    estimate = schedule_estimate(used, full)
+    for kind in GENERATOR_KINDS:
+        training = json.loads((REFERENCE / kind / "provenance.json").read_text())["training"]
+        hours = training["seconds"] / training["epochs"] * full.epochs / 3600
+        assert f"{hours:.1f} h ({kind})" in estimate
+    assert schedule_estimate({kind: None for kind in GENERATOR_KINDS}, full) == "", "runs trained here record no rate"
+    row = {"point": "9", "short": ("what", "2000 epochs take {schedule}", "evidence")}
+    table = front_matter({"intro": "", "departures": [row], "schedule": estimate}, {}, "latex")[-1]
+    assert f"2000 epochs take {estimate}" in str(table.source) and "{schedule}" not in str(table.source)

@@ -73,31 +73,6 @@ def epoch_axes(ax, ylabel: str, legend: bool = True):
     return ax
 
 
-def show_sample_evolution(run_dir: str | Path, count: int = 6, epochs: Sequence[int] | None = None, title: str | None = None,
-                          size: float = 0.95, reals: bool = False, samples: int = 6):
-    """The first `samples` fixed-noise images of a run at several saved epochs: a row per epoch, a column per latent vector.
-
-    Epochs default to :func:`milestone_epochs` (1, 10, 100, 300 … and
-    the last, then early epochs, where the samples change most). Each image is at most `size` inches square and
-    the figure fits the 6.5 in text width, so an image prints at 2 cm or
-    more. ``reals`` adds a row of real training images (``reals.png``).
-    """
-    saved = run_folders.samples(run_dir)
-    epochs = list(epochs) if epochs is not None else milestone_epochs(list(saved), count)
-    rows = [(f"epoch {epoch}", grid_tiles(saved[epoch], samples)) for epoch in epochs]
-    if reals:
-        rows.append(("real images", grid_tiles(Path(run_dir) / "reals.png", samples)))
-    columns = max(images.shape[0] for _, images in rows)
-    label_width = 0.8
-    size = min(size, (6.5 - label_width) / columns)
-    fig = plt.figure(figsize=(size * columns + label_width, (size + 0.06) * len(rows) + (0.35 if title else 0.05)),
-                     layout="constrained")
-    image_rows(fig, rows)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
 def show_nearest_pairs(samples: torch.Tensor | dict[str, torch.Tensor], reals: torch.Tensor, count: int = 8,
                        title: str | None = None):
     """The `count` samples closest to a training image (the memorisation check), each above that image.
@@ -195,40 +170,6 @@ def plot_verdicts(run_dirs: dict[str, str | Path], ax=None, legend: bool = True)
     return epoch_axes(ax, "mean probability 'real'", legend)
 
 
-def show_runs_at_epochs(run_dirs: dict[str, str | Path], count: int = 5, epochs: dict[str, Sequence[int]] | None = None,
-                        notes: dict[str, dict[int, str]] | None = None, size: float = 0.85, samples: int = 3):
-    """The first `samples` fixed-noise images of several runs at the same epochs: a panel per run, side by side,
-    a row per epoch in each.
-
-    `epochs` gives each run its own epochs instead (panels may differ in
-    length); `notes` adds a word to an epoch's label, e.g. {"transposed": {40: "chosen"}}.
-    Each image is at most `size` inches square and the figure fits the 6.5 in
-    text width, so an image prints at 2 cm or more with two runs of three.
-    """
-    if epochs is None:
-        common = sorted(set.intersection(*(set(run_folders.samples(r)) for r in run_dirs.values())))
-        epochs = {label: milestone_epochs(common, count) for label in run_dirs}
-    shared = len({tuple(e) for e in epochs.values()}) == 1 and not notes  # then only the first panel names the rows
-    label_width = 0.8
-    labels = 1 if shared else len(run_dirs)
-    size = min(size, (6.5 - label_width * labels - 0.1 * len(run_dirs)) / (samples * len(run_dirs)))
-    height = max(len(e) for e in epochs.values())
-    fig = plt.figure(figsize=(size * samples * len(run_dirs) + label_width * labels + 0.1 * len(run_dirs), (size + 0.06) * height + 0.35),
-                     layout="constrained")
-    panels = fig.subfigures(1, len(run_dirs), squeeze=False,
-                            width_ratios=[size * samples + (label_width if i < labels else 0) for i in range(len(run_dirs))])[0]
-    for number, (panel, (label, run_dir)) in enumerate(zip(panels, run_dirs.items())):
-        saved = run_folders.samples(run_dir)
-        rows = []
-        for epoch in epochs[label]:
-            note = (notes or {}).get(label, {}).get(epoch)
-            name = f"epoch {epoch}" + (f"\n({note})" if note else "")
-            rows.append((name if number < labels else "", grid_tiles(saved[epoch], samples)))
-        image_rows(panel, rows)
-        panel.suptitle(label)
-    return fig
-
-
 REFERENCE_EPOCHS = (10, 300, 900, 2000)  # the exercise's reference samples (LAB_SPEC, "The lab")
 
 
@@ -278,4 +219,33 @@ def show_results(run_dir: str | Path, samples: int = 8, title: str | None = None
         image_rows(fig, rows)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def history_epochs(run_dir: str | Path, limit: int = 40) -> list[int]:
+    """The saved sample epochs a history strip shows: every one after epoch 0, or `limit` of them spread out."""
+    saved = [epoch for epoch in run_folders.samples(run_dir) if epoch > 0]
+    return saved if len(saved) <= limit else milestone_epochs(saved, limit)
+
+
+def show_history(run_dir: str | Path, samples: int = 4, per_row: int = 20, size: float = 0.3, reals: bool = True):
+    """A run's history in one compact strip: a column per saved sample epoch (:func:`history_epochs`), the first
+    `samples` fixed latent vectors down it, and with `reals` a last column of training images; `per_row` columns
+    to a block, blocks below one another. A 64-pixel tile at `size` 0.3 in prints at about 210 ppi.
+    """
+    saved = run_folders.samples(run_dir)
+    columns = [(str(epoch), grid_tiles(saved[epoch], samples)) for epoch in history_epochs(run_dir)]
+    if reals:
+        columns.append(("real", grid_tiles(Path(run_dir) / "reals.png", samples)))
+    blocks = [columns[start:start + per_row] for start in range(0, len(columns), per_row)]
+    fig = plt.figure(figsize=(size * per_row + 0.4, len(blocks) * (size * samples + 0.3)), layout="constrained")
+    for ax, block in zip(fig.subplots(len(blocks), 1, squeeze=False)[:, 0], blocks):
+        tiles = torch.stack([images[row] for row in range(samples) for _, images in block])  # row r: latent r, epoch by epoch
+        ax.imshow(image_grid(tiles, nrow=len(block)).permute(1, 2, 0).numpy(), interpolation="nearest")
+        step = tiles.shape[-1] + 2
+        ax.set_xticks([2 + step * i + step // 2 for i in range(len(block))], [label for label, _ in block], fontsize=8)
+        ax.set_yticks([])
+        ax.tick_params(length=0, pad=2)
+        ax.set_anchor("W")
+    fig.supxlabel("epoch", fontsize=8)
     return fig

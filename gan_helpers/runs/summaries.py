@@ -19,6 +19,7 @@ from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers.errors import UserError
 from gan_helpers.paths import from_root, shown
 from gan_helpers.runs.markdown import table_cell
+from gan_helpers.runs.quality_records import read_quality, record_model
 from gan_helpers.storage.regular import open_regular_file
 from gan_helpers.runs.provenance import PROVENANCE_FILE, data_key, read_provenance, trained_on
 from gan_helpers.utils import duration, fmt
@@ -222,3 +223,19 @@ def summary_table(summaries: Sequence[dict]) -> str:
 def _other_problems(summary: dict) -> list[str]:
     """The run's problems besides stopping early, which the epochs row already states."""
     return [str(p) for p in summary["problems"] if not str(p).startswith("stopped at epoch")]
+
+
+def epoch_table(run_dir: str | Path, epochs: Sequence[int]) -> str:
+    """The run at `epochs` in numbers, a row each: the discriminator's mean verdicts on reals and fakes over the
+    epoch (metrics.jsonl) and the SWD ×10³ of G, and of G_ema where the run keeps it, scored at that epoch."""
+    metrics = {m["epoch"]: m for m in run_folders.read_metrics(run_dir)}
+    scores = {(r["epoch"], record_model(r)): r["swd"] for r in read_quality(Path(run_dir) / "quality.jsonl", model=None)}
+    averaged = any(model == "G_ema" for _, model in scores)
+    header = ["epoch", "D(x)", "D(G(z))", "SWD G"] + (["SWD G_ema"] if averaged else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for epoch in epochs:
+        m = metrics.get(epoch, {})
+        cells = [epoch, fmt(m.get("D_x")), fmt(m.get("D_G_z")), fmt(scores.get((epoch, "G")))]
+        cells += [fmt(scores.get((epoch, "G_ema")))] if averaged else []
+        lines.append("| " + " | ".join(table_cell(c) for c in cells) + " |")
+    return "\n".join(lines)
