@@ -142,8 +142,9 @@ def show_inversions(results: dict[str, Inversion] | dict[str, dict[str, Inversio
     A dict of dicts groups the rows (one group per generator, say): each
     group is named above its rows and has its own loss panel, side by side
     under all the frames, with one legend for them. Frames are titled with
-    the SGD step they show (the bare number where frames are small); rows
-    are named on their left; the figure is at most `width` inches wide and
+    the SGD step they show (the bare number where frames are small), from
+    the group's first row; a row whose frames are at other steps (a longer
+    setting) names its own range under its name; rows are named on their left; the figure is at most `width` inches wide and
     `height` high (at 10 pt, a figure up to 8 × 9 inches prints its text at 8 pt or more).
     """
     groups = results if all(isinstance(v, dict) for v in results.values()) else {"": results}
@@ -170,7 +171,9 @@ def show_inversions(results: dict[str, Inversion] | dict[str, dict[str, Inversio
                 ax.set_yticks([])
                 if row == 0:
                     ax.set_title(caption)
-            axes[row, 0].set_ylabel(label, rotation=0, ha="right", va="center")
+            own_steps = result.frame_steps != next(iter(group.values())).frame_steps  # the titles are the first row's
+            name_steps = f"{label}\nsteps {result.frame_steps[0]}–{result.frame_steps[-1]}" if own_steps else label
+            axes[row, 0].set_ylabel(name_steps, rotation=0, ha="right", va="center")
         if name:
             panel.suptitle(name)
     loss_axes = parts[-1].subplots(1, len(groups), squeeze=False)[0]

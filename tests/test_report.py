@@ -404,6 +404,26 @@ def test_inversion_frames_keep_their_size_beside_the_loss_curves(frames, setting
     plt.close("all")
 
 
+def test_an_inversion_row_at_other_steps_names_its_own_range():
+    import matplotlib.pyplot as plt
+    import torch
+
+    from gan_helpers.latent import Inversion
+    from gan_helpers.latent_plots import show_inversions
+
+    def inversion(steps):
+        frames = torch.rand(5, 3, 64, 64)
+        return Inversion(z=torch.zeros(1, 128), image=frames[-1:], target=frames[:1], losses=[0.2, 0.1], final_mse=0.04,
+                         frames=frames, frame_steps=[round(steps * i / 4) for i in range(5)], restart_mses=[0.04])
+
+    fig = show_inversions({"spec": inversion(50), "spec_long": inversion(300)}, tile=0.65)
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.images and ax.get_ylabel()]
+    titles = [ax.get_title() for ax in fig.axes if ax.images and ax.get_title()]
+    assert labels == ["spec", "spec_long\nsteps 0–300"]
+    assert titles == ["target", "0", "12", "25", "38", "50"], "the columns carry the first row's steps"
+    plt.close("all")
+
+
 def test_line_plots_at_the_notebooks_size_print_text_at_8_pt_or_more(tmp_path):
     import json
 
