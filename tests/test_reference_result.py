@@ -81,3 +81,26 @@ def test_the_departures_schedule_is_the_recorded_rate_times_the_full_length():
     row = {"point": "9", "short": ("what", "2000 epochs take {schedule}", "evidence")}
     table = front_matter({"intro": "", "departures": [row], "schedule": estimate}, {}, "latex")[-1]
     assert f"2000 epochs take {estimate}" in str(table.source) and "{schedule}" not in str(table.source)
+
+
+@pytest.mark.parametrize("kind", GENERATOR_KINDS)
+def test_the_epoch_table_prints_the_records_of_every_strip_epoch(kind):
+    import json
+
+    from gan_helpers.runs.run_plots import history_epochs
+    from gan_helpers.runs.summaries import epoch_table
+
+    folder = REFERENCE / kind
+    epochs = history_epochs(folder)
+    lines = epoch_table(folder, epochs).splitlines()
+    assert len(lines) == 2 + -(-len(epochs) // 2), "two blocks side by side"
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    printed = {int(row[k]): row[k + 1:k + 4] for row in cells for k in (0, 4) if k < len(row) and row[k]}
+    assert sorted(printed) == epochs
+    metrics = {r["epoch"]: r for r in map(json.loads, (folder / "metrics.jsonl").read_text().splitlines())}
+    swd = {r["epoch"]: r["swd"] for r in map(json.loads, (folder / "quality.jsonl").read_text().splitlines())
+           if r.get("model", "G") == "G"}
+    for epoch, (d_x, d_g_z, score) in printed.items():
+        assert float(d_x) == pytest.approx(metrics[epoch]["D_x"], rel=5e-3)
+        assert float(d_g_z) == pytest.approx(metrics[epoch]["D_G_z"], rel=5e-3)
+        assert float(score) == pytest.approx(swd[epoch], rel=5e-3)

@@ -225,17 +225,23 @@ def _other_problems(summary: dict) -> list[str]:
     return [str(p) for p in summary["problems"] if not str(p).startswith("stopped at epoch")]
 
 
-def epoch_table(run_dir: str | Path, epochs: Sequence[int]) -> str:
+def epoch_table(run_dir: str | Path, epochs: Sequence[int], blocks: int = 2) -> str:
     """The run at `epochs` in numbers, a row each: the discriminator's mean verdicts on reals and fakes over the
-    epoch (metrics.jsonl) and the SWD ×10³ of G, and of G_ema where the run keeps it, scored at that epoch."""
+    epoch (metrics.jsonl) and the SWD ×10³ of G, and of G_ema where the run keeps it, scored at that epoch; the
+    rows in `blocks` side by side, so a long list takes a few lines of the page."""
     metrics = {m["epoch"]: m for m in run_folders.read_metrics(run_dir)}
     scores = {(r["epoch"], record_model(r)): r["swd"] for r in read_quality(Path(run_dir) / "quality.jsonl", model=None)}
     averaged = any(model == "G_ema" for _, model in scores)
     header = ["epoch", "D(x)", "D(G(z))", "SWD G"] + (["SWD G_ema"] if averaged else [])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for epoch in epochs:
         m = metrics.get(epoch, {})
-        cells = [epoch, fmt(m.get("D_x")), fmt(m.get("D_G_z")), fmt(scores.get((epoch, "G")))]
-        cells += [fmt(scores.get((epoch, "G_ema")))] if averaged else []
+        rows.append([epoch, fmt(m.get("D_x")), fmt(m.get("D_G_z")), fmt(scores.get((epoch, "G")))]
+                    + ([fmt(scores.get((epoch, "G_ema")))] if averaged else []))
+    height = max(1, -(-len(rows) // blocks))  # rows per block, the last block may be shorter
+    columns = [rows[start:start + height] for start in range(0, len(rows), height)] or [[]]
+    lines = ["| " + " | ".join(header * len(columns)) + " |", "|" + "---|" * (len(header) * len(columns))]
+    for line in range(len(columns[0])):
+        cells = [cell for column in columns for cell in (column[line] if line < len(column) else [""] * len(header))]
         lines.append("| " + " | ".join(table_cell(c) for c in cells) + " |")
     return "\n".join(lines)
