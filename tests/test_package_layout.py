@@ -116,11 +116,12 @@ def test_no_notebook_imports_a_command_or_the_report_build():
     assert len(notebooks) == 6
     for notebook in notebooks:
         text = notebook.read_text()
-        assert "gan_helpers.tools" not in text and "from report" not in text and "import report" not in text, notebook.name
+        assert "gan_helpers.tools" not in text and not any(f"{word} {package}" in text for word in ("from", "import")
+                                                          for package in ("report", "commands")), notebook.name
 
 
 def test_what_the_notebooks_load_never_loads_the_report_build_or_a_command():
     code = ("import sys, gan_helpers.runs.experiment, gan_helpers.runs.live, gan_helpers.listing, gan_helpers.latent_plots\n"
-            "print(sorted(m for m in sys.modules if m == 'report' or m.startswith(('report.', 'gan_helpers.tools'))))")
+            "print(sorted(m for m in sys.modules if m in ('report', 'commands') or m.startswith(('report.', 'commands.', 'gan_helpers.tools'))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent).stdout
     assert loaded.strip() == "[]"

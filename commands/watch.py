@@ -26,7 +26,7 @@ from pathlib import Path
 
 from gan_helpers.balance import Thresholds, point10_warnings, warning_history
 from gan_helpers.errors import UserError
-from gan_helpers.utils import duration, finite_number
+from gan_helpers.formatting import duration, finite_number
 from gan_helpers.paths import shown
 from gan_helpers.runs.live import PACE_EPOCHS, grid_path, pace
 from gan_helpers.runs.quality_records import read_quality
