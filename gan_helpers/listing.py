@@ -14,6 +14,7 @@ import inspect
 import re
 import textwrap
 
+
 def short_docstrings(code: str) -> str:
     """`code` with every docstring (module, class, function) cut to its first paragraph, closed by ``[…]``."""
     lines = code.splitlines()

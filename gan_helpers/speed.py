@@ -1,4 +1,4 @@
-"""Backend settings and the fast training path: explicit calls, never import-time side effects.
+"""The device (:func:`pick_device`), backend settings and the fast training path: explicit calls, never import-time side effects.
 
 Two training paths share the step functions of :mod:`gan_helpers.training`
 and are chosen by one ``precision`` setting:
@@ -96,6 +96,7 @@ def native_bf16(device: torch.device | str) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return cpu_has_bf16()
+
 
 def pick_device(name: str = "auto") -> torch.device:
     """'auto' gives CUDA when available and the CPU otherwise; 'cuda' without a GPU is an error."""

@@ -329,6 +329,7 @@ def check_result(result_dir: str | Path) -> list[str]:
         problems.append(str(error))
     return problems + provenance_problems(result_dir, provenance, metrics)
 
+
 def _checkpoint_problem(path: Path) -> str | None:
     """Why a shipped checkpoint is unsound (not a generator's checkpoint, or weights wider than float16), or None."""
     try:

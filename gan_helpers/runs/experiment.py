@@ -276,6 +276,7 @@ def quality_calibration(config: TrainConfig, images: torch.Tensor) -> list[dict]
     """The quality measure's calibration on the experiment's images (notebook 03), cached in its runs folder."""
     return cached_calibration(images, from_root(config.runs_dir) / "calibration.json", seed=config.seed)
 
+
 def experiment_config(profile: str, *, data: str = "", **overrides) -> TrainConfig:
     """The experiment of the parameter set `profile` (:func:`resolve_profile`): its ``train:`` block over
     TrainConfig's defaults (:mod:`gan_helpers.runs.parameter_sets`).

@@ -21,6 +21,7 @@ from gan_helpers.storage.regular import open_regular_file
 from gan_helpers.formatting import duration, fmt
 from gan_helpers.models import generate
 
+
 def _finite(values: Sequence[float]) -> list[float]:
     return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
 
