@@ -46,10 +46,6 @@ def update_average(G_ema: nn.Module, G: nn.Module, decay: float) -> None:
         average.copy_(buffer)
 
 
-def has_batch_norm(G: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in G.modules())
-
-
 @torch.no_grad()
 def standing_statistics(G_ema: nn.Module, *, seed: int = 0, samples: int = STANDING_SAMPLES, batch_size: int = 64) -> None:
     """Recompute G_ema's batch-norm running statistics for its own weights, from `samples` fresh latents.

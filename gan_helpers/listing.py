@@ -1,74 +1,18 @@
-"""The code a grader grades: what the report prints, and where every point's code lives.
+"""show_source: the code of a point, printed in a notebook exactly as it runs.
 
-Both lists are defined here once. :data:`PRINTED` is the allow-list of the
-merge step: a ``show_source`` output of any other object is dropped from the
-PDF (it stays in the notebook). :data:`CODE_MAP` is the front matter's table
-"where the code is"; a test imports every name it lists.
-
-The ways ``show_source`` shortens what it prints live here too:
-:func:`short_docstrings` (docstrings cut to their first paragraph),
-:func:`source_excerpt` (a long function's core lines under its signature)
-and :func:`drop_plumbing` (an excerpt without its progress bars).
+The ways it shortens what it prints: :func:`short_docstrings` (docstrings
+cut to their first paragraph), :func:`source_excerpt` (a long function's
+core lines under its signature) and :func:`drop_plumbing` (an excerpt
+without its progress bars). Which objects the PDF prints is the report's
+allow-list, :data:`report.cleaning.PRINTED`.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib
 import inspect
 import re
 import textwrap
-
-# Qualified names (module.qualname, as show_source prints them) of the only
-# objects whose source the PDF shows: the spec's networks and their block
-# builders (points 1, 2, 11), the two steps (7, 8) and inversion (13); the
-# rest of a point's code is named in its text and in the notebooks.
-PRINTED = (
-    "gan_helpers.models.Discriminator",
-    "gan_helpers.models.latent_projection",
-    "gan_helpers.models.TransposedConvGenerator",
-    "gan_helpers.models.upsampling_block",
-    "gan_helpers.models.UpsamplingGenerator",
-    "gan_helpers.training.d_step",
-    "gan_helpers.training.g_step",
-    "gan_helpers.latent.invert",
-)
-
-# point -> (module, names in it) for the table "where the code is".
-CODE_MAP: dict[int, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    1: (("gan_helpers.models", ("Discriminator",)),),
-    2: (("gan_helpers.models", ("TransposedConvGenerator", "latent_projection")),),
-    3: (("gan_helpers.models", ("TransposedConvGenerator",)), ("gan_helpers.plots", ("show_images",))),
-    4: (("gan_helpers.datasets.loading", ("resolve_dataset", "load_dataset")),),
-    5: (("gan_helpers.augment", ("BatchAugment", "Augment")),),
-    6: (("gan_helpers.warmup", ("tiny_model", "pseudo_loss", "first_layer_steps")),),
-    7: (("gan_helpers.training", ("d_step", "jitter_labels")),),
-    8: (("gan_helpers.training", ("g_step",)),),
-    9: (("gan_helpers.training", ("train_step", "train_epoch", "fit")), ("gan_helpers.runs.experiment", ("train",)),
-        ("gan_helpers.runs.checkpoints", ("save_checkpoint", "load_checkpoint"))),
-    10: (("gan_helpers.runs.experiment", ("train",)), ("gan_helpers.runs.run_plots", ("plot_losses", "show_history"))),
-    11: (("gan_helpers.models", ("UpsamplingGenerator", "upsampling_block")),),
-    12: (("gan_helpers.runs.experiment", ("train",)), ("gan_helpers.scores", ("checkerboard_score",))),
-    13: (("gan_helpers.latent", ("invert", "auto_lr")), ("gan_helpers.runs.latent_files", ("save_latent",))),
-    14: (("gan_helpers.latent_edits", ("edit_coordinates",)), ("gan_helpers.latent", ("coordinate_influence",)),),
-    15: (("gan_helpers.runs.latent_files", ("load_target_image",)), ("gan_helpers.latent", ("invert",))),
-    16: (("gan_helpers.latent_edits", ("interpolate",)),),
-    17: (("gan_helpers.latent", ("invert",)), ("gan_helpers.latent_edits", ("interpolate",)),),
-    18: (("gan_helpers.runs.summaries", ("run_summary", "summary_table")),),
-}
-
-
-def short_names() -> set[str]:
-    """The bare names of :data:`PRINTED` (what a printed ``def``/``class`` line defines)."""
-    return {name.rsplit(".", 1)[1] for name in PRINTED}
-
-
-def resolve(module: str, qualname: str) -> object:
-    """The object `module`.`qualname` (importing the module); AttributeError/ImportError if it is gone."""
-    obj = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def short_docstrings(code: str) -> str:

@@ -30,6 +30,11 @@ from gan_helpers.paths import shown
 MAX_GRID_PIXELS = 25_000_000
 
 
+def label_height(width: int) -> int:
+    """The height of the label strip drawn above a saved grid `width` pixels wide (gan_helpers.runs.run_plots.save_grid)."""
+    return max(14, width // 22)
+
+
 def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
     """A (3, H, W) grid of a batch (N, 3, h, w) in [0, 1]; square-ish when nrow is None."""
     nrow = nrow or math.ceil(math.sqrt(images.shape[0]))
@@ -49,7 +54,7 @@ def show_images(images: torch.Tensor, nrow: int | None = None, title: str | None
 
 def read_png(path: str | Path) -> tuple[np.ndarray, bool]:
     """The (H, W, 3) RGB pixels of a saved picture (a run's sample grid, reals.png) and whether a label strip is drawn
-    in (gan_helpers.runs.animation).
+    in (:func:`gan_helpers.runs.run_plots.save_grid`).
 
     A run folder or a shipped result may come from someone else, so the file
     is read only when it is a regular file (never through a link, never
@@ -89,7 +94,7 @@ def _bomb(path: str | Path, size: str) -> UserError:
 def show_png(path: str | Path, title: str | None = None, ax=None, size: float = 6.0):
     """Draw a saved PNG (a run's sample grid, say) on `ax`.
 
-    A grid saved with its label drawn above it (gan_helpers.runs.animation) is shown
+    A grid saved with its label drawn above it (gan_helpers.runs.run_plots.save_grid) is shown
     without that strip when a `title` names it: at figure size the strip's
     text would print far below 8 pt, and the title says the same.
     """
@@ -97,7 +102,7 @@ def show_png(path: str | Path, title: str | None = None, ax=None, size: float = 
         _, ax = plt.subplots(figsize=(size, size))
     pixels, labelled = read_png(path)
     if labelled and title:
-        pixels = pixels[max(14, pixels.shape[1] // 22):]  # the strip's height in animation.label_image
+        pixels = pixels[label_height(pixels.shape[1]):]
     ax.imshow(pixels, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -110,11 +115,11 @@ def grid_tiles(path: str | Path, count: int | None = None, tile: int = 64, paddi
 
     Reads the layout :func:`save_grid` writes (`padding` white pixels around
     each `tile`-pixel image, row by row); a label strip above the grid
-    (gan_helpers.runs.animation) is skipped.
+    is skipped.
     """
     pixels, labelled = read_png(path)
     if labelled:
-        pixels = pixels[max(14, pixels.shape[1] // 22):]
+        pixels = pixels[label_height(pixels.shape[1]):]
     step = tile + padding
     rows, columns = (pixels.shape[0] - padding) // step, (pixels.shape[1] - padding) // step
     found = [pixels[padding + r * step:padding + r * step + tile, padding + c * step:padding + c * step + tile]

@@ -1,4 +1,4 @@
-"""Backend settings and the fast training path: explicit calls, never import-time side effects.
+"""The device (:func:`pick_device`), backend settings and the fast training path: explicit calls, never import-time side effects.
 
 Two training paths share the step functions of :mod:`gan_helpers.training`
 and are chosen by one ``precision`` setting:
@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+
+from gan_helpers.errors import UserError
 
 PRECISIONS = ("bf16", "fp32")
 
@@ -94,6 +96,18 @@ def native_bf16(device: torch.device | str) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return cpu_has_bf16()
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' gives CUDA when available and the CPU otherwise; 'cuda' without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was asked for but no CUDA GPU is available; use --device auto or cpu.")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"device must be auto, cpu or cuda, not {name!r}.")
+    return torch.device(name)
+
 
 
 def choose_precision(device: torch.device | str, precision: str = "auto") -> str:

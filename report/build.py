@@ -1,7 +1,13 @@
-"""The whole report job: execute the notebooks, merge them with the front matter, render the PDF.
+"""The whole report job (``python -m gan_helpers report``): execute the notebooks, merge them with the front matter, render the PDF.
 
     build("smoke")                    # execute, merge, render report/lab_report.pdf
     build("smoke", render_only=True)  # from the executed copies in build/smoke/
+    python -m gan_helpers report [--profile smoke|quick|full] [--data DIR] [--render-only] [--source auto|shipped|train]
+
+The executed notebooks land in ``build/<profile>/``; the merged notebook and
+the files of the rendering in ``build/<profile>/report/``. With the full
+profile, a shipped result in ``results/reference/`` stands in for training
+when it fits (:mod:`gan_helpers.runs.results`).
 
 What the merge leaves out on purpose, and figures that would print badly,
 are listed as notes when the build ends, so the notebooks' authors can see them.
@@ -9,8 +15,10 @@ are listed as notes when the build ends, so the notebooks' authors can see them.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as _dt
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,15 +26,15 @@ from pathlib import Path
 
 import nbformat
 
-from gan_helpers.tools import notebooks as nbrun
-from gan_helpers.runs import parameter_sets
 from gan_helpers.errors import UserError
 from gan_helpers.storage import locks
 from gan_helpers.storage.atomic import atomic_write_text
-from gan_helpers.paths import PROJECT_ROOT
+from gan_helpers.paths import PROJECT_ROOT, ensure_folder
 from gan_helpers.paths import shown as _show
-from gan_helpers.runs.parameter_sets import RUNNER_PARAMETERS
-from gan_helpers.runs.profiles import experiment_config
+from gan_helpers.runs.experiment import experiment_config, resolve_profile
+from gan_helpers.runs.parameter_sets import NOTEBOOKS, data_argument
+from report import notebooks as nbrun
+from report.notebooks import RUNNER_PARAMETERS
 from report.cleaning import clean_notebook
 from report.front import build_facts, load_departures, training_settings
 from report.layout import layout_notes
@@ -34,8 +42,11 @@ from report.merge import merge
 from report.reading import REPORT_DIR, load_config, point_locations, read_executed
 from report.render import choose_renderer, page_count, render_pdf
 from gan_helpers.runs.results import resolve_source
-from report.sources import describe_source, observations_file, schedule_estimate, shipped_results, source_for_kernels
-from gan_helpers.runs.summaries import machine_in_words, version_in_words
+from report.provenance import cpu_name
+from report.sources import (
+    count_images, describe_source, machine_in_words, observations_file, schedule_estimate, shipped_results, source_for_kernels,
+    version_in_words,
+)
 
 PDF = REPORT_DIR / "lab_report.pdf"
 BUILD_ROOT = PROJECT_ROOT / "build"  # one build per checkout at a time: its lock file is build/.lock
@@ -60,8 +71,6 @@ def report_info(profile: str, executed: dict[str, nbformat.NotebookNode], config
     experiment's whole length in hours at the measured rate, fills the departures' ``{schedule}``.
     """
     import torch
-
-    from gan_helpers.runs.summaries import count_images
 
     config = config or load_config()
     experiment = experiment_config(profile, data=data or "")
@@ -150,8 +159,8 @@ def assemble(profile: str, out: Path, data: str | None = None, *, execute: bool 
     experiment = experiment_config(profile, data=data or "")
     used = shipped_results(experiment, source)  # a result forced but unusable fails now, not after the notebooks
     if execute:
-        sources = {stem: nbformat.read(parameter_sets.notebook_path(stem), as_version=4) for stem in parameter_sets.NOTEBOOKS if parameter_sets.notebook_path(stem).is_file()}
-        if len(sources) == len(parameter_sets.NOTEBOOKS):
+        sources = {stem: nbformat.read(nbrun.notebook_path(stem), as_version=4) for stem in NOTEBOOKS if nbrun.notebook_path(stem).is_file()}
+        if len(sources) == len(NOTEBOOKS):
             point_locations({s: clean_notebook(nb) for s, nb in sources.items()})  # fail now, not after the run
         nbrun.ensure_default_data(profile, data)
         with source_for_kernels(source):
@@ -167,18 +176,8 @@ def assemble(profile: str, out: Path, data: str | None = None, *, execute: bool 
 
 
 def _cpu_name() -> str:
-    """The CPU's model name and core count, e.g. "AMD EPYC 9B14, 2 cores" (the core count alone where unknown)."""
-    import os
-    import platform
-
-    name = ""
-    try:
-        name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name")), "")
-    except OSError:
-        pass
-    name = name or platform.processor()
-    return f"{machine_in_words(name) + ', ' if name else ''}{os.cpu_count()} cores"
+    """The CPU's model name and core count, e.g. "AMD EPYC 9B14, 2 cores"."""
+    return f"{machine_in_words(cpu_name())}, {os.cpu_count()} cores"
 
 
 def _commit() -> str:
@@ -188,3 +187,28 @@ def _commit() -> str:
         return ""
     return f", commit {result.stdout.strip()}" if result.returncode == 0 and result.stdout.strip() else ""
 
+
+HELP = "Execute notebooks 01-06 with a parameter set and render the lab report (report/lab_report.pdf)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="", help="parameter set: smoke, quick or full (default: $PROFILE, else full on a GPU or when the shipped result fits it, quick otherwise)")
+    parser.add_argument("--data", default=None, help="image folder replacing the experiment's data set (default: the parameter set's)")
+    parser.add_argument("--render-only", action="store_true", help="skip execution; render from the executed notebooks in build/PROFILE/")
+    parser.add_argument("--renderer", choices=["auto", "latex", "html"], default="auto", help="latex (xelatex), html (Chromium) or auto: latex when installed")
+    parser.add_argument("--pdf", default=None, help="where to write the PDF (default: report/lab_report.pdf)")
+    parser.add_argument("--runs-source", default="", help="the title page's line on where the training figures come from (default: computed)")
+    parser.add_argument("--source", choices=["auto", "shipped", "train"], default=None,
+                        help="the shipped result results/reference instead of training (shipped), never (train), or for the "
+                             "full profile when it fits (auto; default: $LAB_SOURCE, else auto)")
+
+
+def run(args: argparse.Namespace) -> int:
+    profile = resolve_profile(args.profile, args.data)
+    data = data_argument(args.data) if args.data else None
+    pdf = Path(args.pdf).expanduser().resolve() if args.pdf else PDF
+    if args.pdf:  # a wrong path costs no wait: one sentence before any notebook runs
+        ensure_folder(pdf.parent, "PDF's folder")
+    build(profile, data, render_only=args.render_only, renderer=args.renderer, pdf=pdf, runs_source=args.runs_source,
+          source=args.source or "")
+    return 0

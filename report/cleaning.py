@@ -8,7 +8,7 @@ The rules (report/README.md lists them for notebook authors):
   ``report-show`` prints its code too, unless it defines a function or class
   (notebook code is never the spec's code);
 - a ``show_source(...)`` output prints only objects in
-  :data:`~gan_helpers.listing.PRINTED`;
+  :data:`PRINTED`;
 - outputs of cells tagged ``remove-output``, outputs whose metadata sets
   ``report-hide`` (the live panel of a run trained in the cell), stderr,
   widgets (progress bars), bare reprs such as ``<matplotlib.legend.Legend …>``
@@ -24,8 +24,20 @@ import textwrap
 
 import nbformat
 
-from gan_helpers.listing import PRINTED, short_names
-
+# Qualified names (module.qualname, as gan_helpers.listing.show_source prints them) of the only
+# objects whose source the PDF shows: the spec's networks and their block
+# builders (points 1, 2, 11), the two steps (7, 8) and inversion (13); the
+# rest of a point's code is named in its text and in the notebooks.
+PRINTED = (
+    "gan_helpers.models.Discriminator",
+    "gan_helpers.models.latent_projection",
+    "gan_helpers.models.TransposedConvGenerator",
+    "gan_helpers.models.upsampling_block",
+    "gan_helpers.models.UpsamplingGenerator",
+    "gan_helpers.training.d_step",
+    "gan_helpers.training.g_step",
+    "gan_helpers.latent.invert",
+)
 HIDDEN_CELL_TAGS = {"parameters", "injected-parameters", "remove-cell", "report-hide", "papermill-error-cell-tag"}
 SHOW_CODE_TAG = "report-show"
 HIDE_OUTPUT_TAG = "remove-output"
@@ -75,7 +87,7 @@ def _clean_outputs(cell, stem: str, notes: list[str]) -> list:
             continue
         name = shown_object(output)
         if name is not None and name not in PRINTED:
-            notes.append(f"{stem}: the source of {name} is left out of the PDF (not in listing.PRINTED)")
+            notes.append(f"{stem}: the source of {name} is left out of the PDF (not in cleaning.PRINTED)")
             continue
         if image:
             seen_images.add(image)
@@ -130,6 +142,11 @@ def printed_definitions(nb: nbformat.NotebookNode) -> list[str]:
             for block in _PYTHON_FENCE.findall(text):
                 names += _TOP_LEVEL_DEF.findall(textwrap.dedent(block))
     return names
+
+
+def short_names() -> set[str]:
+    """The bare names of :data:`PRINTED` (what a printed ``def``/``class`` line defines)."""
+    return {name.rsplit(".", 1)[1] for name in PRINTED}
 
 
 def unlisted_definitions(nb: nbformat.NotebookNode) -> list[str]:

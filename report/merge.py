@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_markdown_cell, new_raw_cell
 
-from gan_helpers.tools.notebooks import KERNELSPEC
+from report.notebooks import KERNELSPEC
 from report.cleaning import CAPTION, clean_notebook, unlisted_definitions
 from report.front import anchor_name, front_matter, title_facts, title_rows
 from report.observations import place_observations, unquoted_numbers
@@ -113,7 +113,7 @@ def merge(notebooks: dict[str, nbformat.NotebookNode], info: dict, fmt: str = "l
     notes += place_observations(merged, observations)
     notes += [f"observations, point {point}: {number} is not a value this build computed in that notebook; "
               f"quote the number the report shows, or leave it out" for point, number in unquoted_numbers(merged)]
-    notes += [f"printed code defines {name}, which is not in listing.PRINTED" for name in unlisted_definitions(merged)]
+    notes += [f"printed code defines {name}, which is not in cleaning.PRINTED" for name in unlisted_definitions(merged)]
     if fmt == "html":
         html_front(merged, info)
     merged.metadata["kernelspec"] = KERNELSPEC

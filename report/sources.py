@@ -11,20 +11,55 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 
+from gan_helpers.datasets import loading, manifest, prepare
 from gan_helpers.errors import UserError
-from gan_helpers.paths import shown
+from gan_helpers.paths import from_root, shown
 from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
-from gan_helpers.runs.provenance import read_provenance, trained_on
-from gan_helpers.runs.results import SOURCE_VARIABLE, shipped_result
-from gan_helpers.runs.summaries import machine_in_words, version_in_words
-from gan_helpers.utils import duration, pick_device
+from gan_helpers.runs.results import SOURCE_VARIABLE, read_provenance, shipped_result
+from report.provenance import trained_on
+from gan_helpers.formatting import duration
+from gan_helpers.speed import pick_device
 
 OBSERVATIONS_FILE = "observations.md"  # results/<name>/observations.md: the written observations (report.observations)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
+
+
+def count_images(folder: str | Path) -> int | None:
+    """Images training reads from `folder`: those of the prepared set (or its cached prepared copy),
+    else the image files in it; None when the folder is not there."""
+    folder = from_root(folder)
+    if not folder.is_dir():
+        return None
+    try:
+        if loading.is_prepared(folder):
+            return len(loading.image_paths(folder))
+        cached = prepare.CACHE_ROOT / prepare.cache_key(folder.resolve())
+        if (cached / manifest.MANIFEST).is_file():
+            return len(loading.image_paths(cached))
+    except Exception:  # an odd folder: fall back to counting files
+        pass
+    return sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+_FLAGS = re.compile(r"\s*\((?=[^()]*\b(?:AVX|AMX|SSE|bf16|FMA))[^()]*\)|\s+with\s+(?:AVX|AMX|SSE)[\w\s.,-]*?(?=\s+and\s|$)",
+                    re.IGNORECASE)
+
+
+def machine_in_words(name: str) -> str:
+    """A machine's name as a reader wants it: the model, without CPU instruction-set flags such as
+    "(AVX-512 bf16, AMX)" or "with AMX", which say how the code ran, not what the result is."""
+    return " ".join(_FLAGS.sub("", name).split())
+
+
+def version_in_words(version: str) -> str:
+    """A library version without its build tag: "2.5.1+cu124" -> "2.5.1"."""
+    return str(version).split("+", 1)[0]
 
 
 def shipped_results(config: TrainConfig, source: str | None = None, generators=GENERATOR_KINDS,

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gan_helpers.datasets import crawl as crawl_module
-from gan_helpers.tools import crawl as crawl_command
-from gan_helpers.datasets.crawl import FetchError, crawl, http_fetch
+from commands import crawl as crawl_module
+from commands import crawl as crawl_command
+from commands.crawl import FetchError, crawl, http_fetch
 from gan_helpers.errors import UserError
 
 

@@ -15,9 +15,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gan_helpers.tools import evaluate
+from commands import evaluate
 from gan_helpers.runs import quality_records, run_folders, checkpoints
-from gan_helpers.runs.animation import grid_image, save_evolution, save_labelled_grid
+from commands.evaluate import save_evolution
+from gan_helpers.runs.run_plots import save_grid
 from gan_helpers.datasets.loading import load_dataset
 from gan_helpers.errors import UserError
 from gan_helpers.runs.quality_records import append_quality, best_epoch, quality_noise, quality_record, read_quality
@@ -156,8 +157,8 @@ def test_labelled_grids_and_evolution_gif(tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / "samples").mkdir(parents=True)
     images = torch.zeros(4, 3, 64, 64)  # black images: any dark pixel in the label strip is the label
-    save_labelled_grid(images, run_dir / "samples" / run_folders.epoch_name(10, "png"), "epoch 10")
-    grid_image(images).save(run_dir / "samples" / run_folders.epoch_name(0, "png"))  # an unlabelled grid, 134 px square
+    save_grid(images, run_dir / "samples" / run_folders.epoch_name(10, "png"), label="epoch 10")
+    save_grid(images, run_dir / "samples" / run_folders.epoch_name(0, "png"))  # an unlabelled grid, 134 px square
     labelled = Image.open(run_dir / "samples" / run_folders.epoch_name(10, "png"))
     assert labelled.text["label"] == "epoch 10" and labelled.size[0] == 134 < labelled.size[1]
     strip = np.asarray(labelled.convert("L"))[: labelled.height - 134]

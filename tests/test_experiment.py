@@ -12,7 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from gan_helpers.runs import parameter_sets, profiles, run_folders
+from gan_helpers.runs import experiment, parameter_sets, run_folders
+from report import notebooks
 from gan_helpers.tools.cli import COMMANDS, add_config_arguments, build_parser, main
 from gan_helpers.runs.config import TrainConfig, resumable, role
 from gan_helpers.errors import UserError
@@ -29,21 +30,21 @@ def tiny(data, tmp_path, **changes) -> TrainConfig:
 
 
 def code_of(stem: str) -> str:
-    nb = nbformat.read(parameter_sets.notebook_path(stem), as_version=4)
+    nb = nbformat.read(notebooks.notebook_path(stem), as_version=4)
     return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
 
 
 @pytest.mark.parametrize("profile", parameter_sets.profile_names())
 def test_every_profile_is_one_experiment_that_03_to_06_receive(profile):
-    loaded = profiles.load_profile(profile)  # every key checked
-    config = profiles.experiment_config(profile)
+    loaded = notebooks.load_profile(profile)  # every key checked
+    config = experiment.experiment_config(profile)
     assert config.runs_dir == f"runs/{profile}"
     for stem in ANALYSING:
         assert "epochs" not in loaded[stem] and "runs_dir" not in loaded[stem], "training settings live in the train block only"
-        assert profiles.notebook_values(profile, stem)["profile"] == profile
+        assert notebooks.notebook_values(profile, stem)["profile"] == profile
         source = code_of(stem)
         assert "experiment_config(profile, data=data" in source, f"{stem}: DATA= reaches every notebook that finds the runs"
-        assert "data" in parameter_sets.notebook_parameters(parameter_sets.notebook_path(stem))
+        assert "data" in notebooks.notebook_parameters(notebooks.notebook_path(stem))
         assert "lab_run(" in source or "lab_runs(" in source
         assert "find_runs" not in source, "notebooks never pick 'the newest run'"
 
@@ -88,10 +89,10 @@ def test_changing_the_train_block_changes_every_notebooks_experiment(tmp_path, m
     params.mkdir()
     (params / "p.yaml").write_text("train:\n  epochs: 7\n  lr_d: 2.0e-5\n05_latent:\n  steps: 3\n")
     monkeypatch.setattr(parameter_sets, "PARAMS_DIR", params)
-    config = profiles.experiment_config("p")
+    config = experiment.experiment_config("p")
     assert (config.epochs, config.lr_d) == (7, 2e-5)
     (params / "p.yaml").write_text("train:\n  epochs: 9\n")
-    assert profiles.experiment_config("p").epochs == 9
+    assert experiment.experiment_config("p").epochs == 9
 
 
 @pytest.mark.parametrize("text, message", [
@@ -107,7 +108,7 @@ def test_profile_mistakes_are_one_sentence(tmp_path, monkeypatch, text, message)
     (params / "p.yaml").write_text(text)
     monkeypatch.setattr(parameter_sets, "PARAMS_DIR", params)
     with pytest.raises(UserError, match=message):
-        profiles.load_profile("p")
+        notebooks.load_profile("p")
 
 
 def test_roles_define_identity_and_what_a_resume_may_change():
@@ -186,7 +187,7 @@ def test_command_line_paths_mean_the_current_folder(tmp_path, monkeypatch, capsy
 
 def test_no_notebook_defines_a_function_or_class():
     for stem in parameter_sets.NOTEBOOKS:
-        nb = nbformat.read(parameter_sets.notebook_path(stem), as_version=4)
+        nb = nbformat.read(notebooks.notebook_path(stem), as_version=4)
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
@@ -197,7 +198,7 @@ def test_no_notebook_defines_a_function_or_class():
 
 def test_committed_notebooks_carry_full_language_metadata_and_no_outputs():
     for stem in parameter_sets.NOTEBOOKS:
-        raw = json.loads(parameter_sets.notebook_path(stem).read_text())
+        raw = json.loads(notebooks.notebook_path(stem).read_text())
         assert raw["metadata"]["language_info"]["file_extension"] == ".py"
         assert all(not c.get("outputs") and not c.get("execution_count") for c in raw["cells"] if c["cell_type"] == "code")
 

@@ -31,9 +31,10 @@ from gan_helpers.runs.experiment import train
 from gan_helpers.paths import PROJECT_ROOT
 from report import observations, render
 from gan_helpers.runs.markdown import code_span, markdown_text
-from gan_helpers.runs.results import check_result, require_intact, sizes
-from gan_helpers.runs.export import export_run
-from gan_helpers.tools.evaluate import evaluate_run
+from commands.evaluate import evaluate_run
+from gan_helpers.runs.results import require_intact
+from report.export import export_run, sizes
+from report.provenance import check_result
 
 HOSTILE = r"\input{/etc/hostname} \write18{touch PWNED} \openin\x=/etc/hostname \catcode`\@=11 <script>alert(1)</script> $$x$$"
 needs_latex = pytest.mark.skipif(not all(shutil.which(p) for p in ("xelatex", "pandoc", "pdftotext")),

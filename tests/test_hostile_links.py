@@ -18,7 +18,7 @@ import pytest
 
 from gan_helpers.errors import UserError
 from gan_helpers.runs import run_folders
-from gan_helpers.runs.export import export_run
+from report.export import export_run
 from gan_helpers.storage import locks
 from gan_helpers.storage.atomic import append_line, atomic_copy, atomic_write_text, link_or_copy
 from gan_helpers.tools.cli import main

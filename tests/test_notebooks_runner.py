@@ -8,8 +8,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from gan_helpers.tools import notebooks
-from gan_helpers.runs import parameter_sets, profiles
+from gan_helpers.runs import experiment, parameter_sets
+from report import notebooks
 from gan_helpers.tools.cli import main
 from gan_helpers.errors import UserError
 
@@ -30,7 +30,6 @@ def lab(tmp_path, monkeypatch):
     write_notebook(folder / "02_data.ipynb", 'data = "data/galaxies64"\nepochs: int = 5', "print(f'data={data} epochs={epochs}')")
     (folder / "params" / "smoke.yaml").write_text("01_warmup:\n  steps: 3\n02_data:\n  epochs: 1\n")
     monkeypatch.setattr(notebooks, "NOTEBOOK_DIR", folder)
-    monkeypatch.setattr(parameter_sets, "NOTEBOOK_DIR", folder)
     monkeypatch.setattr(parameter_sets, "PARAMS_DIR", folder / "params")
     return folder
 
@@ -40,11 +39,11 @@ def set_params(lab: Path, text: str) -> None:
 
 
 def test_parameters_cell_names_and_defaults(lab):
-    assert parameter_sets.notebook_parameters(lab / "02_data.ipynb") == {"data": "data/galaxies64", "epochs": 5}
+    assert notebooks.notebook_parameters(lab / "02_data.ipynb") == {"data": "data/galaxies64", "epochs": 5}
 
 
 def test_profile_loads_with_every_notebook_present(lab):
-    profile = profiles.load_profile("smoke", ["01_warmup", "02_data"])
+    profile = notebooks.load_profile("smoke", ["01_warmup", "02_data"])
     assert profile["01_warmup"] == {"steps": 3}
     assert profile["02_data"] == {"epochs": 1}
     assert profile["06_reflections"] == {}  # no section: the notebook's defaults
@@ -53,7 +52,7 @@ def test_profile_loads_with_every_notebook_present(lab):
 def test_mistyped_key_is_one_clear_sentence(lab):
     set_params(lab, "02_data:\n  epoch: 1\n")
     with pytest.raises(UserError) as error:
-        profiles.load_profile("smoke", ["01_warmup", "02_data"])
+        notebooks.load_profile("smoke", ["01_warmup", "02_data"])
     message = str(error.value)
     assert "02_data has no parameter 'epoch'" in message
     assert "did you mean 'epochs'" in message
@@ -63,23 +62,23 @@ def test_mistyped_key_is_one_clear_sentence(lab):
 def test_unknown_section_is_an_error(lab):
     set_params(lab, "03_dcgn:\n  epochs: 1\n")
     with pytest.raises(UserError, match="section '03_dcgn' that is neither 'train', 'without_gpu' nor a notebook.*did you mean '03_dcgan'"):
-        profiles.load_profile("smoke", ["01_warmup", "02_data"])
+        notebooks.load_profile("smoke", ["01_warmup", "02_data"])
 
 
 def test_without_gpu_knobs_replace_the_notebooks_own_on_a_cpu_only(lab):
     set_params(lab, "01_warmup:\n  steps: 300\n  lr: 0.5\nwithout_gpu:\n  01_warmup:\n    steps: 40\n")
-    assert profiles.load_profile("smoke", ["01_warmup"], gpu=True)["01_warmup"] == {"steps": 300, "lr": 0.5}
-    assert profiles.load_profile("smoke", ["01_warmup"], gpu=False)["01_warmup"] == {"steps": 40, "lr": 0.5}
+    assert notebooks.load_profile("smoke", ["01_warmup"], gpu=True)["01_warmup"] == {"steps": 300, "lr": 0.5}
+    assert notebooks.load_profile("smoke", ["01_warmup"], gpu=False)["01_warmup"] == {"steps": 40, "lr": 0.5}
 
 
 @pytest.mark.parametrize("gpu", [True, False])
 def test_without_gpu_typos_are_errors_on_either_machine(lab, gpu):
     set_params(lab, "without_gpu:\n  01_warmup:\n    stepz: 40\n")
     with pytest.raises(UserError, match="01_warmup has no parameter 'stepz'.*did you mean 'steps'"):
-        profiles.load_profile("smoke", ["01_warmup"], gpu=gpu)
+        notebooks.load_profile("smoke", ["01_warmup"], gpu=gpu)
     set_params(lab, "without_gpu:\n  01_warmpu:\n    steps: 40\n")
     with pytest.raises(UserError, match="section without_gpu of .* names '01_warmpu', which is not a notebook.*'01_warmup'"):
-        profiles.load_profile("smoke", ["01_warmup"], gpu=gpu)
+        notebooks.load_profile("smoke", ["01_warmup"], gpu=gpu)
 
 
 def test_a_notebook_needs_exactly_one_parameters_cell(lab):
@@ -87,7 +86,7 @@ def test_a_notebook_needs_exactly_one_parameters_cell(lab):
     nb.cells[1].metadata["tags"] = []
     nbformat.write(nb, lab / "01_warmup.ipynb")
     with pytest.raises(UserError, match="exactly one code cell tagged 'parameters'"):
-        profiles.load_profile("smoke", ["01_warmup"])
+        notebooks.load_profile("smoke", ["01_warmup"])
 
 
 def test_bad_keys_stop_execution_before_any_notebook_runs(lab, tmp_path, monkeypatch):
@@ -130,9 +129,9 @@ def test_default_profile_follows_the_gpu(monkeypatch, tmp_path):
 
     monkeypatch.setenv("LAB_RESULTS", str(tmp_path))  # no shipped result to stand in for training
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert profiles.default_profile() == "full"
+    assert experiment.default_profile() == "full"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert profiles.default_profile() == "quick"
+    assert experiment.default_profile() == "quick"
 
 
 def test_default_profile_without_a_gpu_is_full_when_the_shipped_result_fits(monkeypatch):
@@ -146,25 +145,25 @@ def test_default_profile_without_a_gpu_is_full_when_the_shipped_result_fits(monk
             seen.append((config.epochs, config.data, say))
             return Path("results/reference") / config.generator if config.generator in kinds else None
         return result
-    monkeypatch.setattr(profiles, "shipped_result", fits({"transposed", "upsampling"}))
-    assert profiles.default_profile() == "full"
-    assert seen[-1] == (profiles.experiment_config("full").epochs, profiles.experiment_config("full").data, None)  # asked quietly
-    monkeypatch.setattr(profiles, "shipped_result", fits({"transposed"}))  # half a result: the lab trains, so quick
-    assert profiles.default_profile() == "quick"
+    monkeypatch.setattr(experiment, "shipped_result", fits({"transposed", "upsampling"}))
+    assert experiment.default_profile() == "full"
+    assert seen[-1] == (experiment.experiment_config("full").epochs, experiment.experiment_config("full").data, None)  # asked quietly
+    monkeypatch.setattr(experiment, "shipped_result", fits({"transposed"}))  # half a result: the lab trains, so quick
+    assert experiment.default_profile() == "quick"
 
 
 def test_profile_choice_empty_means_automatic(lab, monkeypatch):
     for name in ("quick", "full"):
         (lab / "params" / f"{name}.yaml").write_text("")
-    monkeypatch.setattr(profiles, "default_profile", lambda data=None: "quick")
+    monkeypatch.setattr(experiment, "default_profile", lambda data=None: "quick")
     monkeypatch.delenv("PROFILE", raising=False)
-    assert profiles.resolve_profile("") == "quick"
-    assert profiles.resolve_profile(None) == "quick"
+    assert experiment.resolve_profile("") == "quick"
+    assert experiment.resolve_profile(None) == "quick"
     monkeypatch.setenv("PROFILE", "full")
-    assert profiles.resolve_profile("") == "full"
-    assert profiles.resolve_profile("smoke") == "smoke"  # an explicit choice wins over $PROFILE
+    assert experiment.resolve_profile("") == "full"
+    assert experiment.resolve_profile("smoke") == "smoke"  # an explicit choice wins over $PROFILE
     with pytest.raises(UserError, match="no parameter set 'huge'.*full, quick, smoke"):
-        profiles.resolve_profile("huge")
+        experiment.resolve_profile("huge")
 
 
 def test_cli_inject_and_its_errors(lab, tmp_path, capsys):

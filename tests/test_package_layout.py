@@ -116,11 +116,30 @@ def test_no_notebook_imports_a_command_or_the_report_build():
     assert len(notebooks) == 6
     for notebook in notebooks:
         text = notebook.read_text()
-        assert "gan_helpers.tools" not in text and "from report" not in text and "import report" not in text, notebook.name
+        assert "gan_helpers.tools" not in text and not any(f"{word} {package}" in text for word in ("from", "import")
+                                                          for package in ("report", "commands")), notebook.name
 
 
 def test_what_the_notebooks_load_never_loads_the_report_build_or_a_command():
     code = ("import sys, gan_helpers.runs.experiment, gan_helpers.runs.live, gan_helpers.listing, gan_helpers.latent_plots\n"
-            "print(sorted(m for m in sys.modules if m == 'report' or m.startswith(('report.', 'gan_helpers.tools'))))")
+            "print(sorted(m for m in sys.modules if m in ('report', 'commands') or m.startswith(('report.', 'commands.', 'gan_helpers.tools'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_the_package_imports_neither_the_report_build_nor_the_commands_beside_it():
+    wrong = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            wrong += [f"{name} imports {t}" for t in targets if t.split(".")[0] in ("report", "commands")]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_bench_and_train_run_on_a_machine_without_the_notebook_tools():
+    """The GPU machine has torch, tqdm, pillow, numpy, matplotlib, pyyaml and pytest only: no report build there."""
+    code = ("import sys, commands.bench, gan_helpers.tools.train\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('report', 'nbformat', 'nbconvert', 'papermill', 'IPython')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent).stdout
     assert loaded.strip() == "[]"

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from gan_helpers.datasets import prepare
-from gan_helpers.tools import prepare as prepare_command
+from commands import prepare as prepare_command
 from gan_helpers.errors import UserError
 from gan_helpers.datasets.manifest import PrepareSummary
 from gan_helpers.datasets.prepare import output_name, prepare_cached, prepare_folder
@@ -289,7 +289,7 @@ def test_command_line_works_from_another_folder(tmp_path):
 def test_cli_turns_user_errors_into_one_line(tmp_path, capsys, monkeypatch):
     from gan_helpers.tools import cli
 
-    monkeypatch.setattr(cli, "COMMANDS", {"prepare": "gan_helpers.tools.prepare"})  # only the command under test
+    monkeypatch.setattr(cli, "COMMANDS", {"prepare": "commands.prepare"})  # only the command under test
     assert cli.main(["prepare", str(tmp_path / "missing"), str(tmp_path / "dst")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: Image folder") and err.count("\n") == 1 and "Traceback" not in err

@@ -14,7 +14,7 @@ import pytest
 
 from gan_helpers.errors import UserError
 from gan_helpers.runs.quality_records import read_quality, record_model
-from gan_helpers.utils import finite_number
+from gan_helpers.formatting import finite_number
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
@@ -217,18 +217,18 @@ def _png_header(width: int, height: int) -> bytes:
 @pytest.fixture
 def grid_run(tmp_path) -> Path:
     """A run folder with two good 3x3-tile grids at epochs 1 and 2."""
-    from gan_helpers.runs.animation import save_labelled_grid
+    from gan_helpers.runs.run_plots import save_grid
 
     run_dir = tmp_path / "00001-x"
     (run_dir / "samples").mkdir(parents=True)
     for epoch in (1, 2):
-        save_labelled_grid(__import__("torch").rand(9, 3, 64, 64), run_dir / "samples" / f"epoch-00000{epoch}.png", f"epoch {epoch}")
+        save_grid(__import__("torch").rand(9, 3, 64, 64), run_dir / "samples" / f"epoch-00000{epoch}.png", label=f"epoch {epoch}")
     return run_dir
 
 
 def _readers():
     from gan_helpers.plots import grid_tiles, show_png
-    from gan_helpers.runs.animation import save_evolution
+    from commands.evaluate import save_evolution
 
     def shown(path):
         fig, ax = plt.subplots()
@@ -275,7 +275,7 @@ def test_a_grid_that_is_a_link_or_a_fifo_is_refused_without_waiting(grid_run, re
 
 def test_good_grids_still_read_as_their_tiles_and_animation(grid_run):
     from gan_helpers.plots import grid_tiles, read_png
-    from gan_helpers.runs.animation import save_evolution
+    from commands.evaluate import save_evolution
 
     pixels, labelled = read_png(grid_run / "samples" / "epoch-000001.png")
     assert labelled and pixels.dtype.name == "uint8" and pixels.shape[1] == 3 * 66 + 2

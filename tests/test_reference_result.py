@@ -13,8 +13,9 @@ import torch
 
 from gan_helpers.runs.config import GENERATOR_KINDS
 from gan_helpers.models import TransposedConvGenerator, UpsamplingGenerator
-from gan_helpers.runs.profiles import experiment_config
-from gan_helpers.runs.results import REFERENCE as NAME, check_result, matches, results_root
+from gan_helpers.runs.experiment import experiment_config
+from gan_helpers.runs.results import REFERENCE as NAME, matches, results_root
+from report.provenance import check_result
 from gan_helpers.runs.run_folders import checkpoint_files, read_config, read_metrics
 
 REFERENCE = results_root() / NAME  # results/reference, or $LAB_RESULTS/reference

@@ -50,13 +50,12 @@ def test_evolution_epochs_are_the_milestones_and_the_last():
 
 
 def test_grid_tiles_cut_a_saved_grid_back_into_its_images(tmp_path):
-    from gan_helpers.runs.animation import save_labelled_grid
     from gan_helpers.plots import grid_tiles
     from gan_helpers.runs.run_plots import save_grid
 
     images = torch.rand(10, 3, 64, 64).mul(255).round().div(255)
     save_grid(images, tmp_path / "plain.png")
-    save_labelled_grid(images, tmp_path / "labelled.png", "epoch 3")
+    save_grid(images, tmp_path / "labelled.png", label="epoch 3")
     for name in ("plain.png", "labelled.png"):
         tiles = grid_tiles(tmp_path / name, 7)
         assert tiles.shape == (7, 3, 64, 64) and torch.allclose(tiles, images[:7], atol=1 / 255), name

@@ -12,17 +12,17 @@ import pytest
 import torch
 from image_folders import write_image_folder
 
-from gan_helpers.runs import results, provenance as provenance_module, checkpoints, run_folders
-from gan_helpers.tools import export
+from gan_helpers.runs import results, checkpoints, run_folders
+from report import export, provenance as provenance_module
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.runs.quality_records import append_quality, read_quality
 from gan_helpers.runs.experiment import train
 from gan_helpers.runs.warm_start import warm_start
 from gan_helpers.models import GENERATORS, Discriminator, build_generator, generate
-from gan_helpers.runs.provenance import read_provenance_input
-from gan_helpers.runs.results import check_result, matches
-from gan_helpers.runs.export import choose_grids, export_run
+from gan_helpers.runs.results import matches
+from report.export import choose_grids, export_run, sizes
+from report.provenance import check_result, read_provenance_input
 
 KINDS = ("transposed", "upsampling")
 TOP_FILES = {"config.json", "metrics.jsonl", "quality.jsonl", "fixed_noise.pt", "reals.png", "provenance.json"}
@@ -65,7 +65,7 @@ def copy_of(result_dir: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_export_holds_the_format_and_no_training_state(exported, kind):
-    found = results.sizes(exported[kind])
+    found = sizes(exported[kind])
     grids = {f"samples/{folder}epoch-{e:06d}.png" for e in (0, 1, 2) for folder in ("", "ema/")}
     weights = {"checkpoints/epoch-000001.pt", "checkpoints/epoch-000002.pt"}
     assert set(found) == TOP_FILES | grids | weights
@@ -88,7 +88,7 @@ def test_the_command_prints_every_file_and_the_total(trained, tmp_path, capsys):
     assert export.run(args) == 0
     printed = capsys.readouterr().out
     assert "checkpoints/epoch-000002.pt" in printed and "samples/ (6 grids)" in printed
-    total = sum(results.sizes(dest).values()) / 2**20
+    total = sum(sizes(dest).values()) / 2**20
     assert f"{total:.2f} MiB  in all" in printed
     assert "note:" not in printed, "a complete export has nothing to note"
 
@@ -147,10 +147,10 @@ def test_provenance_files_in_gnu_time_and_json_form(tmp_path):
 
 
 def test_an_existing_result_is_never_overwritten(trained, exported, tmp_path):
-    before = results.sizes(exported["upsampling"])
+    before = sizes(exported["upsampling"])
     with pytest.raises(UserError, match="already exists and is not empty, and a result is never overwritten"):
         export_run(trained["runs"]["transposed"][1], exported["upsampling"])
-    assert results.sizes(exported["upsampling"]) == before
+    assert sizes(exported["upsampling"]) == before
     empty = tmp_path / "empty"
     empty.mkdir()
     assert check_result(export_run(trained["runs"]["upsampling"][1], empty, commands=COMMANDS, commit="abc")) == []
@@ -233,7 +233,7 @@ def test_grid_subset_keeps_first_best_and_last_evenly():
 def test_a_copy_of_a_result_warm_restarts_for_one_epoch(trained, exported, tmp_path):
     source = copy_of(exported["upsampling"], tmp_path)
     run_dir = warm_start(source, epochs=3, runs_dir=str(tmp_path / "runs"))
-    assert run_dir.parent == tmp_path / "runs" and results.sizes(source) == results.sizes(exported["upsampling"])
+    assert run_dir.parent == tmp_path / "runs" and sizes(source) == sizes(exported["upsampling"])
     assert [m["epoch"] for m in run_folders.read_metrics(run_dir)] == [1, 2, 3], "the result's history, then one more epoch"
     assert (run_dir / "resumes.txt").read_text().startswith(
         f"warm restart from {source} at epoch 2 on cpu: optimizer moments re-initialised, G_ema restarted from G")

@@ -28,7 +28,7 @@ from gan_helpers.storage import atomic
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.models import Discriminator, build_generator
-from gan_helpers.utils import rng_state
+from gan_helpers.seeding import rng_state
 
 # ---- a run folder to damage ----------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from gan_helpers.datasets import stellarium
-from gan_helpers.tools import data
+from commands import data
 from gan_helpers.errors import UserError
 from gan_helpers.datasets.stellarium import (
     NEBULAE, Credit, build_default_dataset, build_from_folder, download_package, extract_nebulae, is_complete,

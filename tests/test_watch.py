@@ -194,7 +194,7 @@ def test_damaged_records_are_skipped_with_a_warning_once_and_no_traceback(tmp_pa
 
 def _watched(run_dir: Path, change, timeout: float = 30) -> tuple[list[str], BaseException | None]:
     """follow()'s lines and how it ended when `change` is done to the run while it polls; a failure, never a hang."""
-    from gan_helpers.tools.watch import follow
+    from commands.watch import follow
 
     lines: list[str] = []
     ended: dict[str, BaseException | None] = {}

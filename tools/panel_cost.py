@@ -26,8 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gan_helpers.errors import UserError  # noqa: E402
-from gan_helpers.runs.experiment import train  # noqa: E402
-from gan_helpers.runs.profiles import experiment_config  # noqa: E402
+from gan_helpers.runs.experiment import experiment_config, train  # noqa: E402
 from gan_helpers.runs.live import LivePanel  # noqa: E402
 
 

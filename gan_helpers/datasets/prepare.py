@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image, ImageColor
+from PIL import Image
 from tqdm.auto import tqdm
 
 from gan_helpers.datasets.convert import GREY_TOLERANCE, IMAGE_SIZE, Dropped, convert_file, is_greyscale
@@ -195,19 +195,3 @@ def prepare_cached(src: str | Path, *, cache_root: Path | None = None, progress:
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return target
-
-
-# ----------------------------------------------------------------------- CLI
-def parse_color(text: str) -> tuple[int, int, int]:
-    """A colour from a name, #hex or "r,g,b"."""
-    try:
-        if "," in text:
-            rgb = tuple(int(part) for part in text.split(","))
-            if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-                raise ValueError(text)
-            return rgb  # type: ignore[return-value]
-        return ImageColor.getrgb(text)[:3]
-    except ValueError:
-        raise UserError(f"Background colour {text!r} is not a colour; use a name, #rrggbb or r,g,b.") from None
-
-

@@ -31,7 +31,7 @@ from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.models import LATENT_DIM, Discriminator, build_generator
 from gan_helpers.runs.run_folders import _EPOCH_FILE, checkpoint_files, epoch_name, read_config
-from gan_helpers.utils import rng_state_problem
+from gan_helpers.seeding import rng_state_problem
 import json
 from gan_helpers.runs.run_folders import (
     _RUN_NAME, _claim_number, _publish, _removed_on_failure, checkpoint_files, epoch_name, read_metrics, samples,
@@ -116,11 +116,6 @@ def load_generator(checkpoint: str | Path, device: str | torch.device = "cpu", *
     G.load_state_dict(state[part])  # float16 weights are copied into float32 parameters
     G.eval()
     return G, state
-
-
-def save_fixed_noise(run_dir: str | Path, z: torch.Tensor) -> None:
-    """Write the run's fixed latent vectors (``fixed_noise.pt``) atomically, on the CPU."""
-    atomic_save(z.detach().cpu(), Path(run_dir) / "fixed_noise.pt")
 
 
 def load_fixed_noise(run_dir: str | Path, count: int | None = None, latent_dim: int | None = None) -> torch.Tensor:

@@ -15,6 +15,7 @@ full profile a shipped result may stand in for them (gan_helpers.runs.results).
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from pathlib import Path
 
@@ -30,9 +31,10 @@ from gan_helpers.runs.quality_records import QUALITY_FILE, cached_calibration, t
 from gan_helpers.models import Discriminator, build_generator
 from gan_helpers.paths import from_root, shown
 from gan_helpers.runs.run_plots import save_grid
-from gan_helpers.utils import pick_device, seed_everything, set_rng_state
+from gan_helpers.seeding import seed_everything, set_rng_state
 from gan_helpers.runs.run_loop import fit_run, sample_epoch
 from gan_helpers.averaging import averaged_copy
+from gan_helpers.runs.parameter_sets import data_argument, profile_experiment, profile_names
 from gan_helpers.runs.results import inside_shipped, shipped_result
 from gan_helpers.datasets.loading import load_dataset
 
@@ -78,7 +80,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     if note:
         raise UserError("a note is kept with a resume; a new run has none (drop the note, or resume a run).")
     config = (config or TrainConfig()).replace(**overrides)
-    device = pick_device(config.device)
+    device = speed.pick_device(config.device)
     precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]
     images = training_images(config, device)
     G, D, opt_G, opt_D = build_models(config, device)
@@ -210,7 +212,7 @@ def _resume_held(target: Path, overrides: dict, held: contextlib.ExitStack, watc
         run_folders.truncate_metrics(run_dir, epoch)
     truncate_quality(run_dir, epoch)
 
-    device = pick_device(config.device)
+    device = speed.pick_device(config.device)
     precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]
     images = training_images(config, device)
     G, D, opt_G, opt_D = build_models(config, device)
@@ -261,7 +263,7 @@ def _changes(saved: TrainConfig, config: TrainConfig) -> str:
 
 def device_and_precision(config: TrainConfig) -> tuple[torch.device, str]:
     """Where the experiment trains and in what precision ('bf16' or 'fp32'), as training resolves 'auto'."""
-    device = pick_device(config.device)
+    device = speed.pick_device(config.device)
     return device, speed.choose_precision(device, config.precision)
 
 
@@ -275,5 +277,38 @@ def quality_calibration(config: TrainConfig, images: torch.Tensor) -> list[dict]
     return cached_calibration(images, from_root(config.runs_dir) / "calibration.json", seed=config.seed)
 
 
-# ---- command line (python -m gan_helpers train) ---------------------------------------------
+def experiment_config(profile: str, *, data: str = "", **overrides) -> TrainConfig:
+    """The experiment of the parameter set `profile` (:func:`resolve_profile`): its ``train:`` block over
+    TrainConfig's defaults (:mod:`gan_helpers.runs.parameter_sets`).
 
+    `data` (when not empty) replaces the data folder, as ``DATA=`` does;
+    `overrides` change settings that do not make a different run (e.g.
+    ``progress``), and anything else on purpose.
+    """
+    config = profile_experiment(resolve_profile(profile))
+    if data:
+        overrides["data"] = data
+    return config.replace(**overrides)
+
+
+def resolve_profile(name: str | None = None, data: str | Path | None = None) -> str:
+    """The profile to use: `name`, else the PROFILE environment variable, else :func:`default_profile` for `data`.
+
+    An empty string counts as not given (the Makefile passes ``--profile ""``).
+    """
+    name = (name or "").strip() or os.environ.get("PROFILE", "").strip() or default_profile(data)
+    if name not in profile_names():
+        raise UserError(f"there is no parameter set {name!r} (notebooks/params/{name}.yaml); use one of: {', '.join(profile_names()) or 'none'}.")
+    return name
+
+
+def default_profile(data: str | Path | None = None) -> str:
+    """'full' where a CUDA GPU is available or a shipped result stands in for its training, 'quick' otherwise.
+
+    The shipped result (``results/reference``, :mod:`gan_helpers.runs.results`) counts only
+    when it fits the full profile's experiment on `data` for both generators.
+    """
+    if torch.cuda.is_available():
+        return "full"
+    config = experiment_config("full", data=data_argument(data) if data else "")
+    return "full" if all(shipped_result(config.replace(generator=kind), say=None) for kind in GENERATOR_KINDS) else "quick"

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gan_helpers.balance import Thresholds, point10_warnings
-from gan_helpers.utils import duration, fmt
+from gan_helpers.formatting import duration, fmt
 from gan_helpers.paths import shown
 from gan_helpers.plots import read_png
 from gan_helpers.runs.quality_records import QUALITY_FILE, read_quality

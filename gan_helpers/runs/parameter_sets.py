@@ -1,24 +1,38 @@
-"""Parameter sets on disk: notebooks/params/*.yaml and the notebooks' parameters cells."""
+"""Parameter sets: one experiment and each notebook's own knobs (``notebooks/params/<profile>.yaml``).
+
+A profile file has one ``train:`` block of :class:`~gan_helpers.runs.config.TrainConfig`
+fields, the experiment that notebooks 03–06 all train and analyse, and one
+block per notebook holding only that notebook's own knobs::
+
+    train:
+      runs_dir: runs/quick
+      max_images: 48
+      epochs: 15
+    05_latent:
+      steps: 30
+    without_gpu:        # knobs that replace the ones above on a machine without CUDA
+      03_dcgan:
+        first_steps: 40
+
+Every key is checked before anything runs: a training setting against
+TrainConfig here, a notebook knob against the names the notebook's
+``parameters`` cell assigns (:func:`report.notebooks.load_profile`). A typo
+is an error naming the key, never a silently ignored setting. Which profile
+a notebook gets by default is :func:`gan_helpers.runs.experiment.resolve_profile`.
+"""
 
 from __future__ import annotations
-import ast
-import difflib
-from gan_helpers.paths import PROJECT_ROOT, shown
-from pathlib import Path
-from gan_helpers.errors import UserError
 
+import difflib
+from pathlib import Path
+
+from gan_helpers.errors import UserError
+from gan_helpers.paths import PROJECT_ROOT, shown
+from gan_helpers.runs.config import TrainConfig
 
 NOTEBOOKS = ("01_warmup", "02_data", "03_dcgan", "04_upsampling", "05_latent", "06_reflections")
-
-
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-
-
-PARAMS_DIR = NOTEBOOK_DIR / "params"
-
-
+PARAMS_DIR = PROJECT_ROOT / "notebooks" / "params"
 TRAIN = "train"  # the profile block that holds the experiment
-
 
 # The profile block of notebook knobs used instead on a machine without CUDA: the
 # full profile's CPU-heavy demonstrations (point 7's step trace, point 13's long
@@ -26,49 +40,8 @@ TRAIN = "train"  # the profile block that holds the experiment
 WITHOUT_GPU = "without_gpu"
 
 
-# Parameters the runner sets itself in every notebook that has them: which
-# profile, and the data override (--data / DATA=).
-RUNNER_PARAMETERS = ("profile", "data", "progress")
-
-
 def profile_names() -> list[str]:
     return sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
-
-
-def notebook_path(stem: str) -> Path:
-    return NOTEBOOK_DIR / f"{stem}.ipynb"
-
-
-def parameters_cell(nb, name: str = "notebook"):
-    """The notebook's one code cell tagged ``parameters``."""
-    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
-    if len(cells) != 1:
-        raise UserError(f"{name} must have exactly one code cell tagged 'parameters', not {len(cells)}; tag the cell of plain literals.")
-    return cells[0]
-
-
-def notebook_parameters(path: str | Path) -> dict[str, object]:
-    """The names the ``parameters`` cell assigns, with their default values (plain literals)."""
-    import nbformat  # here, not at import: jsonschema's validators take seconds to load, and --help needs none
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{shown(path)} does not exist; a parameter set names a notebook that is not there.")
-    cell = parameters_cell(nbformat.read(path, as_version=4), shown(path))
-    try:
-        tree = ast.parse(cell.source)
-    except SyntaxError as error:
-        raise UserError(f"the parameters cell of {shown(path)} is not valid Python ({error.msg}, line {error.lineno}).") from None
-    found: dict[str, object] = {}
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        for target in targets:
-            if isinstance(target, ast.Name):
-                try:
-                    found[target.id] = ast.literal_eval(node.value) if node.value is not None else None
-                except ValueError:
-                    found[target.id] = None  # not a plain literal: the name still counts
-    return found
 
 
 def read_profile(name: str, gpu: bool | None = None) -> dict[str, dict]:
@@ -110,6 +83,14 @@ def read_profile(name: str, gpu: bool | None = None) -> dict[str, dict]:
         for stem, knobs in replaced.items():
             profile[stem].update(knobs or {})
     return profile
+
+
+def profile_experiment(name: str) -> TrainConfig:
+    """The experiment of the parameter set `name`: its ``train:`` block over TrainConfig's defaults, every key checked."""
+    try:
+        return TrainConfig.from_dict(read_profile(name)[TRAIN])
+    except UserError as error:
+        raise UserError(f"notebooks/params/{name}.yaml, block '{TRAIN}': {error}") from None
 
 
 def data_argument(data: str | Path) -> str:

@@ -30,9 +30,7 @@ from gan_helpers.errors import UserError
 from gan_helpers.models import generate
 from gan_helpers.runs.markdown import table_cell
 from gan_helpers.runs.quality import SWD_LEVELS, measure, calibration
-from gan_helpers.utils import finite_number
-from gan_helpers.datasets.loading import load_dataset
-from gan_helpers.paths import from_root
+from gan_helpers.formatting import finite_number
 
 QUALITY_FILE = "quality.jsonl"
 QUALITY_SAMPLES = 256  # samples per record: SWD within a few % between equally good sets; ~10 s of G on a 2-core CPU
@@ -191,13 +189,6 @@ def quality_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_reals(run_dir: str | Path, data: str | Path | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
-    """The training images of a run (its data folder and max_images), as training saw them before augmentation."""
-    config = run_folders.read_config(run_dir)
-    folder = from_root(data if data is not None else config["data"])
-    return load_dataset(folder, max_images=config.get("max_images"), device=device)
-
-
 def is_new_best(run_dir: str | Path, epoch: int) -> bool:
     """Whether G or G_ema scored a lower SWD at `epoch` than at every earlier epoch of the run."""
     for model in ("G", "G_ema"):
@@ -248,7 +239,3 @@ def best_epoch(run_dir: str | Path, *, model: str = "G", margin: float = SWD_MAR
         "tied_epochs": [r["epoch"] for r in tied],
         "epochs_compared": len(usable),
     }
-
-
-# ---- command line -------------------------------------------------------------------------
-

@@ -9,7 +9,7 @@ A shipped result is read by the same functions as any run folder
 (:mod:`gan_helpers.runs.run_folders`, :func:`gan_helpers.runs.checkpoints.load_generator`).
 What differs is where it lies: the lab looks for one in ``results/`` beside
 the runs it trains, and never writes into it. ``provenance.json``, written
-at export (:mod:`gan_helpers.runs.provenance`), says how it was made.
+at export (:mod:`report.provenance`), says how it was made.
 
 Two environment variables steer whether a result stands in for training, so
 ``make report``, the notebook runner and JupyterLab (which pass their
@@ -23,28 +23,26 @@ environment to the kernels) agree:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
 
 from gan_helpers.errors import UserError
 from gan_helpers.paths import PROJECT_ROOT, from_root, shown
 from gan_helpers.runs import checkpoints, run_folders
 from gan_helpers.runs.config import TrainConfig
-from gan_helpers.runs.parameter_sets import TRAIN, read_profile
-from gan_helpers.runs.provenance import (
-    PROVENANCE_FILE, data_key, epoch_problems, file_manifest, jsonl_epochs, provenance_problems, read_provenance,
-)
-from gan_helpers.runs.quality_records import QUALITY_FILE
+from gan_helpers.runs.parameter_sets import profile_experiment
+from gan_helpers.storage.locks import LOCK_FILE
+from gan_helpers.storage.regular import open_regular_file
 
 SOURCE_VARIABLE = "LAB_SOURCE"
 RESULTS_VARIABLE = "LAB_RESULTS"
 SOURCES = ("auto", "shipped", "train")
 REFERENCE = "reference"  # results/<REFERENCE>/<generator> is the result the lab uses
 SPEC_PROFILE = "full"  # the profile whose settings are the spec's run
-REQUIRED_FILES = ("config.json", "metrics.jsonl", QUALITY_FILE, "fixed_noise.pt", "reals.png")
+PROVENANCE_FILE = "provenance.json"  # written at export (report.provenance); its list of files keeps a result intact
 
 
 def results_root() -> Path:
@@ -69,7 +67,7 @@ def has_spec_settings(config: TrainConfig) -> bool:
     """
     def settings(c: TrainConfig) -> dict:
         return {**{k: v for k, v in c.identity().items() if k not in ("data", "generator")}, "epochs": c.epochs}
-    return settings(config) == settings(TrainConfig.from_dict(read_profile(SPEC_PROFILE)[TRAIN]))
+    return settings(config) == settings(profile_experiment(SPEC_PROFILE))
 
 
 def shipped_result(config: TrainConfig, source: str | None = None, *, say: Callable[[str], None] | None = print) -> Path | None:
@@ -188,43 +186,38 @@ def require_intact(result_dir: str | Path) -> Path:
     return Path(result_dir)
 
 
-def check_result(result_dir: str | Path) -> list[str]:
-    """Consistency problems of a result folder, one sentence each; an empty list when it is sound."""
-    result_dir = Path(result_dir)
-    if links := links_inside(result_dir):
-        return [f"{shown(link)} is a symbolic link, and a shipped result holds none." for link in links]
+def read_provenance(result_dir: str | Path) -> dict:
+    """The result folder's provenance.json as a dict; a UserError if missing or not a JSON object."""
+    path = Path(result_dir) / PROVENANCE_FILE
     try:
-        provenance = read_provenance(result_dir)
-        TrainConfig.from_dict(run_folders.read_config(result_dir), complete=True)
-    except UserError as error:
-        return [str(error)]
-    problems = [f"{result_dir} lacks {name}." for name in REQUIRED_FILES if not (result_dir / name).is_file()]
-    metrics = jsonl_epochs(result_dir / "metrics.jsonl", problems)
-    quality = jsonl_epochs(result_dir / QUALITY_FILE, problems)
-    saved = run_folders.checkpoint_files(result_dir)
-    problems += [reason for path in saved.values() if (reason := _checkpoint_problem(path))]
-    problems += epoch_problems(provenance, metrics, quality, list(run_folders.samples(result_dir)), list(saved))
-    try:
-        checkpoints.load_fixed_noise(result_dir)
-    except UserError as error:
-        problems.append(str(error))
-    return problems + provenance_problems(result_dir, provenance, metrics)
+        with open_regular_file(path, "rb") as f:  # never through a link, never blocked on a FIFO
+            provenance = json.loads(f.read().decode("utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{result_dir} has no {PROVENANCE_FILE}, so it is not a shipped result; export a run with "
+                        f"`python -m gan_helpers export RUN_DIR {result_dir}`.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise UserError(f"{path} is not readable JSON; export the run again into an empty folder.") from None
+    if not isinstance(provenance, dict):
+        raise UserError(f"{path} holds a JSON {type(provenance).__name__}, not an object; export the run again.")
+    return provenance
 
 
-def _checkpoint_problem(path: Path) -> str | None:
-    """Why a shipped checkpoint is unsound (not a generator's checkpoint, or weights wider than float16), or None."""
-    try:
-        state = checkpoints.load_generator(path, average="G" not in checkpoints.load_checkpoint(path))[1]
-    except UserError as error:
-        return str(error)
-    for part in ("G", "G_ema", "D"):
-        wide = sorted(k for k, v in state.get(part, {}).items() if v.is_floating_point() and v.dtype != torch.float16)
-        if wide:
-            return f"checkpoints/{path.name} holds {part} {wide[0]} as {state[part][wide[0]].dtype}, not float16."
-    return None
+def data_key(path: str, project_root: str | Path) -> str:
+    """A data folder as compared between machines: relative to the project when inside it."""
+    path = Path(path)
+    if path.is_absolute():
+        try:
+            return path.relative_to(project_root).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
 
 
-def sizes(result_dir: str | Path) -> dict[str, int]:
-    """Bytes of every file in a result folder, by path relative to it."""
-    result_dir = Path(result_dir)
-    return {p.relative_to(result_dir).as_posix(): p.stat().st_size for p in sorted(result_dir.rglob("*")) if p.is_file()}
+def file_manifest(folder: str | Path) -> dict[str, dict]:
+    """Size and SHA-256 of every file in a result folder except provenance.json (and a lock file), by relative path."""
+    folder = Path(folder)
+    found = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (PROVENANCE_FILE, LOCK_FILE)):
+        found[path.relative_to(folder).as_posix()] = {
+            "bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return found

@@ -11,9 +11,9 @@ from gan_helpers.training import TrainingDiverged, fit
 from gan_helpers.errors import UserError
 from gan_helpers.runs.quality_records import append_quality, is_new_best, quality_record, read_quality
 from gan_helpers.models import generate
-from gan_helpers.utils import rng_state
+from gan_helpers.seeding import rng_state
 from gan_helpers.runs import run_folders, checkpoints
-from gan_helpers.runs.animation import save_labelled_grid
+from gan_helpers.runs.run_plots import save_grid
 from gan_helpers.paths import shown
 from gan_helpers.averaging import ema_decay, standing_statistics
 from gan_helpers.augment import BatchAugment
@@ -31,14 +31,14 @@ def sample_epoch(run_dir: Path, config: TrainConfig, G, fixed_z: torch.Tensor, i
     """Point 9's fixed-noise grid, labelled with its epoch, and the epoch's quality numbers; the same for G_ema,
     if given (its grids in ``samples/ema/``), after its batch-norm statistics are made its own."""
     name = run_folders.epoch_name(epoch, "png")
-    save_labelled_grid(generate(G, fixed_z), run_dir / "samples" / name, f"epoch {epoch}")
+    save_grid(generate(G, fixed_z), run_dir / "samples" / name, label=f"epoch {epoch}")
     if config.quality_samples:
         append_quality(run_dir, quality_record(G, images, epoch=epoch, seed=config.seed, samples=config.quality_samples))
     if G_ema is None:
         return
     standing_statistics(G_ema, seed=config.seed + epoch)
     (run_dir / "samples" / "ema").mkdir(exist_ok=True)
-    save_labelled_grid(generate(G_ema, fixed_z), run_dir / "samples" / "ema" / name, f"epoch {epoch}, G_ema")
+    save_grid(generate(G_ema, fixed_z), run_dir / "samples" / "ema" / name, label=f"epoch {epoch}, G_ema")
     if config.quality_samples:
         append_quality(run_dir, quality_record(G_ema, images, epoch=epoch, seed=config.seed, samples=config.quality_samples,
                                                model="G_ema"))

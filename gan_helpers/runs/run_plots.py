@@ -1,27 +1,54 @@
 """Figures read from run folders: losses, verdicts, sample evolution, quality curves, the results at the reference epochs."""
 
 from __future__ import annotations
+import io
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.ticker import MaxNLocator
 from pathlib import Path
 from collections.abc import Sequence
+from PIL import Image, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
 
-from gan_helpers.plots import _row_label, milestone_epochs, grid_tiles, image_grid, rate_changes
+from gan_helpers.plots import _row_label, milestone_epochs, grid_tiles, image_grid, label_height, rate_changes
 from gan_helpers.errors import UserError
-from gan_helpers.storage.atomic import atomic_open
+from gan_helpers.storage.atomic import atomic_write_bytes
 from gan_helpers.runs import run_folders
-from gan_helpers.utils import finite_number
-from torchvision.utils import save_image
+from gan_helpers.formatting import finite_number
 
 from gan_helpers.runs.quality import memorisation
 from gan_helpers.runs.quality_records import best_epoch, read_quality
 
 
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> None:
-    """Save a batch of images in [0, 1] as one PNG grid (atomically: a kill never leaves half a PNG)."""
-    with atomic_open(path, "wb") as f:
-        save_image(image_grid(images, nrow), f, format="png")
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, label: str | None = None) -> Path:
+    """Save a batch of images in [0, 1] as one PNG grid, atomically (a kill never leaves half a PNG).
+
+    With a `label` (e.g. "epoch 50") the grid carries it in a strip above the images, and the PNG records that
+    it does (its text chunk "label"), so a reader (plots.read_png) can show the grid without the strip, and the
+    evolution GIF labels only the grids that lack one.
+    """
+    pixels = image_grid(images, nrow).mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    picture, info = Image.fromarray(pixels, "RGB"), PngInfo()
+    if label is not None:
+        picture = label_image(picture, label)
+        info.add_text("label", label)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", pnginfo=info)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
+def label_image(image: Image.Image, text: str) -> Image.Image:
+    """`image` with a white strip above it holding `text` in black."""
+    height = label_height(image.width)
+    labelled = Image.new("RGB", (image.width, image.height + height), "white")
+    labelled.paste(image.convert("RGB"), (0, height))
+    try:
+        font = ImageFont.load_default(size=int(height * 0.8))  # scalable default font (Pillow >= 10.1)
+    except TypeError:
+        font = ImageFont.load_default()
+    ImageDraw.Draw(labelled).text((4, height // 2), text, fill="black", font=font, anchor="lm")
+    return labelled
 
 
 def image_rows(fig, rows: Sequence[tuple[str, torch.Tensor]]) -> None:

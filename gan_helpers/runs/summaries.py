@@ -11,79 +11,16 @@ notebooks' observation cells.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers.errors import UserError
-from gan_helpers.paths import from_root, shown
 from gan_helpers.runs.markdown import table_cell
 from gan_helpers.runs.quality_records import read_quality, record_model
 from gan_helpers.storage.regular import open_regular_file
-from gan_helpers.runs.provenance import PROVENANCE_FILE, data_key, read_provenance, trained_on
-from gan_helpers.utils import duration, fmt
-from gan_helpers.datasets import loading, prepare, manifest
+from gan_helpers.formatting import duration, fmt
 from gan_helpers.models import generate
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
-
-
-def count_images(folder: str | Path) -> int | None:
-    """Images training reads from `folder`: those of the prepared set (or its cached prepared copy),
-    else the image files in it; None when the folder is not there."""
-    folder = from_root(folder)
-    if not folder.is_dir():
-        return None
-    try:
-        if loading.is_prepared(folder):
-            return len(loading.image_paths(folder))
-        cached = prepare.CACHE_ROOT / prepare.cache_key(folder.resolve())
-        if (cached / manifest.MANIFEST).is_file():
-            return len(loading.image_paths(cached))
-    except Exception:  # an odd folder: fall back to counting files
-        pass
-    return sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-_FLAGS = re.compile(r"\s*\((?=[^()]*\b(?:AVX|AMX|SSE|bf16|FMA))[^()]*\)|\s+with\s+(?:AVX|AMX|SSE)[\w\s.,-]*?(?=\s+and\s|$)",
-                    re.IGNORECASE)
-
-
-def machine_in_words(name: str) -> str:
-    """A machine's name as a reader wants it: the model, without CPU instruction-set flags such as
-    "(AVX-512 bf16, AMX)" or "with AMX", which say how the code ran, not what the result is."""
-    return " ".join(_FLAGS.sub("", name).split())
-
-
-def version_in_words(version: str) -> str:
-    """A library version without its build tag: "2.5.1+cu124" -> "2.5.1"."""
-    return str(version).split("+", 1)[0]
-
-
-def device_used(run_dir: Path, config: dict) -> str:
-    """The device a run trained on: its setting, resolved for 'auto' from its newest checkpoint.
-
-    A checkpoint carries CUDA random-number states exactly when CUDA was
-    available, and 'auto' picks CUDA exactly then. A shipped result's
-    provenance.json names the machine it was trained on.
-    """
-    if (run_dir / PROVENANCE_FILE).is_file():  # an exported result says where it was trained
-        provenance = read_provenance(run_dir)
-        return f"{provenance.get('environment', {}).get('device', '?')} ({machine_in_words(trained_on(provenance))})"
-    setting = config.get("device", "?")
-    if setting != "auto":
-        return setting
-    saved = run_folders.checkpoint_files(run_dir)
-    if not saved:
-        return "auto"
-    try:
-        import torch
-
-        state = torch.load(saved[max(saved)], map_location="cpu", weights_only=True)
-        return "cuda (auto)" if "cuda" in state.get("rng", {}) else "cpu (auto)"
-    except Exception:  # unreadable checkpoint: say what is known
-        return "auto"
 
 
 def _finite(values: Sequence[float]) -> list[float]:
@@ -118,8 +55,7 @@ def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
     "End" values are means over the last `tail` fraction of the epochs (at
     least one epoch), so one noisy epoch does not decide them. Balance is
     the mean of |loss_D - loss_G| and of loss_G / loss_D over the same epochs.
-    A shipped result (gan_helpers.runs.results) is summarised the same way, named
-    by its path, with its data folder as seen from this project.
+    A shipped result (gan_helpers.runs.results) is summarised the same way.
     """
     run_dir = Path(run_dir)
     config = run_folders.read_config(run_dir)
@@ -156,12 +92,6 @@ def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
     best_G, best_G_epoch = best(loss_G)
     end_D = [m.get("loss_D", math.nan) for m in end]
     end_G = [m.get("loss_G", math.nan) for m in end]
-    loading = config.get("data", "")
-    if loading and (run_dir / PROVENANCE_FILE).is_file():  # an exported result, perhaps trained on another machine
-        loading = data_key(loading, read_provenance(run_dir).get("project_root") or from_root("."))
-    images = count_images(loading) if loading else None
-    if images is not None and config.get("max_images"):
-        images = min(images, config["max_images"])
     return {
         "run": run_dir.name,
         "generator": config.get("generator", "?"),
@@ -169,9 +99,6 @@ def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
         "planned_epochs": config.get("epochs"),
         "seconds": sum(_finite([m.get("seconds", math.nan) for m in metrics])),
         "seconds_per_epoch": _mean([m.get("seconds", math.nan) for m in metrics]),
-        "device": device_used(run_dir, config),
-        "data": loading,
-        "images": images,
         "batch_size": config.get("batch_size"),
         "lr_d": config.get("lr_d"),
         "lr_g": config.get("lr_g"),

@@ -25,7 +25,7 @@ from gan_helpers.runs.quality_records import QUALITY_FILE, read_quality
 from gan_helpers.runs.run_loop import fit_run
 from gan_helpers.storage import locks
 from gan_helpers.storage.atomic import atomic_copy, atomic_write_text
-from gan_helpers.utils import pick_device, rng_state, seed_everything
+from gan_helpers.seeding import rng_state, seed_everything
 from gan_helpers import speed
 
 WARM_SEED_OFFSET = 7_919  # the restarted run's random numbers: seed + this + epoch, unlike any run's own
@@ -53,7 +53,7 @@ def warm_start(source: str | Path, *, note: str = "", watch=None, **overrides) -
     folder = source if source.is_dir() else source.parent.parent
     run_dir = _copy_history(folder, epoch, config)
     with locks.hold(run_dir, "training"):
-        device = pick_device(config.device)
+        device = speed.pick_device(config.device)
         precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]
         images = training_images(config, device)
         G, D, opt_G, opt_D = build_models(config, device)

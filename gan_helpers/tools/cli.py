@@ -4,6 +4,11 @@ Every command module exposes ``HELP`` (one line), ``add_arguments(parser)``
 and ``run(args) -> int``; this file wires them together, builds flags from a
 settings dataclass's field metadata, and turns a
 :class:`~gan_helpers.errors.UserError` into one printed sentence.
+
+Only ``train`` lives in the package; the other commands sit beside it, in
+``commands/`` (data, prepare, crawl, watch, bench, evaluate) and ``report/``
+(export, notebooks, report), and import the package, never the reverse:
+they are named here as text and imported only when their command runs.
 """
 
 from __future__ import annotations
@@ -18,16 +23,16 @@ from gan_helpers.errors import UserError
 
 # subcommand -> module implementing it
 COMMANDS = {
-    "data": "gan_helpers.tools.data",
-    "prepare": "gan_helpers.tools.prepare",
-    "crawl": "gan_helpers.tools.crawl",
+    "data": "commands.data",
+    "prepare": "commands.prepare",
+    "crawl": "commands.crawl",
     "train": "gan_helpers.tools.train",
-    "watch": "gan_helpers.tools.watch",
-    "bench": "gan_helpers.tools.bench",
-    "evaluate": "gan_helpers.tools.evaluate",
-    "export": "gan_helpers.tools.export",
-    "notebooks": "gan_helpers.tools.notebooks",
-    "report": "gan_helpers.tools.report",
+    "watch": "commands.watch",
+    "bench": "commands.bench",
+    "evaluate": "commands.evaluate",
+    "export": "report.export",
+    "notebooks": "report.notebooks",
+    "report": "report.build",
 }
 
 _FLAG_TYPES = {"int": int, "float": float, "str": str}

@@ -44,9 +44,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.note:
         raise UserError("--note is kept with a resume; use it with --resume RUN_DIR or --warm-start RESULT.")
     elif args.profile:
-        from gan_helpers.runs.profiles import experiment_config
-
-        run_dir = experiment.train(experiment_config(args.profile).replace(**given))
+        run_dir = experiment.train(experiment.experiment_config(args.profile).replace(**given))
     else:
         run_dir = experiment.train(TrainConfig(**given))
     print(f"Done: {shown(run_dir)}")

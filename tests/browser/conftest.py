@@ -48,7 +48,7 @@ def smoke_runs() -> None:
     Training up front keeps the test the same whether or not runs/smoke
     already exists: notebook 05 then only loads them.
     """
-    code = "from gan_helpers.runs.experiment import lab_runs; from gan_helpers.runs.profiles import experiment_config; lab_runs(experiment_config('smoke'))"
+    code = "from gan_helpers.runs.experiment import experiment_config, lab_runs; lab_runs(experiment_config('smoke'))"
     subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True, timeout=900)
 
 

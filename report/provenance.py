@@ -1,7 +1,8 @@
-"""Where a shipped result came from: machine, software, commit, commands and their wall times.
+"""Where a shipped result came from (machine, software, commit, commands and their wall times), and whether it is sound.
 
 A result folder (gan_helpers.runs.results) carries ``provenance.json``, built by
-:func:`build_provenance` at export. :func:`environment` describes the
+:func:`build_provenance` at export (:mod:`report.export`); :func:`check_result` lists where a result
+disagrees with it or with itself. :func:`environment` describes the
 exporting machine (GPU model, driver, CUDA, torch): export where training
 ran, or give that machine's description in a provenance file. The commands
 that produced the result, each with its wall time, come from a provenance
@@ -29,13 +30,14 @@ from pathlib import Path
 
 import torch
 
-from gan_helpers.errors import UserError
-from gan_helpers.storage.locks import LOCK_FILE
-from gan_helpers.storage.regular import open_regular_file
-from gan_helpers.paths import PROJECT_ROOT, from_root
 from gan_helpers.datasets.loading import image_paths, is_prepared
+from gan_helpers.errors import UserError
+from gan_helpers.paths import PROJECT_ROOT, from_root, shown
+from gan_helpers.runs import checkpoints, run_folders
+from gan_helpers.runs.config import TrainConfig
+from gan_helpers.runs.quality_records import QUALITY_FILE
+from gan_helpers.runs.results import PROVENANCE_FILE, data_key, file_manifest, links_inside, read_provenance
 
-PROVENANCE_FILE = "provenance.json"
 FORMAT = 2  # bumped when the layout of a result folder changes (2: a pruned run folder, checkpoints/ with dicts)
 INPUT_KEYS = ("commands", "environment", "commit")
 ENVIRONMENT_KEYS = ("device", "device_name", "driver", "cuda", "torch", "python", "platform")
@@ -43,6 +45,7 @@ REQUIRED = ("format", "name", "generator", "source_run", "exported_at", "commit"
             "commands", "commands_seconds", "epochs", "grids", "weights", "files")
 _KINDS = {"commit": dict, "environment": dict, "training": dict, "commands": list, "commands_seconds": (int, float),
           "epochs": dict, "grids": dict, "weights": dict, "files": dict}
+REQUIRED_FILES = ("config.json", "metrics.jsonl", QUALITY_FILE, "fixed_noise.pt", "reals.png")
 
 
 def _output(*command: str, cwd: Path | None = None) -> str | None:
@@ -64,7 +67,7 @@ def _nvidia_driver() -> str | None:
         return None
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -79,7 +82,7 @@ def environment() -> dict:
     cuda = torch.cuda.is_available()
     return {
         "device": "cuda" if cuda else "cpu",
-        "device_name": torch.cuda.get_device_name(0) if cuda else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(0) if cuda else cpu_name(),
         "driver": _nvidia_driver() if cuda else None,
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if cuda else None,
@@ -145,16 +148,6 @@ def read_provenance_input(path: str | Path) -> dict:
     return {"commands": commands}
 
 
-def data_key(path: str, project_root: str | Path) -> str:
-    """A data folder as compared between machines: relative to the project when inside it."""
-    path = Path(path)
-    if path.is_absolute():
-        try:
-            return path.relative_to(project_root).as_posix()
-        except ValueError:
-            pass
-    return path.as_posix()
-
 
 def data_record(config: dict) -> dict:
     """The training images' folder, count and content hash (None where the folder cannot be read here)."""
@@ -171,15 +164,6 @@ def data_record(config: dict) -> dict:
         return record
     return {**record, "images": len(paths), "sha256": digest.hexdigest()}
 
-
-def file_manifest(folder: str | Path) -> dict[str, dict]:
-    """Size and SHA-256 of every file in a result folder except provenance.json (and a lock file), by relative path."""
-    folder = Path(folder)
-    found = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (PROVENANCE_FILE, LOCK_FILE)):
-        found[path.relative_to(folder).as_posix()] = {
-            "bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    return found
 
 
 def build_provenance(run_dir: Path, config: dict, metrics: list[dict], given: dict, *, name: str,
@@ -219,6 +203,7 @@ def build_provenance(run_dir: Path, config: dict, metrics: list[dict], given: di
     }
 
 
+
 def trained_on(provenance: dict) -> str:
     """The machine(s) a result was trained on: those its commands name, in order, else the recorded environment's."""
     commands = provenance.get("commands")
@@ -228,22 +213,6 @@ def trained_on(provenance: dict) -> str:
     env = env if isinstance(env, dict) else {}
     recorded = [value for value in (env.get("device_name"), env.get("device")) if isinstance(value, str) and value]
     return " and ".join(named) or (recorded[0] if recorded else "an unrecorded machine")
-
-
-def read_provenance(result_dir: str | Path) -> dict:
-    """The result folder's provenance.json as a dict; a UserError if missing or not a JSON object."""
-    path = Path(result_dir) / PROVENANCE_FILE
-    try:
-        with open_regular_file(path, "rb") as f:  # never through a link, never blocked on a FIFO
-            provenance = json.loads(f.read().decode("utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{result_dir} has no {PROVENANCE_FILE}, so it is not a shipped result; export a run with "
-                        f"`python -m gan_helpers export RUN_DIR {result_dir}`.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise UserError(f"{path} is not readable JSON; export the run again into an empty folder.") from None
-    if not isinstance(provenance, dict):
-        raise UserError(f"{path} holds a JSON {type(provenance).__name__}, not an object; export the run again.")
-    return provenance
 
 
 def provenance_problems(result_dir: str | Path, provenance: dict, metrics: list[dict]) -> list[str]:
@@ -336,3 +305,39 @@ def epoch_problems(provenance: dict, metrics: list[dict], quality: list[dict], g
     if stray := sorted(quality_epochs - set(sampled)):
         problems.append(f"quality.jsonl has records for epoch(s) {stray} without a sample grid.")
     return problems
+
+
+def check_result(result_dir: str | Path) -> list[str]:
+    """Consistency problems of a result folder, one sentence each; an empty list when it is sound."""
+    result_dir = Path(result_dir)
+    if links := links_inside(result_dir):
+        return [f"{shown(link)} is a symbolic link, and a shipped result holds none." for link in links]
+    try:
+        provenance = read_provenance(result_dir)
+        TrainConfig.from_dict(run_folders.read_config(result_dir), complete=True)
+    except UserError as error:
+        return [str(error)]
+    problems = [f"{result_dir} lacks {name}." for name in REQUIRED_FILES if not (result_dir / name).is_file()]
+    metrics = jsonl_epochs(result_dir / "metrics.jsonl", problems)
+    quality = jsonl_epochs(result_dir / QUALITY_FILE, problems)
+    saved = run_folders.checkpoint_files(result_dir)
+    problems += [reason for path in saved.values() if (reason := _checkpoint_problem(path))]
+    problems += epoch_problems(provenance, metrics, quality, list(run_folders.samples(result_dir)), list(saved))
+    try:
+        checkpoints.load_fixed_noise(result_dir)
+    except UserError as error:
+        problems.append(str(error))
+    return problems + provenance_problems(result_dir, provenance, metrics)
+
+
+def _checkpoint_problem(path: Path) -> str | None:
+    """Why a shipped checkpoint is unsound (not a generator's checkpoint, or weights wider than float16), or None."""
+    try:
+        state = checkpoints.load_generator(path, average="G" not in checkpoints.load_checkpoint(path))[1]
+    except UserError as error:
+        return str(error)
+    for part in ("G", "G_ema", "D"):
+        wide = sorted(k for k, v in state.get(part, {}).items() if v.is_floating_point() and v.dtype != torch.float16)
+        if wide:
+            return f"checkpoints/{path.name} holds {part} {wide[0]} as {state[part][wide[0]].dtype}, not float16."
+    return None

@@ -1,6 +1,7 @@
-"""Exporting a run as a shipped result (results/NAME/GENERATOR)."""
+"""``python -m gan_helpers export``: a run as a shipped result (results/NAME/GENERATOR)."""
 
 from __future__ import annotations
+import argparse
 import contextlib
 import json
 import os
@@ -9,9 +10,8 @@ import shutil
 import time
 import torch
 
-from gan_helpers.runs.provenance import (
-    PROVENANCE_FILE, build_provenance, command_entry, file_manifest, read_provenance_input,
-)
+from gan_helpers.runs.results import PROVENANCE_FILE, file_manifest
+from report.provenance import build_provenance, check_result, command_entry, read_provenance_input
 from pathlib import Path
 
 from gan_helpers.runs.quality_records import QUALITY_FILE, best_epoch, favoured_model, read_quality
@@ -95,7 +95,7 @@ def export_run(run_dir: str | Path, dest: str | Path, *, name: str | None = None
     checkpoint when the run has no quality records); everything after the
     last checkpoint is left out, so the result describes the weights it ships.
     `commands` (seconds, command line) add to those of `commands_file`
-    (gan_helpers.runs.provenance); `commit` overrides the project's git commit.
+    (report.provenance); `commit` overrides the project's git commit.
     """
     started = time.perf_counter()
     run_dir, dest = Path(run_dir), Path(dest)
@@ -193,3 +193,39 @@ def _export_held(run_dir: Path, dest: Path, *, name, commands_file, commands, co
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return dest
+
+
+def sizes(result_dir: str | Path) -> dict[str, int]:
+    """Bytes of every file in a result folder, by path relative to it."""
+    result_dir = Path(result_dir)
+    return {p.relative_to(result_dir).as_posix(): p.stat().st_size for p in sorted(result_dir.rglob("*")) if p.is_file()}
+
+
+HELP = "Export a run as a shipped result (results/NAME/GENERATOR): metrics, grids, GIF, float16 generator weights, provenance."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder made by training")
+    parser.add_argument("dest", metavar="DEST", help="the new result folder, e.g. results/reference/transposed (must not hold files)")
+    parser.add_argument("--name", help="the result's name in provenance.json (default: DEST's parent folder, e.g. reference)")
+    parser.add_argument("--commands", metavar="FILE", help="provenance file: 'SECONDS COMMAND' lines (GNU time -f '%%e %%C') or JSON")
+    parser.add_argument("--command", nargs=2, action="append", default=[], metavar=("SECONDS", "COMMAND"),
+                        help="a command that produced the run, with its wall time (repeatable)")
+    parser.add_argument("--commit", metavar="SHA", help="the project's git commit, where the tree here has no git")
+    parser.add_argument("--max-grids", type=int, default=MAX_GRIDS, metavar="N",
+                        help=f"ship at most N sample grids, spread evenly (default: {MAX_GRIDS})")
+
+
+def run(args: argparse.Namespace) -> int:
+    dest = export_run(args.run_dir, args.dest, name=args.name, commands_file=args.commands,
+                      commands=[tuple(pair) for pair in args.command], commit=args.commit, max_grids=args.max_grids)
+    found = sizes(dest)
+    grids = {k: v for k, v in found.items() if k.startswith("samples/")}
+    for name, size in found.items():
+        if name not in grids:
+            print(f"{size / 1024:10.1f} KiB  {name}")
+    print(f"{sum(grids.values()) / 1024:10.1f} KiB  samples/ ({len(grids)} grids)")
+    print(f"{sum(found.values()) / 2**20:10.2f} MiB  in all: {shown(dest)}")
+    for problem in check_result(dest):
+        print(f"note: {problem}")
+    return 0

@@ -38,9 +38,7 @@ from gan_helpers.augment import Augment, BatchAugment
 from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
 from gan_helpers.models import Discriminator, build_generator
 from gan_helpers.training import prepare_training, train_epoch
-from gan_helpers.utils import pick_device
 from gan_helpers.errors import UserError
-from gan_helpers.tools.cli import guarded
 
 HELP = ("Measure training speed per generator: the default fast path (bf16, channels_last, graphs where the device "
         "computes bfloat16 natively) against the fp32 reference.")
@@ -171,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}.")
     if args.warmup < 0:
         raise UserError(f"--warmup must be 0 or more, not {args.warmup}.")
-    device = pick_device(args.device)
+    device = speed.pick_device(args.device)
     speed.setup(device, threads=args.threads)
     steps = args.steps or (100 if device.type == "cuda" else 6)
     results = []
@@ -190,14 +188,3 @@ def run(args: argparse.Namespace) -> int:
               f"G steps/30 min: fast path, batch {args.batch_size}")
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m gan_helpers.tools.bench``: the same command without the rest of the command line."""
-    parser = argparse.ArgumentParser(prog="python -m gan_helpers.tools.bench", description=HELP)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    return guarded(run, args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from gan_helpers.balance import Thresholds, point10_warnings, warning_history
 from gan_helpers.errors import UserError
-from gan_helpers.utils import duration, finite_number
+from gan_helpers.formatting import duration, finite_number
 from gan_helpers.paths import shown
 from gan_helpers.runs.live import PACE_EPOCHS, grid_path, pace
 from gan_helpers.runs.quality_records import read_quality
@@ -62,7 +62,7 @@ def sample_line(run_dir: Path, record: dict, quality: Sequence[dict]) -> str:
             f"(lowest {_number(best, 'swd'):.1f} at epoch {best['epoch']})  diversity {_number(record, 'diversity_ratio'):.3f}")
 
 
-def summary(run_dir: Path, config: dict, metrics: Sequence[dict], quality: Sequence[dict],
+def run_overview(run_dir: Path, config: dict, metrics: Sequence[dict], quality: Sequence[dict],
             thresholds: Thresholds = Thresholds(), last: int = SUMMARY_EPOCHS) -> list[str]:
     """The run so far: where it stands, its newest epochs, its quality, and every point-10 warning it had."""
     epochs = int(config.get("epochs", 0))
@@ -163,7 +163,7 @@ def follow(run_dir: Path, *, thresholds: Thresholds = Thresholds(), poll: float 
     said = set(problems)
     yield from (f"warning: {problem}" for problem in problems)
     if metrics or once:
-        yield from summary(run_dir, config, metrics, quality, thresholds)
+        yield from run_overview(run_dir, config, metrics, quality, thresholds)
     if once:
         return
     seen_epoch = metrics[-1]["epoch"] if metrics else 0

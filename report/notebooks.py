@@ -1,7 +1,8 @@
-"""Run the lab's notebooks with a parameter set (papermill), or prepare them for the smoke tests.
+"""``python -m gan_helpers notebooks``: run the lab's notebooks with a parameter set (papermill), or prepare them for the smoke tests.
 
 A parameter set is ``notebooks/params/<profile>.yaml`` (see
-:mod:`gan_helpers.runs.profiles`); every key is checked before anything runs.
+:mod:`gan_helpers.runs.parameter_sets`); every key is checked before anything runs
+(:func:`load_profile`).
 Each notebook receives its own knobs plus, where its ``parameters`` cell has
 them, ``profile`` (so 03–06 all build the same experiment), ``data`` (only
 when ``--data`` is given) and ``progress = False`` (no progress bars in
@@ -14,6 +15,7 @@ executed copies).
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import logging
 import os
@@ -24,13 +26,11 @@ from pathlib import Path
 
 
 from gan_helpers.errors import UserError
-from gan_helpers.utils import duration
+from gan_helpers.formatting import duration
 from gan_helpers.paths import PROJECT_ROOT, ensure_folder
 from gan_helpers.paths import shown as _show, DEFAULT_DATA, from_root
-from gan_helpers.runs.parameter_sets import (
-    NOTEBOOK_DIR, NOTEBOOKS, did_you_mean, notebook_path, notebook_parameters, profile_names,
-)
-from gan_helpers.runs.profiles import experiment_config, load_profile, notebook_values, resolve_profile
+from gan_helpers.runs.experiment import experiment_config, resolve_profile
+from gan_helpers.runs.parameter_sets import NOTEBOOKS, TRAIN, data_argument, did_you_mean, profile_names, read_profile
 from gan_helpers.datasets.stellarium import build_default_dataset, is_complete
 
 KERNEL = "python3"  # the kernel tools/setup.sh installs into the virtualenv
@@ -48,6 +48,85 @@ FIGURE_ARGUMENTS = [
 # ipykernel 7 warns at every start that such a kernel runs over TCP without encryption, six times a report.
 KERNEL_ARGUMENTS = [*FIGURE_ARGUMENTS, "--IPKernelApp.log_level=ERROR"]
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+# Parameters the runner sets itself in every notebook that has them: which
+# profile, and the data override (--data / DATA=).
+RUNNER_PARAMETERS = ("profile", "data", "progress")
+
+
+def notebook_path(stem: str) -> Path:
+    return NOTEBOOK_DIR / f"{stem}.ipynb"
+
+
+def parameters_cell(nb, name: str = "notebook"):
+    """The notebook's one code cell tagged ``parameters``."""
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise UserError(f"{name} must have exactly one code cell tagged 'parameters', not {len(cells)}; tag the cell of plain literals.")
+    return cells[0]
+
+
+def notebook_parameters(path: str | Path) -> dict[str, object]:
+    """The names the ``parameters`` cell assigns, with their default values (plain literals)."""
+    import nbformat  # here, not at import: jsonschema's validators take seconds to load, and --help needs none
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{_show(path)} does not exist; a parameter set names a notebook that is not there.")
+    cell = parameters_cell(nbformat.read(path, as_version=4), _show(path))
+    try:
+        tree = ast.parse(cell.source)
+    except SyntaxError as error:
+        raise UserError(f"the parameters cell of {_show(path)} is not valid Python ({error.msg}, line {error.lineno}).") from None
+    found: dict[str, object] = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        for target in targets:
+            if isinstance(target, ast.Name):
+                try:
+                    found[target.id] = ast.literal_eval(node.value) if node.value is not None else None
+                except ValueError:
+                    found[target.id] = None  # not a plain literal: the name still counts
+    return found
+
+
+def load_profile(name: str, notebooks=None, gpu: bool | None = None) -> dict[str, dict]:
+    """The parameter set `name`, every key checked: {"train": {...}, stem: {parameter: value}}.
+
+    Notebook sections outside `notebooks` (default: all) are checked only for
+    naming a notebook; a missing section means the notebook's own defaults.
+    `gpu` as in :func:`~gan_helpers.runs.parameter_sets.read_profile`.
+    """
+    profile = read_profile(name, gpu)
+    experiment_config(name)  # the train block, validated
+    wanted = list(notebooks) if notebooks is not None else NOTEBOOKS
+    both = (read_profile(name, gpu=True), read_profile(name, gpu=False))  # a typo among the knobs of either machine is found on both
+    for stem in NOTEBOOKS:
+        keys = {key for knobs in both for key in knobs[stem]}
+        if stem not in wanted or not keys:
+            continue
+        known = notebook_parameters(notebook_path(stem))
+        for key in sorted(keys):
+            if key in RUNNER_PARAMETERS:
+                raise UserError(f"notebooks/params/{name}.yaml: {stem} sets {key!r}, which the runner sets itself; remove the key.")
+            if key not in known:
+                raise UserError(
+                    f"notebooks/params/{name}.yaml: {stem} has no parameter {key!r}{did_you_mean(key, known)} "
+                    f"(its parameters are {', '.join(k for k in known if k not in RUNNER_PARAMETERS) or 'none'}); "
+                    f"training settings belong in the '{TRAIN}' block."
+                )
+    return profile
+
+
+def notebook_values(profile: str, stem: str, data: str | Path | None = None, progress: bool = False) -> dict[str, object]:
+    """What papermill injects into `stem`: its knobs plus the runner's own parameters where the notebook has them."""
+    values = dict(load_profile(profile, [stem])[stem])
+    known = notebook_parameters(notebook_path(stem))
+    runner = {"profile": profile, "progress": progress}
+    if data is not None:
+        runner["data"] = data_argument(data)
+    values.update({k: v for k, v in runner.items() if k in known})
+    return values
 
 
 def inject(profile: str, out_dir: str | Path, data: str | Path | None = None, notebooks: Sequence[str] | None = None) -> list[Path]:

@@ -1,23 +1,30 @@
-"""python -m gan_helpers evaluate: quality numbers for an existing run's checkpoints."""
+"""python -m gan_helpers evaluate: quality numbers for an existing run's checkpoints, and its samples' evolution as a GIF."""
 
 from __future__ import annotations
 import argparse
 import contextlib
+import io
 import json
 import torch
 from collections.abc import Callable
 from pathlib import Path
 
+from PIL import Image
+
 from gan_helpers.runs.quality import SWD_LEVELS
 from gan_helpers.errors import UserError
 from gan_helpers.runs import checkpoints, run_folders, quality_records
-from gan_helpers.runs.provenance import PROVENANCE_FILE
 from gan_helpers.runs.quality_records import record_model
-from gan_helpers.runs.results import inside_shipped, require_intact
+from gan_helpers.runs.results import PROVENANCE_FILE, inside_shipped, require_intact
 from gan_helpers.storage.locks import hold
-from gan_helpers.paths import ensure_folder, shown
-from gan_helpers.utils import pick_device
-from gan_helpers.runs.animation import save_evolution
+from gan_helpers.datasets.loading import load_dataset
+from gan_helpers.paths import ensure_folder, from_root, shown
+from gan_helpers.speed import pick_device
+from gan_helpers.plots import pick_epochs, read_png
+from gan_helpers.runs.run_plots import label_image
+from gan_helpers.storage.atomic import atomic_write_bytes
+
+EVOLUTION_FILE = "evolution.gif"
 
 
 def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals: torch.Tensor | None = None,
@@ -53,7 +60,7 @@ def evaluate_run(run_dir: str | Path, *, epochs: list[int] | None = None, reals:
     if samples < 2:
         raise UserError(f"--samples {samples} is too few to compare sets of images; use at least 2 (the default is {quality_records.QUALITY_SAMPLES}).")
     if reals is None:
-        reals = quality_records.run_reals(run_dir, device=device)
+        reals = run_reals(run_dir, device=device)
     records = []
     with contextlib.ExitStack() as held:
         if write and target.resolve().parent == run_dir.resolve():  # one writer per run: not while it trains
@@ -84,6 +91,45 @@ def check_output(target: str | Path, run_dir: str | Path) -> None:
         raise UserError(f"{shown(target)} is a folder; give --output a file name, e.g. {shown(target / quality_records.QUALITY_FILE)}.")
     ensure_folder(target.parent, "output's folder")
 
+
+def _frame(path: Path, epoch: int, size: tuple[int, int] | None) -> Image.Image:
+    pixels, labelled = read_png(path)  # a regular file of a sane size only: the run folder may come from anyone
+    frame = Image.fromarray(pixels, "RGB")
+    if not labelled:
+        frame = label_image(frame, f"epoch {epoch}")
+    if size is not None and frame.size != size:
+        frame = frame.resize(size, Image.Resampling.NEAREST)
+    return frame
+
+
+def save_evolution(run_dir: str | Path, *, path: str | Path | None = None, frame_ms: int = 400,
+                   last_frame_ms: int = 2500, max_frames: int = 100) -> Path:
+    """Write the run's fixed-noise sample grids as an animated GIF (default RUN_DIR/evolution.gif).
+
+    Frames are the saved epochs in order, at most `max_frames` spread
+    evenly (always the first and last), each labelled with its epoch; the
+    last frame stays longer so the end result can be looked at. Returns the path.
+    """
+    run_dir = Path(run_dir)
+    saved = run_folders.samples(run_dir)
+    if not saved:
+        raise UserError(f"{run_dir} has no sample grids in samples/; train it for at least one sample epoch first.")
+    frames: list[Image.Image] = []
+    for epoch in pick_epochs(list(saved), max_frames):
+        frames.append(_frame(saved[epoch], epoch, frames[0].size if frames else None))
+    durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    target = Path(path) if path is not None else run_dir / EVOLUTION_FILE
+    atomic_write_bytes(target, buffer.getvalue())
+    return target
+
+
+def run_reals(run_dir: str | Path, data: str | Path | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The training images of a run (its data folder and max_images), as training saw them before augmentation."""
+    config = run_folders.read_config(run_dir)
+    folder = from_root(data if data is not None else config["data"])
+    return load_dataset(folder, max_images=config.get("max_images"), device=device)
 
 HELP = "Quality numbers (SWD, diversity, memorisation) for a run's checkpoints, into its quality.jsonl."
 
@@ -126,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.run_dir} is a shipped result, which is never changed; drop --evolution.")
     if not args.print_only:
         check_output(target, args.run_dir)  # before the images are loaded: a wrong path costs no wait
-    reals = quality_records.run_reals(args.run_dir, args.data, device=device)
+    reals = run_reals(args.run_dir, args.data, device=device)
     levels = " ".join(f"{'@' + str(s):>7}" for s in SWD_LEVELS)
     print(f"{'epoch':>6} {'model':>6} {'SWDx1e3':>8} {levels} {'diversity':>9} {'distinct':>8} {'copies':>6} {'s':>6}")
     records = evaluate_run(args.run_dir, epochs=_epochs(args.epochs), reals=reals, samples=args.samples,

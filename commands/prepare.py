@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 import argparse
+from pathlib import Path
+
+from PIL import ImageColor
+
+from gan_helpers.datasets import prepare
 from gan_helpers.datasets.convert import IMAGE_SIZE
 from gan_helpers.datasets.dedupe import NEAR_DUPLICATE_LIMIT
-from pathlib import Path
-from gan_helpers.datasets import prepare
+from gan_helpers.errors import UserError
 
 
 HELP = "clean any folder of images into 64x64 RGB PNGs, with a manifest of what was dropped and why"
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """A colour from a name, #hex or "r,g,b"."""
+    try:
+        if "," in text:
+            rgb = tuple(int(part) for part in text.split(","))
+            if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+                raise ValueError(text)
+            return rgb  # type: ignore[return-value]
+        return ImageColor.getrgb(text)[:3]
+    except ValueError:
+        raise UserError(f"Background colour {text!r} is not a colour; use a name, #rrggbb or r,g,b.") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     src, dst = Path.cwd() / args.src.expanduser(), Path.cwd() / args.dst.expanduser()
     limit = None if args.near_duplicate_limit < 0 else args.near_duplicate_limit
     summary = prepare.prepare_folder(src, dst, size=args.size, min_size=args.min_size,
-                             background=prepare.parse_color(args.background), drop_greyscale=not args.keep_greyscale,
+                             background=parse_color(args.background), drop_greyscale=not args.keep_greyscale,
                              max_aspect=args.max_aspect, near_duplicate_limit=limit,
                              progress=not args.no_progress)
     print(summary.describe())

@@ -1,4 +1,4 @@
-"""Collect a folder of web images for one class, with where each came from (needs internet).
+"""``python -m gan_helpers crawl``: collect a folder of web images for one class, with where each came from (needs internet).
 
 ``python -m gan_helpers crawl "carrot cake" data/cakes-raw --max 300`` asks
 an image search (the ``ddgs`` package) for addresses, downloads them one at
@@ -11,6 +11,7 @@ against a fake search and a local server instead of the web.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import io
@@ -180,3 +181,24 @@ def crawl(query: str, dst: str | Path, *, max_images: int = 100, search: Search 
     return summary
 
 
+HELP = "download images for a search query into a folder, with their addresses in sources.csv (needs internet)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query", help='what to search for, e.g. "carrot cake"')
+    parser.add_argument("dst", type=Path, help="folder for the downloads and sources.csv")
+    parser.add_argument("--max", type=int, default=100, dest="max_images", help="images to ask for (default 100)")
+    parser.add_argument("--delay", type=float, default=1.0, help="seconds between downloads (default 1)")
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds before a download gives up")
+    parser.add_argument("--max-kb", type=int, default=MAX_BYTES // 1024, help="largest file to download, in KB")
+
+
+def run(args: argparse.Namespace) -> int:
+    def fetch(url: str) -> bytes:
+        return http_fetch(url, timeout=args.timeout, max_bytes=args.max_kb * 1024)
+
+    dst = Path.cwd() / args.dst.expanduser()  # a typed path means the current folder
+    summary = crawl(args.query, dst, max_images=args.max_images, fetch=fetch, delay=args.delay)
+    print(summary.describe())
+    print(f"Next: python -m gan_helpers prepare {dst} <clean folder>, or train with --data {dst}.")
+    return 0
