@@ -1,1 +1,1 @@
-"""Image folders: building the default set, crawling, cleaning, de-duplicating, manifests, loading."""
+"""Image folders: building the default set, cleaning, de-duplicating, manifests, loading."""

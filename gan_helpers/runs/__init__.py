@@ -1,1 +1,1 @@
-"""Run bookkeeping: run folders, checkpoints, records, resume, experiments and profiles, shipped results."""
+"""Run bookkeeping: run folders, checkpoints, records, resume, experiments and parameter sets, shipped results."""

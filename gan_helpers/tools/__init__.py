@@ -1,1 +1,1 @@
-"""The command line (one module per command), bench, notebook execution and the report build."""
+"""The command line: cli (the table of commands, flags built from TrainConfig) and train; the other commands live beside the package, in commands/ and report/."""
