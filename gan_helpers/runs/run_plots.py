@@ -1,4 +1,4 @@
-"""Figures read from run folders: losses, verdicts, sample evolution, quality curves, the results at the reference epochs."""
+"""Figures read from run folders: losses, verdicts, quality curves, the results at the reference epochs, a run's history strip."""
 
 from __future__ import annotations
 import io
