@@ -30,7 +30,8 @@ from gan_helpers.storage.atomic import atomic_open, atomic_write_bytes
 from gan_helpers.datasets.dedupe import file_digest
 from gan_helpers.errors import UserError
 from gan_helpers.paths import ensure_folder
-from gan_helpers.datasets.folders import is_plain_name, is_regular_file, open_regular
+from gan_helpers.datasets.folders import is_plain_name, is_regular_file
+from gan_helpers.storage.regular import open_regular_file
 
 
 SOURCES = "sources.csv"
@@ -102,7 +103,7 @@ def _read_sources(dst: Path) -> list[dict[str, str]]:
         return []
     fix = f"delete {path} (the downloads stay) or choose another folder"
     try:
-        with open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as handle:
+        with open_regular_file(path, follow_links=True) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)
             rows = []
             for row in reader:

@@ -15,8 +15,9 @@ import pytest
 
 from gan_helpers.datasets import loading, folders, prepare
 from gan_helpers.errors import UserError
-from gan_helpers.datasets.folders import NotRegularFile, open_regular, walk
+from gan_helpers.datasets.folders import walk
 from gan_helpers.datasets.prepare import prepare_cached, prepare_folder
+from gan_helpers.storage.regular import NotRegular, open_regular_file
 from test_data import flat_set
 from test_prepare import read_rows
 
@@ -80,8 +81,17 @@ def test_fifo_in_place_of_a_prepared_image_is_a_user_error(tmp_path):
 @needs_fifo
 def test_open_regular_refuses_a_fifo_without_waiting(tmp_path):
     os.mkfifo(tmp_path / "pipe.png")
-    with pytest.raises(NotRegularFile):
-        finishes(lambda: open_regular(tmp_path / "pipe.png"), [tmp_path / "pipe.png"])
+    with pytest.raises(NotRegular, match="FIFO"):
+        finishes(lambda: open_regular_file(tmp_path / "pipe.png", follow_links=True), [tmp_path / "pipe.png"])
+
+
+def test_a_link_to_a_photo_is_read_only_where_links_are_followed(tmp_path):
+    (tmp_path / "photo.png").write_bytes(b"pixels")
+    (tmp_path / "link.png").symlink_to(tmp_path / "photo.png")
+    with open_regular_file(tmp_path / "link.png", follow_links=True) as handle:
+        assert handle.read() == b"pixels"
+    with pytest.raises(NotRegular, match="is a symbolic link"):
+        open_regular_file(tmp_path / "link.png")
 
 
 def test_links_that_lead_nowhere_are_reported_not_raised(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from gan_helpers.datasets.folders import NotRegularFile, open_regular
+from gan_helpers.storage.regular import NotRegular, open_regular_file
 
 IMAGE_SIZE = 64
 # A 64×64 image counts as greyscale when 99 % of its pixels have channels
@@ -69,8 +69,8 @@ def is_greyscale(image: Image.Image, tolerance: int = GREY_TOLERANCE) -> bool:
 def open_image(path: Path, *, min_size: int, max_aspect: float | None, draft_size: int) -> Image.Image:
     """Decode the first frame of an image file, or raise :class:`Dropped` saying why not."""
     try:
-        handle = open_regular(path)
-    except NotRegularFile:
+        handle = open_regular_file(path, follow_links=True)
+    except NotRegular:
         raise Dropped("not-a-file", "not a regular file (a FIFO, socket or device)") from None
     except OSError as error:  # permissions, a file that vanished
         raise Dropped("unreadable", error.strerror or str(error)) from None

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gan_helpers.datasets.folders import open_regular
+from gan_helpers.storage.regular import open_regular_file
 
 # Pictures whose worst window differs by at most this many levels (of 255) are the same picture.
 NEAR_DUPLICATE_LIMIT = 9.0
@@ -213,7 +213,7 @@ class NearDuplicates:
 def file_digest(path: str | Path) -> str:
     """SHA-256 of a file's bytes (exact duplicates); only regular files are opened."""
     sha = hashlib.sha256()
-    with open_regular(path) as handle:
+    with open_regular_file(path, follow_links=True) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             sha.update(block)
     return sha.hexdigest()

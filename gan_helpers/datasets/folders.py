@@ -5,8 +5,9 @@ waits forever for a writer), a dangling link, a link loop, a link to a
 folder elsewhere, a sub-folder that cannot be read, a name that is not UTF-8
 (no record or message could hold it). :func:`walk` lists all
 of them, each with its kind, so callers can report what they did not use
-instead of silently missing it, and :func:`open_regular` opens a file only
-after checking that it is a regular file.
+instead of silently missing it; the files are opened with
+``gan_helpers.storage.regular.open_regular_file(path, follow_links=True)``,
+which opens only a regular file and never waits on a FIFO.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 
 from gan_helpers.errors import UserError
 
@@ -26,10 +26,6 @@ BROKEN_LINK = "broken-link"  # a link to nothing, or a loop of links
 FOLDER_LINK = "folder-link"  # a link to a folder: not followed, so files cannot be reached twice or forever
 UNREADABLE_FOLDER = "unreadable-folder"  # a sub-folder whose listing failed (permissions)
 BAD_NAME = "name-not-utf8"  # a file or folder whose name is not UTF-8: never opened nor entered, named escaped
-
-
-class NotRegularFile(OSError):
-    """A path that exists but is no regular file (FIFO, socket, device, folder)."""
 
 
 @dataclass(frozen=True)
@@ -101,24 +97,6 @@ def is_regular_file(path: str | Path) -> bool:
         return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
         return False
-
-
-def open_regular(path: str | Path) -> BinaryIO:
-    """`path` opened for binary reading, or :class:`NotRegularFile` when it is a FIFO, device or folder.
-
-    Checked before opening (opening a FIFO blocks until someone writes to
-    it) and again on the open descriptor, in case the file was swapped.
-    """
-    if not stat.S_ISREG(os.stat(path).st_mode):  # a missing file raises FileNotFoundError here
-        raise NotRegularFile(f"{path} is not a regular file")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegularFile(f"{path} is not a regular file")
-        return os.fdopen(fd, "rb")  # O_NONBLOCK changes nothing for a regular file
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def is_plain_name(folder: str | Path, name: str) -> bool:

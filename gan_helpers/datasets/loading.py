@@ -19,9 +19,10 @@ from PIL import Image
 
 from gan_helpers.datasets.convert import IMAGE_SIZE, Dropped, convert_file
 from gan_helpers.errors import UserError
-from gan_helpers.datasets.folders import FILE, is_regular_file, open_regular, walk
+from gan_helpers.datasets.folders import FILE, is_regular_file, walk
 from gan_helpers.datasets.manifest import MANIFEST, read_manifest
 from gan_helpers.paths import DEFAULT_DATA
+from gan_helpers.storage.regular import NotRegular, open_regular_file
 from gan_helpers.datasets.prepare import prepare_cached
 
 # Files that may sit beside prepared images without making the folder "raw".
@@ -46,10 +47,10 @@ def is_prepared(folder: Path) -> bool:
         return False
     for entry in entries:  # reads headers only
         try:
-            with open_regular(folder / entry.relative) as handle, Image.open(handle) as image:
+            with open_regular_file(folder / entry.relative, follow_links=True) as handle, Image.open(handle) as image:
                 if image.size != (IMAGE_SIZE, IMAGE_SIZE) or image.mode != "RGB":
                     return False
-        except (OSError, Image.DecompressionBombError):
+        except (OSError, NotRegular, Image.DecompressionBombError):
             return False
     return True
 
@@ -94,11 +95,14 @@ def load_images(paths: list[Path]) -> torch.Tensor:
     arrays = []
     for path in paths:
         try:
-            with open_regular(path) as handle, Image.open(handle) as image:
+            with open_regular_file(path, follow_links=True) as handle, Image.open(handle) as image:
                 if image.size != (IMAGE_SIZE, IMAGE_SIZE):
                     raise UserError(f"Image {path} is {image.size[0]}x{image.size[1]}, not "
                                     f"{IMAGE_SIZE}x{IMAGE_SIZE}; prepare the folder again.")
                 arrays.append(np.asarray(image.convert("RGB")))
+        except NotRegular:
+            raise UserError(f"Image {path} is not a regular file (a FIFO, socket or device); prepare the folder "
+                            f"again.") from None
         except (OSError, Image.DecompressionBombError) as error:
             raise UserError(f"Image {path} cannot be read ({error}); prepare the folder again.") from None
     stacked = torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros(0, IMAGE_SIZE, IMAGE_SIZE, 3, dtype=torch.uint8)

@@ -20,7 +20,8 @@ from pathlib import Path, PurePosixPath
 from gan_helpers.storage.atomic import atomic_open
 from gan_helpers.datasets.convert import IMAGE_SIZE
 from gan_helpers.errors import UserError
-from gan_helpers.datasets.folders import NotRegularFile, is_plain_name, open_regular
+from gan_helpers.datasets.folders import is_plain_name
+from gan_helpers.storage.regular import NotRegular, open_regular_file
 
 MANIFEST = "manifest.csv"
 MANIFEST_FIELDS = ("source", "status", "reason", "detail", "output")
@@ -89,8 +90,8 @@ def read_manifest(folder: str | Path) -> list[ManifestRow]:
     folder = Path(folder)
     path = folder / MANIFEST
     try:
-        handle = open_regular(path)
-    except (FileNotFoundError, NotADirectoryError, NotRegularFile):
+        handle = open_regular_file(path, follow_links=True)
+    except (FileNotFoundError, NotADirectoryError, NotRegular):
         return []
     except OSError as error:
         raise UserError(f"Manifest {path} cannot be read ({error.strerror or error}); check its permissions.") from None

@@ -27,6 +27,7 @@ from gan_helpers.datasets.convert import GREY_TOLERANCE, IMAGE_SIZE, Dropped, co
 from gan_helpers.datasets.dedupe import NEAR_DUPLICATE_LIMIT, NearDuplicates, file_digest
 from gan_helpers.errors import UserError
 from gan_helpers.storage.locks import hold_destination
+from gan_helpers.storage.regular import NotRegular
 from gan_helpers.datasets.folders import FILE, walk
 from gan_helpers.datasets.manifest import MANIFEST, ManifestRow, PrepareSummary, read_manifest, write_manifest
 from gan_helpers.paths import PROJECT_ROOT, ensure_folder
@@ -68,6 +69,8 @@ def _decide(path: Path, relative: str, seen_bytes: dict[str, str], near: NearDup
         if info.st_size == 0:
             raise Dropped("empty", "0 bytes")
         digest = file_digest(path)
+    except NotRegular:  # swapped for a FIFO after the check above
+        raise Dropped("not-a-file", "not a regular file (a FIFO, socket or device)") from None
     except OSError as error:  # unreadable (permissions, vanished while walking, swapped for a FIFO)
         raise Dropped("unreadable", error.strerror or str(error)) from None
     if digest in seen_bytes:

@@ -11,7 +11,10 @@ opens by a name inside such a folder is therefore opened here:
     with open_regular_file(path, "rb") as f: ...                    # a reader's file object
 
 A link or a special file in the way is :class:`NotRegular`, a UserError of
-one sentence naming the path; nothing is opened, created or changed.
+one sentence naming the path; nothing is opened, created or changed. A
+user's folder of photos is the one place where a link is followed
+(``follow_links=True``: a link to a photo is a photo); what it leads to must
+still be a regular file.
 """
 
 from __future__ import annotations
@@ -78,18 +81,20 @@ def check_regular(path: str | Path) -> None:
         raise not_regular(path, mode)
 
 
-def open_regular(path: str | Path, flags: int, mode: int = 0o666) -> int:
-    """``os.open(path, flags)`` that never follows a link at `path` and only returns the descriptor of a regular file.
+def open_regular(path: str | Path, flags: int, mode: int = 0o666, *, follow_links: bool = False) -> int:
+    """``os.open(path, flags)`` that never follows a link at `path` (unless `follow_links`) and only returns the
+    descriptor of a regular file.
 
     Other ``OSError`` (a missing file without ``O_CREAT``, a full disk, no
-    permission) pass unchanged for the caller to word.
+    permission, a dangling link or a loop of links when following) pass
+    unchanged for the caller to word.
     """
     try:
-        fd = os.open(path, flags | _SAFE, mode)
+        fd = os.open(path, flags | (_SAFE & ~os.O_NOFOLLOW if follow_links else _SAFE), mode)
     except OSError as error:
         if error.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EMLINK):
             try:
-                found = os.lstat(path).st_mode
+                found = (os.stat if follow_links else os.lstat)(path).st_mode
             except OSError:
                 raise error from None
             if not stat.S_ISREG(found):
@@ -102,8 +107,9 @@ def open_regular(path: str | Path, flags: int, mode: int = 0o666) -> int:
     return fd
 
 
-def open_regular_file(path: str | Path, mode: str = "rb", **kwargs) -> IO:
-    """``open(path, mode)`` for reading a regular file: not through a link at `path`, never waiting on a FIFO."""
+def open_regular_file(path: str | Path, mode: str = "rb", *, follow_links: bool = False, **kwargs) -> IO:
+    """``open(path, mode)`` for reading a regular file: not through a link at `path` (unless `follow_links`),
+    never waiting on a FIFO."""
     if mode not in ("r", "rb"):
         raise ValueError(f"open_regular_file reads: mode must be 'r' or 'rb', not {mode!r}")
-    return os.fdopen(open_regular(path, os.O_RDONLY), mode, **kwargs)
+    return os.fdopen(open_regular(path, os.O_RDONLY, follow_links=follow_links), mode, **kwargs)
