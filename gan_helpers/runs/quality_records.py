@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -25,7 +23,7 @@ from torch import nn
 
 from gan_helpers.runs import run_folders
 from gan_helpers.storage.atomic import atomic_write_text
-from gan_helpers.storage.regular import open_regular_file
+from gan_helpers.storage.json_lines import read_json_lines
 from gan_helpers.errors import UserError
 from gan_helpers.models import generate
 from gan_helpers.runs.markdown import table_cell
@@ -75,23 +73,9 @@ def read_quality(path: str | Path, model: str | None = "G", *, strict: bool = Tr
     path = Path(path)
     if path.is_dir():
         path = path / QUALITY_FILE
-    if not os.path.lexists(path):
-        return []
-    with open_regular_file(path, "rb") as f:  # never through a link, never waiting on a FIFO
-        lines = f.read().split(b"\n")
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        record, problem = _checked_record(line)
-        if problem and not strict:
-            if number < len(lines):  # the last line without its newline is an append in progress, not damage
-                warnings.warn(f"{path} line {number} {problem}; it is ignored.", stacklevel=2)
-        elif problem:
-            raise UserError(f"{path} line {number} {problem}; delete that line (or the file) and run "
-                            f"`python -m gan_helpers evaluate` again.")
-        else:
-            records.append(record)
+    records = read_json_lines(path, _checked_record, not_json="is not a JSON record", strict=strict,
+                              fix="delete that line (or the file) and run `python -m gan_helpers evaluate` again",
+                              drop_cut_off=False)
     return sorted((r for r in records if model is None or record_model(r) == model), key=lambda r: r["epoch"])
 
 
@@ -102,14 +86,8 @@ def _nan_or_infinite(value) -> bool:
     return isinstance(value, float) and not math.isfinite(value)  # a measure that could not be taken
 
 
-def _checked_record(line: bytes) -> tuple[dict | None, str]:
-    """One line of a quality file as (record, "") or (None, a clause saying what is wrong with it)."""
-    try:
-        record = json.loads(line.decode("utf-8"))
-    except UnicodeDecodeError:
-        return None, "is not UTF-8 text"
-    except (json.JSONDecodeError, RecursionError):
-        return None, "is not a JSON record"
+def _checked_record(record) -> tuple[dict | None, str]:
+    """One parsed line of a quality file as (record, "") or (None, a clause saying what is wrong with it)."""
     problem = _record_problem(record)
     return (None, problem) if problem else (record, "")
 

@@ -30,6 +30,7 @@ import torch
 
 from gan_helpers.storage.atomic import append_line, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
 from gan_helpers.runs.config import setting_problem, with_absent
+from gan_helpers.storage.json_lines import read_json_lines
 from gan_helpers.storage.regular import check_folder, open_regular_file
 from gan_helpers.errors import UserError
 from gan_helpers.paths import ensure_folder
@@ -208,42 +209,21 @@ def read_metrics(run_dir: str | Path, *, strict: bool = False) -> list[dict]:
     (for rewriting the file, which must not lose lines silently). Only a
     regular file is read (gan_helpers.storage.regular).
     """
-    path = Path(run_dir) / "metrics.jsonl"
-    if not os.path.lexists(path):
-        return []
-    with open_regular_file(path, "rb") as f:  # never through a link, never waiting on a FIFO
-        lines = f.read().split(b"\n")
-    if lines[-1]:
-        warnings.warn(f"{path}: the last line was cut off (training stopped while writing it); it is ignored.", stacklevel=2)
-    found = []
-    for number, line in enumerate(lines[:-1], start=1):
-        if not line.strip():
-            continue
-        record, problem = _metrics_record(line)
-        if problem:
-            message = f"{path} line {number} {problem}"
-            if strict:
-                raise UserError(f"{message}; repair or delete that line, then try again.")
-            warnings.warn(f"{message}; {'that value' if record else 'it'} is ignored.", stacklevel=2)
-        if record:
-            found.append(record)
-    return found
+    return read_json_lines(Path(run_dir) / "metrics.jsonl", _metrics_record, not_json=_NOT_METRICS, strict=strict,
+                           fix="repair or delete that line, then try again", drop_cut_off=True)
 
 
 # The numbers an epoch's record may hold; each is a number (NaN and infinity included: a loss that diverged) or null.
 METRIC_NUMBERS = ("loss_D", "loss_G", "D_x", "D_G_z", "seconds", "lr_d", "lr_g")
 
 
-def _metrics_record(line: bytes) -> tuple[dict | None, str]:
-    """One line of metrics.jsonl as (record or None, what is wrong with it as a clause, or "")."""
-    try:
-        record = json.loads(line.decode("utf-8"))
-    except UnicodeDecodeError:
-        return None, "is not UTF-8 text"
-    except (json.JSONDecodeError, RecursionError):
-        record = None
+_NOT_METRICS = "is not a JSON object with an integer epoch"
+
+
+def _metrics_record(record) -> tuple[dict | None, str]:
+    """One parsed line of metrics.jsonl as (record or None, what is wrong with it as a clause, or "")."""
     if not (isinstance(record, dict) and type(record.get("epoch")) is int):
-        return None, "is not a JSON object with an integer epoch"
+        return None, _NOT_METRICS
     wrong = [key for key in METRIC_NUMBERS if record.get(key) is not None
              and (isinstance(record[key], bool) or not isinstance(record[key], (int, float)))]
     if not wrong:
