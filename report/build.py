@@ -40,7 +40,8 @@ from report.front import build_facts, load_departures, training_settings
 from report.layout import layout_notes
 from report.merge import merge
 from report.reading import REPORT_DIR, load_config, point_locations, read_executed
-from report.render import choose_renderer, page_count, render_pdf
+from report.pdfcheck import page_count
+from report.render import choose_renderer, render_pdf
 from gan_helpers.runs.results import resolve_source
 from report.provenance import cpu_name
 from report.sources import (

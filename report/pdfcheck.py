@@ -70,9 +70,13 @@ def page_texts(pdf: Path) -> list[str]:
     return pages[:-1] if pages and not pages[-1].strip() else pages
 
 
-def page_count(pdf: Path) -> int:
-    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
-    return int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))
+def page_count(pdf: Path) -> int | None:
+    """Pages of `pdf` by pdfinfo; None where it is not installed or cannot read the file (the build's message)."""
+    if not shutil.which("pdfinfo"):
+        return None
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
+    m = re.search(r"^Pages:\s+(\d+)", info, re.M)
+    return int(m.group(1)) if m else None
 
 
 def profile_of(pdf: Path) -> str | None:
@@ -115,7 +119,7 @@ def problems(pdf: Path, *, min_ppi: float = MIN_PPI, min_words: int = MIN_WORDS,
         found.append(f"the PDF names no 'Point N' for point(s) {', '.join(map(str, missing))}")
     pages = page_count(pdf)
     limit, which = (max_pages, "the limit given") if max_pages is not None else page_limit(pdf)
-    if pages > limit:
+    if pages is not None and pages > limit:  # images() above already refused a PDF pdfinfo cannot read
         found.append(f"{pages} pages, more than {limit} ({which})")
     return found
 

@@ -160,12 +160,3 @@ def _render_html(merged: nbformat.NotebookNode, build_dir: Path) -> Path:
     if result.returncode != 0 or not pdf.is_file():
         raise UserError(f"Chromium could not print {_show(page)} (exit status {result.returncode}); its output is in {_show(build_dir / 'chromium.log')}.")
     return pdf
-
-
-def page_count(pdf: Path) -> int | None:
-    """Pages of `pdf` by pdfinfo (poppler-utils); None where it is not installed."""
-    if not shutil.which("pdfinfo"):
-        return None
-    result = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True)
-    m = re.search(r"^Pages:\s+(\d+)", result.stdout, re.M)
-    return int(m.group(1)) if m else None
