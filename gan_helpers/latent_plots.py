@@ -14,23 +14,6 @@ from gan_helpers.latent import Inversion
 from gan_helpers.plots import image_grid
 
 
-def show_inversion(result: Inversion, title: str | None = None, size: float = 1.5):
-    """Target, then the image at each recorded step (random -> imitation), then the loss curve."""
-    pictures = [(result.target[0], "target")] + [(f, f"step {s}") for f, s in zip(result.frames, result.frame_steps)]
-    size = min(size, 8.0 / (len(pictures) + 3))  # at most 8 inches wide: labels stay legible at print size
-    fig = plt.figure(figsize=(size * (len(pictures) + 3), max(1.8, size * 1.8)), layout="constrained")
-    grid = fig.add_gridspec(1, len(pictures) + 1, width_ratios=[1] * len(pictures) + [3])
-    for i, (image, label) in enumerate(pictures):
-        ax = fig.add_subplot(grid[0, i])
-        ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
-        ax.set_title(label)
-        ax.set_axis_off()
-    plot_inversion_losses({"": result}, ax=fig.add_subplot(grid[0, -1]), legend=False)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
 def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool | str = True):
     """Loss curves (MSE per step) of several inversions on one axes; log scale when they span a factor of 3.
 
@@ -91,11 +74,6 @@ def show_rows(rows: dict[str, torch.Tensor], title: str | None = None, size: flo
         fig.suptitle(title)
     fig.tight_layout()
     return fig
-
-
-def show_edits(original: torch.Tensor, edited: torch.Tensor, coords: Sequence[int], values: Sequence[float], title: str | None = None, size: float = 1.3):
-    """Point 14 grid: the unedited image, then one row per coordinate and one column per value."""
-    return show_edit_groups({"": (original, edited, coords)}, values, title=title, size=size)
 
 
 def show_edit_groups(groups: dict[str, tuple[torch.Tensor, torch.Tensor, Sequence[int]]], values: Sequence[float],

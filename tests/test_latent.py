@@ -18,7 +18,7 @@ from gan_helpers.models import generate
 from gan_helpers.latent import Inversion, auto_lr, coordinate_influence, flat_baseline, invert, steps_to_settle
 from gan_helpers.latent_edits import edit_coordinates, interpolate
 from gan_helpers.runs.latent_files import checkpoint_for_epoch, load_target_image, save_latent, typical_pair
-from gan_helpers.latent_plots import show_edits, show_inversion, show_rows
+from gan_helpers.latent_plots import show_edit_groups, show_inversions, show_rows
 from gan_helpers.models import UpsamplingGenerator
 
 
@@ -336,9 +336,9 @@ def test_save_latent_never_overwrites(tmp_path):
 def test_figures_draw():
     G = toy()
     result = invert(G, generate(G, latent(1))[0], steps=3, seed=0)
-    show_inversion(result, title="t")
+    show_inversions({"3 steps": result}, title="t")
     rows = edit_coordinates(result.z, [0, 1], [-1.0, 1.0])
-    show_edits(result.image, generate(G, rows), [0, 1], [-1.0, 1.0])
+    show_edit_groups({"": (result.image, generate(G, rows), [0, 1])}, [-1.0, 1.0])
     show_rows({"a": generate(G, interpolate(latent(1), latent(2), 4))})
     plt.close("all")
 
