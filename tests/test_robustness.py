@@ -294,6 +294,16 @@ def test_fork_copies_history_up_to_the_epoch(run_dir, state):
     assert run_folders.read_config(run_folders.find_runs(run_dir.parent)[-1]) == state["config"]
 
 
+def test_fork_copies_the_averaged_generators_grids_too(run_dir):
+    (run_dir / "samples" / "ema").mkdir()
+    for epoch in (1, 2):
+        (run_dir / "samples" / "ema" / run_folders.epoch_name(epoch, "png")).write_bytes(b"ema sample %d" % epoch)
+    forked = checkpoints.fork_run(run_dir, 1)
+    assert list(run_folders.samples(forked, average=True)) == [1]
+    assert run_folders.samples(forked, average=True)[1].read_bytes() == b"ema sample 1"
+    assert list(run_folders.samples(forked)) == [0, 1]
+
+
 def test_stale_partials_are_removed_before_a_resume(run_dir):
     leftover = run_dir / "checkpoints" / ".epoch-000003.pt.1234abcd.partial"
     leftover.write_bytes(b"x" * 100)

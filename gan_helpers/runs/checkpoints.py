@@ -19,6 +19,7 @@ sampled at every sample epoch, is checked the same way by
 from __future__ import annotations
 
 import functools
+import json
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -26,18 +27,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gan_helpers.storage.atomic import DiskFull, atomic_save
-from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.models import LATENT_DIM, Discriminator, build_generator
-from gan_helpers.runs.run_folders import _EPOCH_FILE, checkpoint_files, epoch_name, read_config
-from gan_helpers.seeding import rng_state_problem
-import json
+from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
 from gan_helpers.runs.run_folders import (
-    _RUN_NAME, _claim_number, _publish, _removed_on_failure, checkpoint_files, epoch_name, read_metrics, samples,
-    write_config,
+    _EPOCH_FILE, _RUN_NAME, _claim_number, _publish, _removed_on_failure, checkpoint_files, copy_samples, epoch_name,
+    read_config, read_metrics, write_config,
 )
-from gan_helpers.storage.atomic import atomic_copy, atomic_write_text, link_or_copy, reporting_full_disk
+from gan_helpers.seeding import rng_state_problem
+from gan_helpers.storage.atomic import (
+    DiskFull, atomic_copy, atomic_save, atomic_write_text, link_or_copy, reporting_full_disk,
+)
 
 FULL_STATE = ("epoch", "config", "G", "D", "opt_G", "opt_D", "rng")  # and G_ema where the run keeps one
 BEST_DIR = "best"  # generators of best-scoring sample epochs that fall between checkpoints
@@ -279,7 +279,7 @@ def _parameter_shapes(kind: str) -> list[tuple]:
 def fork_run(source_dir: str | Path, epoch: int, *, config: dict | None = None) -> Path:
     """A new run folder holding `source_dir`'s history up to `epoch`, to continue training from there.
 
-    It gets the source's fixed noise, reals.png, sample grids and checkpoints
+    It gets the source's fixed noise, reals.png, sample grids (G's and G_ema's) and checkpoints
     up to `epoch` (checkpoints hard-linked where possible: they are never
     rewritten), the metrics up to `epoch`, `config` (default: the settings
     saved in that checkpoint) and a FORKED_FROM file naming the checkpoint.
@@ -300,9 +300,7 @@ def fork_run(source_dir: str | Path, epoch: int, *, config: dict | None = None) 
             for name in ("fixed_noise.pt", "reals.png"):
                 if (source_dir / name).is_file():
                     atomic_copy(source_dir / name, staging / name)
-            for e, path in samples(source_dir).items():
-                if e <= epoch:
-                    atomic_copy(path, staging / "samples" / path.name)
+            copy_samples(source_dir, staging, epoch)
             for e, path in checkpoint_files(source_dir).items():
                 if e <= epoch:
                     link_or_copy(path, staging / "checkpoints" / path.name)

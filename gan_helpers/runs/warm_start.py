@@ -88,10 +88,5 @@ def _copy_history(folder: Path, epoch: int, config: TrainConfig) -> Path:
     atomic_write_text(run_dir / QUALITY_FILE, "".join(json.dumps(r) + "\n" for r in quality))
     if (folder / "reals.png").is_file():
         atomic_copy(folder / "reals.png", run_dir / "reals.png")
-    for average in (False, True):
-        for e, path in run_folders.samples(folder, average=average).items():
-            if e <= epoch:
-                target = run_dir / "samples" / ("ema" if average else "") / path.name
-                target.parent.mkdir(exist_ok=True)
-                atomic_copy(path, target)
+    run_folders.copy_samples(folder, run_dir, epoch)
     return run_dir
