@@ -94,9 +94,10 @@ def test_the_epoch_table_prints_the_records_of_every_strip_epoch(kind):
     folder = REFERENCE / kind
     epochs = history_epochs(folder)
     lines = epoch_table(folder, epochs).splitlines()
-    assert len(lines) == 2 + -(-len(epochs) // 2), "two blocks side by side"
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
-    printed = {int(row[k]): row[k + 1:k + 4] for row in cells for k in (0, 4) if k < len(row) and row[k]}
+    assert len(lines) == 2 + -(-len(epochs) // 2), "a title, a header and two blocks side by side"
+    assert lines[1].split("|")[0].split() == ["epoch", "D(x)", "D(G(z))", "SWD", "G"]
+    cells = [[block.split() for block in line.split("|")] for line in lines[2:]]
+    printed = {int(block[0]): block[1:4] for row in cells for block in row if block}
     assert sorted(printed) == epochs
     metrics = {r["epoch"]: r for r in map(json.loads, (folder / "metrics.jsonl").read_text().splitlines())}
     swd = {r["epoch"]: r["swd"] for r in map(json.loads, (folder / "quality.jsonl").read_text().splitlines())

@@ -153,9 +153,12 @@ def _other_problems(summary: dict) -> list[str]:
 
 
 def epoch_table(run_dir: str | Path, epochs: Sequence[int], blocks: int = 2) -> str:
-    """The run at `epochs` in numbers, a row each: the discriminator's mean verdicts on reals and fakes over the
-    epoch (metrics.jsonl) and the SWD ×10³ of G, and of G_ema where the run keeps it, scored at that epoch; the
-    rows in `blocks` side by side, so a long list takes a few lines of the page."""
+    """The run at `epochs` in numbers, as printed text under a title line, a row per epoch: the discriminator's
+    mean verdicts on reals and fakes over the epoch (metrics.jsonl) and the SWD ×10³ of G, and of G_ema where the
+    run keeps it, scored at that epoch; the rows in `blocks` side by side, so a long list takes a few lines.
+
+    Plain text rather than a Markdown table: the PDF keeps it on one page beside a figure (a LaTeX longtable
+    under a figure at the top of a page runs past the page's foot)."""
     metrics = {m["epoch"]: m for m in run_folders.read_metrics(run_dir)}
     scores = {(r["epoch"], record_model(r)): r["swd"] for r in read_quality(Path(run_dir) / "quality.jsonl", model=None)}
     averaged = any(model == "G_ema" for _, model in scores)
@@ -163,12 +166,17 @@ def epoch_table(run_dir: str | Path, epochs: Sequence[int], blocks: int = 2) -> 
     rows = []
     for epoch in epochs:
         m = metrics.get(epoch, {})
-        rows.append([epoch, fmt(m.get("D_x")), fmt(m.get("D_G_z")), fmt(scores.get((epoch, "G")))]
+        rows.append([str(epoch), fmt(m.get("D_x")), fmt(m.get("D_G_z")), fmt(scores.get((epoch, "G")))]
                     + ([fmt(scores.get((epoch, "G_ema")))] if averaged else []))
     height = max(1, -(-len(rows) // blocks))  # rows per block, the last block may be shorter
     columns = [rows[start:start + height] for start in range(0, len(rows), height)] or [[]]
-    lines = ["| " + " | ".join(header * len(columns)) + " |", "|" + "---|" * (len(header) * len(columns))]
-    for line in range(len(columns[0])):
-        cells = [cell for column in columns for cell in (column[line] if line < len(column) else [""] * len(header))]
-        lines.append("| " + " | ".join(table_cell(c) for c in cells) + " |")
+    widths = [max(len(cell) for cell in [name] + [row[k] for row in rows]) for k, name in enumerate(header)]
+
+    def line(cells_per_block):
+        return "   |   ".join("  ".join(cell.rjust(width) for cell, width in zip(cells, widths)) for cells in cells_per_block)
+
+    lines = ["the same epochs in numbers: mean D(x) and D(G(z)) over the epoch, SWD ×10³ of the samples (lower is closer)",
+             line([header] * len(columns))]
+    for number in range(len(columns[0])):
+        lines.append(line([column[number] if number < len(column) else [""] * len(header) for column in columns]).rstrip())
     return "\n".join(lines)
