@@ -294,14 +294,19 @@ def test_fork_copies_history_up_to_the_epoch(run_dir, state):
     assert run_folders.read_config(run_folders.find_runs(run_dir.parent)[-1]) == state["config"]
 
 
-def test_fork_copies_the_averaged_generators_grids_too(run_dir):
+def test_fork_copies_the_averaged_generators_grids_and_quality_records_too(run_dir):
+    from gan_helpers.runs.quality_records import read_quality
+
     (run_dir / "samples" / "ema").mkdir()
     for epoch in (1, 2):
         (run_dir / "samples" / "ema" / run_folders.epoch_name(epoch, "png")).write_bytes(b"ema sample %d" % epoch)
+    (run_dir / "quality.jsonl").write_text("".join(f'{{"epoch": {e}, "model": "{m}", "swd": 1.0}}\n'
+                                                   for e in (1, 2) for m in ("G", "G_ema")))
     forked = checkpoints.fork_run(run_dir, 1)
     assert list(run_folders.samples(forked, average=True)) == [1]
     assert run_folders.samples(forked, average=True)[1].read_bytes() == b"ema sample 1"
     assert list(run_folders.samples(forked)) == [0, 1]
+    assert [(r["epoch"], r["model"]) for r in read_quality(forked, model=None)] == [(1, "G"), (1, "G_ema")]
 
 
 def test_stale_partials_are_removed_before_a_resume(run_dir):

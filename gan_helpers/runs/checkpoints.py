@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -30,9 +31,10 @@ from torch import nn
 from gan_helpers.errors import UserError
 from gan_helpers.models import LATENT_DIM, Discriminator, build_generator
 from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
+from gan_helpers.runs.quality_records import QUALITY_FILE, read_quality
 from gan_helpers.runs.run_folders import (
-    _EPOCH_FILE, _RUN_NAME, _claim_number, _publish, _removed_on_failure, checkpoint_files, copy_samples, epoch_name,
-    read_config, read_metrics, write_config,
+    _EPOCH_FILE, _RUN_NAME, _claim_number, _publish, _removed_on_failure, checkpoint_files, epoch_name, read_config,
+    read_metrics, samples, write_config,
 )
 from gan_helpers.seeding import rng_state_problem
 from gan_helpers.storage.atomic import (
@@ -279,9 +281,9 @@ def _parameter_shapes(kind: str) -> list[tuple]:
 def fork_run(source_dir: str | Path, epoch: int, *, config: dict | None = None) -> Path:
     """A new run folder holding `source_dir`'s history up to `epoch`, to continue training from there.
 
-    It gets the source's fixed noise, reals.png, sample grids (G's and G_ema's) and checkpoints
-    up to `epoch` (checkpoints hard-linked where possible: they are never
-    rewritten), the metrics up to `epoch`, `config` (default: the settings
+    It gets the source's fixed noise, its history up to `epoch`
+    (:func:`copy_history`), its checkpoints up to `epoch` (hard-linked where
+    possible: they are never rewritten), `config` (default: the settings
     saved in that checkpoint) and a FORKED_FROM file naming the checkpoint.
     The source is only read. If the process dies midway, no new run folder
     appears (only a bare-number folder that may be deleted).
@@ -297,15 +299,30 @@ def fork_run(source_dir: str | Path, epoch: int, *, config: dict | None = None) 
         with _removed_on_failure(staging):
             for kind in ("samples", "checkpoints"):
                 (staging / kind).mkdir()
-            for name in ("fixed_noise.pt", "reals.png"):
-                if (source_dir / name).is_file():
-                    atomic_copy(source_dir / name, staging / name)
-            copy_samples(source_dir, staging, epoch)
+            atomic_copy(source_dir / "fixed_noise.pt", staging / "fixed_noise.pt")
+            copy_history(source_dir, staging, epoch, metrics)
             for e, path in checkpoint_files(source_dir).items():
                 if e <= epoch:
                     link_or_copy(path, staging / "checkpoints" / path.name)
-            atomic_write_text(staging / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
             write_config(staging, state["config"] if config is None else config)
             atomic_write_text(staging / "FORKED_FROM", f"{origin}\n")
             match = _RUN_NAME.match(source_dir.name)
             return _publish(staging, source_dir.name[match.end():] if match else source_dir.name)
+
+
+def copy_history(source_dir: Path, run_dir: Path, epoch: int, metrics: list[dict]) -> None:
+    """Copy `source_dir`'s history up to `epoch` into the new run folder `run_dir`: reals.png, the sample grids
+    (G's and G_ema's), `metrics` (its records up to `epoch`, read and checked before `run_dir` was made) and the
+    quality records. A fork and a warm restart both continue a run this way; `source_dir` is only read."""
+    if (source_dir / "reals.png").is_file():
+        atomic_copy(source_dir / "reals.png", run_dir / "reals.png")
+    for average in (False, True):
+        for e, path in samples(source_dir, average=average).items():
+            if e <= epoch:
+                target = run_dir / "samples" / ("ema" if average else "") / path.name
+                target.parent.mkdir(exist_ok=True)
+                atomic_copy(path, target)
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
+    if os.path.lexists(source_dir / QUALITY_FILE):
+        quality = [r for r in read_quality(source_dir, model=None) if r["epoch"] <= epoch]
+        atomic_write_text(run_dir / QUALITY_FILE, "".join(json.dumps(r) + "\n" for r in quality))

@@ -24,10 +24,9 @@ import torch
 from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers.storage import locks
 from gan_helpers import speed
-from gan_helpers.storage.atomic import atomic_copy
 from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig, resumable
 from gan_helpers.errors import UserError
-from gan_helpers.runs.quality_records import QUALITY_FILE, cached_calibration, truncate_quality
+from gan_helpers.runs.quality_records import cached_calibration, truncate_quality
 from gan_helpers.models import Discriminator, build_generator
 from gan_helpers.paths import from_root, shown
 from gan_helpers.runs.run_plots import save_grid
@@ -203,14 +202,12 @@ def _resume_held(target: Path, overrides: dict, held: contextlib.ExitStack, watc
 
     run_folders.remove_partials(run_dir)
     if max(run_folders.checkpoint_files(run_dir)) > epoch:
-        source, run_dir = run_dir, checkpoints.fork_run(run_dir, epoch, config=config.to_dict())
+        run_dir = checkpoints.fork_run(run_dir, epoch, config=config.to_dict())  # its history ends at `epoch`
         held.enter_context(locks.hold(run_dir, "resuming"))
-        if (source / QUALITY_FILE).is_file():
-            atomic_copy(source / QUALITY_FILE, run_dir / QUALITY_FILE)
         print(f"Epoch {epoch} is not the newest checkpoint, so training continues in a new run folder: {shown(run_dir)}")
     else:
         run_folders.truncate_metrics(run_dir, epoch)
-    truncate_quality(run_dir, epoch)
+        truncate_quality(run_dir, epoch)
 
     device = speed.pick_device(config.device)
     precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]

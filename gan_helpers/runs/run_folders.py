@@ -28,9 +28,7 @@ from pathlib import Path
 
 import torch
 
-from gan_helpers.storage.atomic import (
-    append_line, atomic_copy, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk,
-)
+from gan_helpers.storage.atomic import append_line, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
 from gan_helpers.runs.config import setting_problem, with_absent
 from gan_helpers.storage.json_lines import read_json_lines
 from gan_helpers.storage.regular import check_folder, open_regular_file
@@ -273,16 +271,6 @@ def samples(run_dir: str | Path, *, average: bool = False) -> dict[int, Path]:
     """Saved fixed-noise sample grids by epoch, in epoch order: G's, or with `average` G_ema's (``samples/ema/``)."""
     check_folder(Path(run_dir) / "samples")
     return _epoch_files(Path(run_dir) / "samples" / ("ema" if average else ""), "png")
-
-
-def copy_samples(source_dir: str | Path, run_dir: str | Path, last_epoch: int) -> None:
-    """Copy `source_dir`'s sample grids up to `last_epoch`, G's and G_ema's (``samples/ema/``), into `run_dir`."""
-    for average in (False, True):
-        for epoch, path in samples(source_dir, average=average).items():
-            if epoch <= last_epoch:
-                target = Path(run_dir) / "samples" / ("ema" if average else "") / path.name
-                target.parent.mkdir(exist_ok=True)
-                atomic_copy(path, target)
 
 
 def _epoch_files(folder: Path, suffix: str) -> dict[int, Path]:

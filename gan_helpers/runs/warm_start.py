@@ -12,7 +12,6 @@ provenance.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from gan_helpers.averaging import averaged_copy
@@ -21,10 +20,8 @@ from gan_helpers.paths import from_root, shown
 from gan_helpers.runs import checkpoints, run_folders
 from gan_helpers.runs.config import TrainConfig, resumable
 from gan_helpers.runs.experiment import build_models, resume_note, training_images
-from gan_helpers.runs.quality_records import QUALITY_FILE, read_quality
 from gan_helpers.runs.run_loop import fit_run
 from gan_helpers.storage import locks
-from gan_helpers.storage.atomic import atomic_copy, atomic_write_text
 from gan_helpers.seeding import rng_state, seed_everything
 from gan_helpers import speed
 
@@ -74,8 +71,8 @@ def warm_start(source: str | Path, *, note: str = "", watch=None, **overrides) -
 
 
 def _copy_history(folder: Path, epoch: int, config: TrainConfig) -> Path:
-    """A new run folder holding `folder`'s settings, fixed noise, reference grid, metrics, quality records and sample
-    grids up to `epoch`; `folder` is only read."""
+    """A new run folder holding `config`, `folder`'s fixed noise and its history up to `epoch`
+    (:func:`gan_helpers.runs.checkpoints.copy_history`); `folder` is only read."""
     metrics = [m for m in run_folders.read_metrics(folder, strict=True) if m["epoch"] <= epoch]
     if [m["epoch"] for m in metrics] != list(range(1, epoch + 1)):
         raise UserError(f"{shown(folder / 'metrics.jsonl')} does not hold epochs 1 to {epoch} once each, so the history "
@@ -83,10 +80,5 @@ def _copy_history(folder: Path, epoch: int, config: TrainConfig) -> Path:
     tag = config.name or f"{Path(config.data).name}-{config.generator}"
     run_dir = run_folders.create_run_dir(from_root(config.runs_dir), tag, config=config.to_dict(),
                                          fixed_noise=checkpoints.load_fixed_noise(folder))
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
-    quality = [r for r in read_quality(folder, model=None) if r["epoch"] <= epoch]
-    atomic_write_text(run_dir / QUALITY_FILE, "".join(json.dumps(r) + "\n" for r in quality))
-    if (folder / "reals.png").is_file():
-        atomic_copy(folder / "reals.png", run_dir / "reals.png")
-    run_folders.copy_samples(folder, run_dir, epoch)
+    checkpoints.copy_history(folder, run_dir, epoch, metrics)
     return run_dir
