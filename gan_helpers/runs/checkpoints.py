@@ -19,7 +19,6 @@ sampled at every sample epoch, is checked the same way by
 from __future__ import annotations
 
 import functools
-import json
 import os
 import pickle
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from gan_helpers.runs.run_folders import (
     read_metrics, samples, write_config,
 )
 from gan_helpers.seeding import rng_state_problem
+from gan_helpers.storage.json_lines import write_json_lines
 from gan_helpers.storage.atomic import (
     DiskFull, atomic_copy, atomic_save, atomic_write_text, link_or_copy, reporting_full_disk,
 )
@@ -322,7 +322,6 @@ def copy_history(source_dir: Path, run_dir: Path, epoch: int, metrics: list[dict
                 target = run_dir / "samples" / ("ema" if average else "") / path.name
                 target.parent.mkdir(exist_ok=True)
                 atomic_copy(path, target)
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
+    write_json_lines(run_dir / "metrics.jsonl", metrics)
     if os.path.lexists(source_dir / QUALITY_FILE):
-        quality = [r for r in read_quality(source_dir, model=None) if r["epoch"] <= epoch]
-        atomic_write_text(run_dir / QUALITY_FILE, "".join(json.dumps(r) + "\n" for r in quality))
+        write_json_lines(run_dir / QUALITY_FILE, [r for r in read_quality(source_dir, model=None) if r["epoch"] <= epoch])

@@ -23,7 +23,7 @@ from torch import nn
 
 from gan_helpers.runs import run_folders
 from gan_helpers.storage.atomic import atomic_write_text
-from gan_helpers.storage.json_lines import read_json_lines
+from gan_helpers.storage.json_lines import read_json_lines, write_json_lines
 from gan_helpers.errors import UserError
 from gan_helpers.models import generate
 from gan_helpers.runs.markdown import table_cell
@@ -120,7 +120,7 @@ def append_quality(path: str | Path, record: dict) -> Path:
     same = (record["epoch"], record_model(record))
     kept = [r for r in read_quality(path, model=None) if (r["epoch"], record_model(r)) != same]
     records = sorted([*kept, record], key=lambda r: r["epoch"])
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+    write_json_lines(path, records)
     return path
 
 
@@ -131,7 +131,7 @@ def truncate_quality(path: str | Path, last_epoch: int) -> None:
         path = path / QUALITY_FILE
     if path.is_file():
         kept = [r for r in read_quality(path, model=None) if r["epoch"] <= last_epoch]
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+        write_json_lines(path, kept)
 
 
 def cached_calibration(reals: torch.Tensor, path: str | Path, *, seed: int = 0, **options) -> list[dict]:

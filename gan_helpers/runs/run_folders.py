@@ -30,7 +30,7 @@ import torch
 
 from gan_helpers.storage.atomic import append_line, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
 from gan_helpers.runs.config import setting_problem, with_absent
-from gan_helpers.storage.json_lines import read_json_lines
+from gan_helpers.storage.json_lines import read_json_lines, write_json_lines
 from gan_helpers.storage.regular import check_folder, open_regular_file
 from gan_helpers.errors import UserError
 from gan_helpers.paths import ensure_folder
@@ -241,7 +241,7 @@ def note_resume(run_dir: str | Path, line: str) -> None:
 def truncate_metrics(run_dir: str | Path, last_epoch: int) -> None:
     """Keep only epochs up to `last_epoch` (a resumed run rewrites what follows), atomically."""
     kept = [m for m in read_metrics(run_dir, strict=True) if m["epoch"] <= last_epoch]
-    atomic_write_text(Path(run_dir) / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in kept))
+    write_json_lines(Path(run_dir) / "metrics.jsonl", kept)
 
 
 # ---- saved files by epoch ------------------------------------------------------------------

@@ -3,8 +3,8 @@
 The file is opened as a regular file only (gan_helpers.storage.regular);
 each line is decoded and parsed here and handed to its reader's own check,
 so a bad line is one sentence naming the file and the line whatever the file.
-The writers are :func:`gan_helpers.storage.atomic.append_line` and
-:func:`gan_helpers.storage.atomic.atomic_write_text`.
+A whole file is written by :func:`write_json_lines` (atomically), a line
+appended by :func:`gan_helpers.storage.atomic.append_line`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from gan_helpers.errors import UserError
+from gan_helpers.storage.atomic import atomic_write_text
 from gan_helpers.storage.regular import open_regular_file
 
 
@@ -58,3 +59,8 @@ def read_json_lines(path: str | Path, check: Callable[[object], tuple[dict | Non
         if record:
             found.append(record)
     return found
+
+
+def write_json_lines(path: str | Path, records: Iterable[dict]) -> None:
+    """Write `records` as the JSON-lines file `path`, one per line, atomically: a crash leaves the old file or the new."""
+    atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in records))
