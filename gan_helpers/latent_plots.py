@@ -11,7 +11,7 @@ import torch
 from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
 from gan_helpers.latent import Inversion
-from gan_helpers.plots import image_grid
+from gan_helpers.plots import image_rows
 
 
 def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool | str = True):
@@ -60,16 +60,8 @@ def show_rows(rows: dict[str, torch.Tensor], title: str | None = None, size: flo
     """
     width = max(r.shape[0] for r in rows.values())
     size = min(size, (8.0 - label_width) / width)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(size * width + label_width, (size + 0.08) * len(rows) + (0.4 if title else 0.1)),
-                             squeeze=False)
-    for ax, (label, images) in zip(axes[:, 0], rows.items()):
-        ax.imshow(image_grid(images, nrow=images.shape[0]).permute(1, 2, 0).numpy(), interpolation="nearest")
-        ax.set_anchor("W")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        ax.set_ylabel(label, rotation=0, ha="right", va="center")
+    fig = plt.figure(figsize=(size * width + label_width, (size + 0.08) * len(rows) + (0.4 if title else 0.1)))
+    image_rows(fig, rows.items())
     if title:
         fig.suptitle(title)
     fig.tight_layout()

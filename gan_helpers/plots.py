@@ -13,7 +13,7 @@ import math
 import os
 import stat
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -217,12 +217,23 @@ def show_untrained(outputs: dict[str, torch.Tensor], size: float = 1.8):
         if number == 0:
             for ax, name in zip(row, ("as generated", "stretched", "16×16 corner")):
                 ax.set_title(name)
-        _row_label(row[0], label)
+        row_label(row[0], label)
     fig.tight_layout()
     return fig
 
 
-def _row_label(ax, label: str) -> None:
+def image_rows(fig, rows: Iterable[tuple[str, torch.Tensor]]) -> None:
+    """One axes per (label, images) entry of `rows`: the images side by side, the label on the left."""
+    rows = list(rows)
+    axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
+    for ax, (label, images) in zip(axes, rows):
+        ax.imshow(image_grid(images, nrow=images.shape[0]).permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_anchor("W")
+        row_label(ax, label)
+        ax.yaxis.label.set(rotation=0, ha="right", va="center")
+
+
+def row_label(ax, label: str) -> None:
     """Name a row of image panels on the left of its first axes (which otherwise shows no frame or ticks)."""
     ax.set_axis_on()
     ax.set_xticks([])

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
-from gan_helpers.plots import _row_label, milestone_epochs, grid_tiles, image_grid, label_height, rate_changes
+from gan_helpers.plots import grid_tiles, image_grid, image_rows, label_height, milestone_epochs, rate_changes
 from gan_helpers.errors import UserError
 from gan_helpers.storage.atomic import atomic_write_bytes
 from gan_helpers.runs import run_folders
@@ -49,16 +49,6 @@ def label_image(image: Image.Image, text: str) -> Image.Image:
         font = ImageFont.load_default()
     ImageDraw.Draw(labelled).text((4, height // 2), text, fill="black", font=font, anchor="lm")
     return labelled
-
-
-def image_rows(fig, rows: Sequence[tuple[str, torch.Tensor]]) -> None:
-    """One axes per (label, images) entry of `rows`: the images side by side, the label on the left."""
-    axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
-    for ax, (label, images) in zip(axes, rows):
-        ax.imshow(image_grid(images, nrow=images.shape[0]).permute(1, 2, 0).numpy(), interpolation="nearest")
-        ax.set_anchor("W")
-        _row_label(ax, label)
-        ax.yaxis.label.set(rotation=0, ha="right", va="center")
 
 
 def plot_losses(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[str] | None = None, ax=None, legend: bool = True):
