@@ -28,6 +28,7 @@ from gan_helpers.formatting import duration, fmt
 from gan_helpers.paths import shown
 from gan_helpers.plots import read_png
 from gan_helpers.runs.quality_records import QUALITY_FILE, read_quality
+from gan_helpers.runs.run_folders import epoch_name, samples
 
 REPORT_HIDE = "report-hide"  # output metadata: the report leaves this output out (report.cleaning)
 PACE_EPOCHS = 5  # seconds per epoch: the mean of this many newest epochs (one slow epoch does not decide)
@@ -44,7 +45,7 @@ def pace(metrics: Sequence[dict], epochs: int) -> tuple[float, float]:
 
 def grid_path(run_dir: Path, epoch: int) -> Path | None:
     """The fixed-noise grid of `epoch`, if the run (or shipped result) has one."""
-    path = run_dir / "samples" / f"epoch-{epoch:06d}.png"
+    path = run_dir / "samples" / epoch_name(epoch, "png")
     return path if path.is_file() else None
 
 
@@ -81,7 +82,7 @@ class RunPanel:
         self.quality: list[dict] = []
         self._quality_stamp = None
         self._read_quality()
-        self.grid: Path | None = _newest_grid(run_dir)
+        self.grid: Path | None = next(reversed(samples(run_dir).values()), None)  # the newest grid, if any
         self.figure = Figure(figsize=CURVES_SIZE, dpi=CURVES_DPI)  # a fixed layout: half the redraw time of a constrained one
         self.figure.subplots_adjust(left=0.07, right=0.98, bottom=0.17, top=0.9, wspace=0.2)
         FigureCanvasAgg(self.figure)  # pyplot-free: nothing reaches the notebook unless this module shows it
@@ -180,11 +181,6 @@ class RunPanel:
             self.grid_image.value = self.grid.read_bytes()
         self.alert_html.value = "".join(f"<div style='color:#b22222'>{html.escape(line)}</div>" for line in self.alerts())
         self.status_html.value = f"<b>training</b> {html.escape(self.status())}"
-
-
-def _newest_grid(run_dir: Path) -> Path | None:
-    grids = sorted((run_dir / "samples").glob("epoch-*.png"))
-    return grids[-1] if grids else None
 
 
 def _curves(figure, thresholds: Thresholds) -> dict:
