@@ -33,8 +33,9 @@ vector: ratio 0.003) is never counted.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
+
+from gan_helpers.formatting import finite_number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,8 +100,7 @@ def _by_epoch(records: Sequence[dict]) -> list[dict]:
 
 
 def _ratio(record: dict) -> float | None:
-    value = record.get("diversity_ratio")
-    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+    return finite_number(record.get("diversity_ratio"))
 
 
 def _at(metrics: list[dict], samples: list[dict], epoch: int, t: Thresholds) -> list[Alert]:

@@ -19,12 +19,12 @@ from gan_helpers.errors import UserError
 from gan_helpers.runs.markdown import table_cell
 from gan_helpers.runs.quality_records import read_quality, record_model
 from gan_helpers.storage.regular import open_regular_file
-from gan_helpers.formatting import duration, fmt
+from gan_helpers.formatting import duration, finite_number, fmt
 from gan_helpers.models import generate
 
 
 def _finite(values: Sequence[float]) -> list[float]:
-    return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return [v for v in values if finite_number(v) is not None]
 
 
 def _mean(values: Sequence[float]) -> float:
