@@ -255,7 +255,8 @@ def show_history(run_dir: str | Path, samples: int = 4, per_row: int = 20, size:
     if reals:
         columns.append(("real", grid_tiles(Path(run_dir) / "reals.png", samples)))
     blocks = [columns[start:start + per_row] for start in range(0, len(columns), per_row)]
-    fig = plt.figure(figsize=(size * per_row + 0.4, len(blocks) * (size * samples + 0.3)), layout="constrained")
+    wide = min(per_row, len(columns))  # a short history is a short strip, not a wide empty figure
+    fig = plt.figure(figsize=(size * wide + 0.4, len(blocks) * (size * samples + 0.3)), layout="constrained")
     for ax, block in zip(fig.subplots(len(blocks), 1, squeeze=False)[:, 0], blocks):
         tiles = torch.stack([images[row] for row in range(samples) for _, images in block])  # row r: latent r, epoch by epoch
         ax.imshow(image_grid(tiles, nrow=len(block)).permute(1, 2, 0).numpy(), interpolation="nearest")

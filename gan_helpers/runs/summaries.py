@@ -162,7 +162,7 @@ def epoch_table(run_dir: str | Path, epochs: Sequence[int], blocks: int = 2) -> 
     metrics = {m["epoch"]: m for m in run_folders.read_metrics(run_dir)}
     scores = {(r["epoch"], record_model(r)): r["swd"] for r in read_quality(Path(run_dir) / "quality.jsonl", model=None)}
     averaged = any(model == "G_ema" for _, model in scores)
-    header = ["epoch", "D(x)", "D(G(z))", "SWD G"] + (["SWD G_ema"] if averaged else [])
+    header = ["epoch", "D(x)", "D(G(z))", "SWD G"] + (["G_ema"] if averaged else [])
     rows = []
     for epoch in epochs:
         m = metrics.get(epoch, {})
@@ -173,9 +173,9 @@ def epoch_table(run_dir: str | Path, epochs: Sequence[int], blocks: int = 2) -> 
     widths = [max(len(cell) for cell in [name] + [row[k] for row in rows]) for k, name in enumerate(header)]
 
     def line(cells_per_block):
-        return "   |   ".join("  ".join(cell.rjust(width) for cell, width in zip(cells, widths)) for cells in cells_per_block)
+        return "  |  ".join("  ".join(cell.rjust(width) for cell, width in zip(cells, widths)) for cells in cells_per_block)
 
-    lines = ["the same epochs in numbers: mean D(x) and D(G(z)) over the epoch, SWD ×10³ of the samples (lower is closer)",
+    lines = ["the same epochs: mean D(x), D(G(z)) over the epoch; SWD ×10³, lower is closer",
              line([header] * len(columns))]
     for number in range(len(columns[0])):
         lines.append(line([column[number] if number < len(column) else [""] * len(header) for column in columns]).rstrip())
