@@ -23,7 +23,7 @@ from gan_helpers.paths import from_root, shown
 from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
 from gan_helpers.runs.results import SOURCE_VARIABLE, read_provenance, shipped_result
 from report.provenance import trained_on
-from gan_helpers.formatting import duration
+from gan_helpers.formatting import duration, finite_number
 from gan_helpers.speed import pick_device
 
 OBSERVATIONS_FILE = "observations.md"  # results/<name>/observations.md: the written observations (report.observations)
@@ -111,8 +111,8 @@ def schedule_estimate(used: dict[str, Path | None], config: TrainConfig) -> str:
     estimates = []
     for kind, folder in used.items():
         training = read_provenance(folder).get("training", {}) if folder is not None else {}
-        seconds, epochs = training.get("seconds"), training.get("epochs")
-        if isinstance(seconds, (int, float)) and isinstance(epochs, int) and epochs > 0:
+        seconds, epochs = finite_number(training.get("seconds")), finite_number(training.get("epochs"))
+        if seconds is not None and epochs is not None and seconds > 0 and epochs >= 1:  # a provenance is data
             estimates.append(f"{duration(seconds / epochs * config.epochs)} ({kind})")
     return " and ".join(estimates)
 

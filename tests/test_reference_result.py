@@ -106,3 +106,15 @@ def test_the_epoch_table_prints_the_records_of_every_strip_epoch(kind):
         assert float(d_x) == pytest.approx(metrics[epoch]["D_x"], rel=5e-3)
         assert float(d_g_z) == pytest.approx(metrics[epoch]["D_G_z"], rel=5e-3)
         assert float(score) == pytest.approx(swd[epoch], rel=5e-3)
+
+
+def test_a_provenance_without_a_usable_rate_gives_no_estimate(tmp_path, monkeypatch):
+    from report import sources
+
+    full = experiment_config("full")
+    for training in ({"seconds": True, "epochs": True}, {"seconds": float("nan"), "epochs": 10}, {"seconds": -5.0, "epochs": 10},
+                     {"seconds": 10 ** 400, "epochs": 10}, {"seconds": "3600", "epochs": 10}, {"seconds": 3600.0, "epochs": 0}):
+        monkeypatch.setattr(sources, "read_provenance", lambda folder, training=training: {"training": training})
+        assert sources.schedule_estimate({"transposed": tmp_path}, full) == "", training
+    monkeypatch.setattr(sources, "read_provenance", lambda folder: {"training": {"seconds": 3600.0, "epochs": 40}})
+    assert sources.schedule_estimate({"transposed": tmp_path}, full) == "50.0 h (transposed)"
