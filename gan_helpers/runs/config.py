@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from gan_helpers.errors import UserError
@@ -142,6 +143,10 @@ class TrainConfig:
     def replace(self, **changes) -> "TrainConfig":
         """A copy with some values changed (validated like a new config)."""
         return self.from_dict({**self.to_dict(), **changes})
+
+    def run_tag(self) -> str:
+        """The tag in its run folder's name: `name`, else the data set's folder and the generator."""
+        return self.name or f"{Path(self.data).name}-{self.generator}"
 
     def identity(self) -> dict:
         """The settings that make two runs the same run (roles identity and tunable)."""

@@ -85,8 +85,8 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     G, D, opt_G, opt_D = build_models(config, device)
     fixed_z = draw_fixed_noise(config)
 
-    tag = config.name or f"{Path(config.data).name}-{config.generator}"
-    run_dir = run_folders.create_run_dir(from_root(config.runs_dir), tag, config=config.to_dict(), fixed_noise=fixed_z)
+    run_dir = run_folders.create_run_dir(from_root(config.runs_dir), config.run_tag(), config=config.to_dict(),
+                                         fixed_noise=fixed_z)
     with locks.hold(run_dir, "training"), _removed_unless_trained(run_dir):
         G_ema = averaged_copy(G) if config.ema_half_life else None
         save_grid(images[: config.fixed_noise], run_dir / "reals.png")

@@ -77,8 +77,7 @@ def _copy_history(folder: Path, epoch: int, config: TrainConfig) -> Path:
     if [m["epoch"] for m in metrics] != list(range(1, epoch + 1)):
         raise UserError(f"{shown(folder / 'metrics.jsonl')} does not hold epochs 1 to {epoch} once each, so the history "
                         f"cannot be continued; use an intact copy.")
-    tag = config.name or f"{Path(config.data).name}-{config.generator}"
-    run_dir = run_folders.create_run_dir(from_root(config.runs_dir), tag, config=config.to_dict(),
+    run_dir = run_folders.create_run_dir(from_root(config.runs_dir), config.run_tag(), config=config.to_dict(),
                                          fixed_noise=checkpoints.load_fixed_noise(folder))
     checkpoints.copy_history(folder, run_dir, epoch, metrics)
     return run_dir
