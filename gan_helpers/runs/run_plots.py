@@ -51,16 +51,21 @@ def label_image(image: Image.Image, text: str) -> Image.Image:
     return labelled
 
 
+def _runs_and_axes(run_dirs, labels: Sequence[str] | None, ax) -> tuple[list, Sequence[str], object]:
+    """One run folder or several as a list, their labels (default: the folders' names) and the axes to draw on
+    (a new figure's when `ax` is None): the start of every plot of runs' curves."""
+    run_dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else run_dirs
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3))
+    return run_dirs, labels or [Path(r).name for r in run_dirs], ax
+
+
 def plot_losses(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[str] | None = None, ax=None, legend: bool = True):
     """Mean discriminator (solid) and generator (dashed) loss per epoch of one or more runs (from metrics.jsonl).
 
     ``legend=False`` leaves the legend to :func:`run_style_legend` (one for a figure of several panels).
     """
-    if isinstance(run_dirs, (str, Path)):
-        run_dirs = [run_dirs]
-    labels = labels or [Path(r).name for r in run_dirs]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 3))
+    run_dirs, labels, ax = _runs_and_axes(run_dirs, labels, ax)
     for run_dir, label, color in zip(run_dirs, labels, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 2):
         metrics = run_folders.read_metrics(run_dir)
         for key, style in (("loss_D", "-"), ("loss_G", "--")):
@@ -138,11 +143,7 @@ def plot_quality(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[s
     The legend stands to the right of the axes: a figure with constrained
     layout keeps it inside its width.
     """
-    if isinstance(run_dirs, (str, Path)):
-        run_dirs = [run_dirs]
-    labels = labels or [Path(r).name for r in run_dirs]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 3))
+    run_dirs, labels, ax = _runs_and_axes(run_dirs, labels, ax)
     for run_dir, label in zip(run_dirs, labels):
         records = read_quality(run_dir)
         line, = ax.plot([r["epoch"] for r in records], [r[key] for r in records], marker="." if len(records) < 30 else None,
