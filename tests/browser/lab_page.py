@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -51,7 +52,10 @@ def wait_for(what: str, probe: Callable[[], T], timeout: float, every: float = 0
     """The first truthy value of `probe()` within `timeout` seconds; an AssertionError naming `what` otherwise."""
     deadline = time.monotonic() + timeout
     while True:
-        value = probe()
+        try:
+            value = probe()
+        except StaleElementReferenceException:  # an element was redrawn while it was read: look again
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
