@@ -32,8 +32,10 @@ vector: ratio 0.003) is never counted.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections.abc import Sequence
+from operator import itemgetter
 
 from gan_helpers.formatting import finite_number
 
@@ -65,14 +67,12 @@ class Alert:
     def line(self) -> str:
         """The one printed line: which, since which epoch, the numbers, and what point 10 suggests."""
         n = self.numbers
-        if self.kind == "discriminator":
-            return (f"point 10: the discriminator is winning since epoch {self.since} (epoch {self.epoch}: "
+        if self.kind != "collapse":
+            condition, net = ((f"D(G(z)) < {n['d_g_z_low']:g} or D(x) > {n['d_x_high']:g}", "d") if self.kind == "discriminator"
+                              else (f"D(G(z)) > {n['d_g_z_high']:g}", "g"))
+            return (f"point 10: the {self.kind} is winning since epoch {self.since} (epoch {self.epoch}: "
                     f"D(x) {n['D_x']:.3f}, D(G(z)) {n['D_G_z']:.3f}; {self.epoch - self.since + 1} epochs in a row with "
-                    f"D(G(z)) < {n['d_g_z_low']:g} or D(x) > {n['d_x_high']:g}): lower lr_d or make D smaller.")
-        if self.kind == "generator":
-            return (f"point 10: the generator is winning since epoch {self.since} (epoch {self.epoch}: "
-                    f"D(x) {n['D_x']:.3f}, D(G(z)) {n['D_G_z']:.3f}; {self.epoch - self.since + 1} epochs in a row with "
-                    f"D(G(z)) > {n['d_g_z_high']:g}): lower lr_g or make G smaller.")
+                    f"{condition}): lower lr_{net} or make {net.upper()} smaller.")
         return (f"point 10: the samples have collapsed since epoch {self.since} (epoch {n['sample_epoch']}: diversity "
                 f"{n['diversity_ratio']:.3f} of the training images', below {n['diversity_low']:g}; "
                 f"{n['distinct_nearest']} distinct nearest training images): results this alarming call for a look for bugs, "
@@ -102,11 +102,10 @@ def _by_epoch(records: Sequence[dict]) -> list[dict]:
 def _ratio(record: dict) -> float | None:
     return finite_number(record.get("diversity_ratio"))
 
-
 def _at(metrics: list[dict], samples: list[dict], epoch: int, t: Thresholds) -> list[Alert]:
     """The alerts at `epoch`, from records already through :func:`_by_epoch` (samples: with a diversity ratio)."""
     found = []
-    end = _index(metrics, epoch)
+    end = bisect.bisect_right(metrics, epoch, key=itemgetter("epoch")) - 1  # the last record up to `epoch`; -1: none
     if end >= 0 and metrics[end]["epoch"] == epoch:
         last = metrics[end]
         numbers = {"D_x": last["D_x"], "D_G_z": last["D_G_z"], "d_g_z_low": t.d_g_z_low,
@@ -116,26 +115,14 @@ def _at(metrics: list[dict], samples: list[dict], epoch: int, t: Thresholds) -> 
             since = _streak(metrics, end, holds, consecutive=True)
             if since is not None and epoch - since + 1 >= t.in_a_row:
                 found.append(Alert(kind, since, epoch, numbers))
-    end = _index(samples, epoch)
-    since = _streak(samples, end, lambda r: _ratio(r) < t.diversity_low, consecutive=False) if end >= 0 else None
+    end = bisect.bisect_right(samples, epoch, key=itemgetter("epoch")) - 1
+    since = _streak(samples, end, lambda r: _ratio(r) < t.diversity_low, consecutive=False)
     if since is not None:
         newest = samples[end]
         found.append(Alert("collapse", since, epoch, {
             "sample_epoch": newest["epoch"], "diversity_ratio": _ratio(newest),
             "distinct_nearest": newest.get("distinct_nearest", "?"), "diversity_low": t.diversity_low}))
     return found
-
-
-def _index(records: list[dict], epoch: int) -> int:
-    """The index of the last record with an epoch up to `epoch` (records in epoch order), -1 if none."""
-    low, high = 0, len(records)
-    while low < high:
-        middle = (low + high) // 2
-        if records[middle]["epoch"] <= epoch:
-            low = middle + 1
-        else:
-            high = middle
-    return low - 1
 
 
 def point10_warnings(metrics: Sequence[dict], quality: Sequence[dict] = (), *, epoch: int | None = None,

@@ -22,12 +22,6 @@ from gan_helpers.models import generate
 from gan_helpers.plots import show_images
 
 
-def slider_range(value: float, span: float = 4.0) -> tuple[float, float]:
-    """A symmetric range around 0 of at least ±`span` that contains `value` with a margin of 1."""
-    reach = max(span, math.ceil(abs(value)) + 1.0)
-    return -reach, reach
-
-
 def latent_explorer(G: nn.Module, z: torch.Tensor, coords: Sequence[int], title: str, size: float = 3.0):
     """A widget: one slider per coordinate in `coords` beside the image G draws from the edited vector."""
     import ipywidgets as widgets
@@ -41,8 +35,9 @@ def latent_explorer(G: nn.Module, z: torch.Tensor, coords: Sequence[int], title:
     base = z.detach().reshape(1, -1).clone()
     sliders = []
     for coord in coords:
-        low, high = slider_range(float(base[0, coord]))
-        sliders.append(widgets.FloatSlider(value=float(base[0, coord]), min=low, max=high, step=0.01,
+        value = float(base[0, coord])
+        reach = max(4.0, math.ceil(abs(value)) + 1.0)  # symmetric about 0, at least ±4, `value` with a margin of 1
+        sliders.append(widgets.FloatSlider(value=value, min=-reach, max=reach, step=0.01,
                                            description=f"z[{coord}]", continuous_update=False, readout_format=".2f"))
     output = widgets.Output()
 

@@ -11,7 +11,7 @@ import torch
 from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
 from gan_helpers.latent import Inversion
-from gan_helpers.plots import image_rows
+from gan_helpers.plots import image_rows, tile_grid
 
 
 def plot_inversion_losses(results: dict[str, Inversion], ax=None, legend: bool | str = True):
@@ -83,22 +83,12 @@ def show_edit_groups(groups: dict[str, tuple[torch.Tensor, torch.Tensor, Sequenc
     fig = plt.figure(figsize=((size + 0.1) * columns * len(groups) + 0.5 * len(groups), (size + 0.05) * rows + 0.45 + 0.3 * named + 0.3 * bool(title)),
                      layout="constrained")
     panels = fig.subfigures(1, len(groups), squeeze=False)[0] if len(groups) > 1 else [fig]
+    titles = ["found"] + [f"{value:+g}" if value else "0" for value in values]  # not "+0"
     for panel, (name, (original, edited, coords)) in zip(panels, groups.items()):
-        axes = panel.subplots(len(coords), columns, squeeze=False)
-        for i, coord in enumerate(coords):
-            for j in range(columns):
-                image = original.reshape(3, 64, 64) if j == 0 else edited[i * len(values) + j - 1]
-                ax = axes[i, j]
-                ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if i == 0:
-                    ax.set_title("found" if j == 0 else f"{values[j - 1]:+g}" if values[j - 1] else "0")  # not "+0"
-            axes[i, 0].set_ylabel(f"z[{coord}]")
-        if name and len(groups) > 1:
+        images = [[original.reshape(3, 64, 64), *edited[i * len(values):(i + 1) * len(values)]] for i in range(len(coords))]
+        tile_grid(panel, images, titles, [f"z[{coord}]" for coord in coords])
+        if name:  # the figure's own title when it is one panel
             panel.suptitle(name)
-        elif name:
-            fig.suptitle(name)
     if title:
         fig.suptitle(title)
     return fig
@@ -129,21 +119,14 @@ def show_inversions(results: dict[str, Inversion] | dict[str, dict[str, Inversio
     heights.append(loss_height + 0.35)
     fig = plt.figure(figsize=(tile * columns + label_width + 0.2, sum(heights) + 0.35 * bool(title)), layout="constrained")
     parts = fig.subfigures(len(heights), 1, squeeze=False, height_ratios=heights)[:, 0]
-    for number, (panel, (name, group)) in enumerate(zip(parts, groups.items())):
-        axes = panel.subplots(len(group), columns, squeeze=False)
-        for row, (label, result) in enumerate(group.items()):
-            steps = [f"step {s}" if tile >= 0.7 else str(s) for s in result.frame_steps]
-            pictures = [(result.target[0], "target")] + list(zip(result.frames, steps))
-            for col, (image, caption) in enumerate(pictures):
-                ax = axes[row, col]
-                ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if row == 0:
-                    ax.set_title(caption)
-            own_steps = result.frame_steps != next(iter(group.values())).frame_steps  # the titles are the first row's
-            name_steps = f"{label}\nsteps {result.frame_steps[0]}–{result.frame_steps[-1]}" if own_steps else label
-            axes[row, 0].set_ylabel(name_steps, rotation=0, ha="right", va="center")
+    for panel, (name, group) in zip(parts, groups.items()):
+        steps = next(iter(group.values())).frame_steps  # the column titles are the first row's
+        names = [f"{label}\nsteps {result.frame_steps[0]}–{result.frame_steps[-1]}" if result.frame_steps != steps
+                 else label for label, result in group.items()]
+        axes = tile_grid(panel, [[result.target[0], *result.frames] for result in group.values()],
+                         ["target", *(f"step {s}" if tile >= 0.7 else str(s) for s in steps)], names)
+        for ax in axes[:, 0]:
+            ax.yaxis.label.set(rotation=0, ha="right", va="center")
         if name:
             panel.suptitle(name)
     loss_axes = parts[-1].subplots(1, len(groups), squeeze=False)[0]

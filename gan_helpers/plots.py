@@ -8,10 +8,7 @@ at 8 pt or more).
 
 from __future__ import annotations
 
-import errno
 import math
-import os
-import stat
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,6 +21,7 @@ from torchvision.utils import make_grid
 
 from gan_helpers.errors import UserError
 from gan_helpers.paths import shown
+from gan_helpers.storage.regular import open_regular_file
 
 # A saved grid of 64 images of 64 px is 0.3 M pixels; a PNG whose header claims more than this is a decompression
 # bomb (a few KB that decode to gigabytes) and is never decoded.
@@ -45,11 +43,35 @@ def show_images(images: torch.Tensor, nrow: int | None = None, title: str | None
     """Draw a batch of images in [0, 1] as a grid on `ax` (a new figure when None)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(image_grid(images, nrow).permute(1, 2, 0).numpy(), interpolation="nearest")
-    ax.set_axis_off()
+    return draw_image(ax, image_grid(images, nrow), title)
+
+
+def draw_image(ax, image: torch.Tensor, title: str | None = None, *, frame: bool = False):
+    """Draw one image (3, H, W) in [0, 1] on `ax`, pixel for pixel: without axes, or with `frame` in a box without
+    ticks (a row of such boxes can be named by its first axes' y label)."""
+    ax.imshow(image.detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+    if frame:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        ax.set_axis_off()
     if title:
         ax.set_title(title)
     return ax
+
+
+def tile_grid(fig, rows: Sequence[Sequence[torch.Tensor]], titles: Sequence[str] = (), labels: Sequence[str] = ()):
+    """Framed images on `fig` (a figure or a subfigure), an axes row per entry of `rows`: the first row's axes
+    titled with `titles`, each row named on its left by `labels`. Returns the axes, (rows, columns)."""
+    axes = fig.subplots(len(rows), max(map(len, rows)), squeeze=False)
+    for axes_row, images in zip(axes, rows):
+        for ax, image in zip(axes_row, images):
+            draw_image(ax, image, frame=True)
+    for ax, title in zip(axes[0], titles):
+        ax.set_title(title)
+    for ax, label in zip(axes[:, 0], labels):
+        ax.set_ylabel(label)
+    return axes
 
 
 def read_png(path: str | Path) -> tuple[np.ndarray, bool]:
@@ -57,38 +79,24 @@ def read_png(path: str | Path) -> tuple[np.ndarray, bool]:
     in (:func:`gan_helpers.runs.run_plots.save_grid`).
 
     A run folder or a shipped result may come from someone else, so the file
-    is read only when it is a regular file (never through a link, never
-    waiting on a FIFO) and decoded only when its header claims at most
-    :data:`MAX_GRID_PIXELS`; anything else is one sentence naming it.
+    is read only when it is a regular file (:func:`~gan_helpers.storage.regular.open_regular_file`)
+    and decoded only when its header claims at most :data:`MAX_GRID_PIXELS`;
+    anything else is one sentence naming it.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as error:
-        if error.errno != errno.ELOOP:
-            raise
-        raise UserError(f"{shown(path)} is a symbolic link, and the lab never reads a picture through one; "
-                        f"delete the link (put the file itself there) and try again.") from None
-    with open(fd, "rb") as handle, warnings.catch_warnings():
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UserError(f"{shown(path)} is not a regular file (a folder, FIFO or device), and the lab reads "
-                            f"pictures only from regular files; remove it and try again.")
+    with open_regular_file(path, "rb") as handle, warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below is stricter
         try:
             with Image.open(handle, formats=["PNG"]) as image:
-                if image.width * image.height > MAX_GRID_PIXELS:
-                    raise _bomb(path, f"{image.width}×{image.height}")
-                labelled = "label" in getattr(image, "text", {})
-                return np.asarray(image.convert("RGB")), labelled
+                claimed = f"{image.width}×{image.height}"
+                if image.width * image.height <= MAX_GRID_PIXELS:
+                    return np.asarray(image.convert("RGB")), "label" in getattr(image, "text", {})
         except Image.DecompressionBombError:  # Pillow's own guard, at twice its MAX_IMAGE_PIXELS
-            raise _bomb(path, "hundreds of millions of") from None
+            claimed = "hundreds of millions of"
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
             raise UserError(f"{shown(path)} is not a PNG picture that can be decoded ({error}); delete it, or the "
                             f"run folder it came with.") from None
-
-
-def _bomb(path: str | Path, size: str) -> UserError:
-    return UserError(f"{shown(path)} claims {size} pixels, more than a sample grid ever has ({MAX_GRID_PIXELS:,} at "
-                     f"most), so it is not decoded (a decompression bomb); delete it, or the run folder it came with.")
+    raise UserError(f"{shown(path)} claims {claimed} pixels, more than a sample grid ever has ({MAX_GRID_PIXELS:,} at "
+                    f"most), so it is not decoded (a decompression bomb); delete it, or the run folder it came with.")
 
 
 def show_png(path: str | Path, title: str | None = None, ax=None, size: float = 6.0):
@@ -212,8 +220,7 @@ def show_untrained(outputs: dict[str, torch.Tensor], size: float = 1.8):
         stretched = (images - images.min()) / (images.max() - images.min()).clamp_min(1e-12)
         show_images(images, nrow=4, ax=row[0])
         show_images(stretched, nrow=4, ax=row[1])
-        row[2].imshow(stretched[0, :, :16, :16].permute(1, 2, 0).numpy(), interpolation="nearest")
-        row[2].set_axis_off()
+        draw_image(row[2], stretched[0, :, :16, :16])
         if number == 0:
             for ax, name in zip(row, ("as generated", "stretched", "16×16 corner")):
                 ax.set_title(name)
@@ -227,7 +234,7 @@ def image_rows(fig, rows: Iterable[tuple[str, torch.Tensor]]) -> None:
     rows = list(rows)
     axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
     for ax, (label, images) in zip(axes, rows):
-        ax.imshow(image_grid(images, nrow=images.shape[0]).permute(1, 2, 0).numpy(), interpolation="nearest")
+        draw_image(ax, image_grid(images, nrow=images.shape[0]))
         ax.set_anchor("W")
         row_label(ax, label)
         ax.yaxis.label.set(rotation=0, ha="right", va="center")
@@ -248,8 +255,6 @@ def show_centre_crops(images: dict[str, torch.Tensor], crop: int = 32, size: flo
     fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.4), squeeze=False)
     for ax, (title, image) in zip(axes[0], images.items()):
         start = (image.shape[-1] - crop) // 2
-        ax.imshow(image[:, start:start + crop, start:start + crop].clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
-        ax.set_title(title)
-        ax.set_axis_off()
+        draw_image(ax, image[:, start:start + crop, start:start + crop], title)
     fig.tight_layout()
     return fig

@@ -265,12 +265,12 @@ def test_a_grid_that_is_a_link_or_a_fifo_is_refused_without_waiting(grid_run, re
     outside = grid_run.parent / "outside.png"
     grid.rename(outside)
     grid.symlink_to(outside)
-    with pytest.raises(UserError, match="epoch-000002.png is a symbolic link, and the lab never reads a picture"):
+    with pytest.raises(UserError, match="epoch-000002.png is a symbolic link, and the lab never reads or writes a file"):
         _readers()[reader](grid)
     grid.unlink()
     os.mkfifo(grid)
     error = _in_thread(_readers()[reader], grid, grid)
-    assert "epoch-000002.png is not a regular file (a folder, FIFO or device)" in str(error)
+    assert "epoch-000002.png is a FIFO (named pipe), not a regular file" in str(error)
 
 
 def test_good_grids_still_read_as_their_tiles_and_animation(grid_run):

@@ -71,15 +71,11 @@ def image_paths(path: str | Path) -> list[Path]:
             if entry.kind == FILE and entry.relative.lower().endswith(".png") and not _is_sidecar(entry.relative)]
 
 
-def _is_default(folder: Path) -> bool:
-    return folder.resolve() == DEFAULT_DATA.resolve()
-
-
 def resolve_dataset(path: str | Path | None = None) -> Path:
     """The prepared folder behind `path`: the default set (built if missing), the folder
     itself if prepared, or a cached prepared copy of it."""
     folder = DEFAULT_DATA if path is None else Path(path).expanduser()
-    if _is_default(folder):
+    if folder.resolve() == DEFAULT_DATA.resolve():
         from gan_helpers.datasets.stellarium import build_default_dataset  # needs apt only when the set is missing
 
         return build_default_dataset(folder, verbose=False)

@@ -73,11 +73,6 @@ class PrepareSummary:
         return "\n".join(lines)
 
 
-def is_output_name(folder: Path, name: str) -> bool:
-    """Whether `name` may be an output of a prepared `folder`: a plain ``.png`` file name inside it."""
-    return name.lower().endswith(".png") and is_plain_name(folder, name)
-
-
 def is_source_path(name: str) -> bool:
     """Whether `name` is a relative path that stays below the source folder."""
     path = PurePosixPath(name)
@@ -120,7 +115,7 @@ def _problem(folder: Path, values: dict[str, str]) -> str:
         return f"has status {values['status']!r}, not one of {', '.join(STATUSES)}"
     if not is_source_path(values["source"]):
         return f"names source {values['source']!r}, which is not a path inside the source folder"
-    if values["output"] and not is_output_name(folder, values["output"]):
+    if values["output"] and not (values["output"].lower().endswith(".png") and is_plain_name(folder, values["output"])):
         return f"names output {values['output']!r}, which is not a .png file name inside {folder}"
     if values["status"] == "kept" and not values["output"]:
         return "keeps an image without naming its output file"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import stat
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +35,7 @@ from gan_helpers.paths import PROJECT_ROOT, ensure_folder
 CACHE_ROOT = PROJECT_ROOT / "data" / ".cache" / "prepared"
 # Bump when the conversion changes, so cached prepared sets are rebuilt.
 RECIPE_VERSION = 2
+_EMPTY_DIGEST = hashlib.sha256().hexdigest()  # file_digest of a file of 0 bytes
 
 
 def output_name(relative: str) -> str:
@@ -58,25 +58,21 @@ def _check_folders(src: Path, dst: Path) -> None:
         raise UserError(f"Output folder {dst} already holds files that prepare did not write; choose a new or empty folder.")
 
 
-def _decide(path: Path, relative: str, seen_bytes: dict[str, str], near: NearDuplicates | None, *, size: int,
-            min_size: int, background: tuple[int, int, int], drop_greyscale: bool, grey_tolerance: int,
-            max_aspect: float | None) -> Image.Image:
-    """The converted image of one source file, or :class:`Dropped` saying why not."""
+def _decide(path: Path, relative: str, seen_bytes: dict[str, str], near: NearDuplicates | None, *,
+            drop_greyscale: bool, grey_tolerance: int, **convert) -> Image.Image:
+    """The converted image of one source file (`convert`: options of :func:`convert_file`), or :class:`Dropped`."""
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise Dropped("not-a-file", "not a regular file (a FIFO, socket or device)")
-        if info.st_size == 0:
-            raise Dropped("empty", "0 bytes")
         digest = file_digest(path)
-    except NotRegular:  # swapped for a FIFO after the check above
+    except NotRegular:  # swapped for a FIFO or a device since the walk
         raise Dropped("not-a-file", "not a regular file (a FIFO, socket or device)") from None
-    except OSError as error:  # unreadable (permissions, vanished while walking, swapped for a FIFO)
+    except OSError as error:  # unreadable (permissions, vanished while walking)
         raise Dropped("unreadable", error.strerror or str(error)) from None
+    if digest == _EMPTY_DIGEST:
+        raise Dropped("empty", "0 bytes")
     if digest in seen_bytes:
         raise Dropped("duplicate", f"same bytes as {seen_bytes[digest]}")
     seen_bytes[digest] = relative
-    image = convert_file(path, size=size, min_size=min_size, max_aspect=max_aspect, background=background)
+    image = convert_file(path, **convert)
     if drop_greyscale and is_greyscale(image, grey_tolerance):
         raise Dropped("greyscale", "no colour in a colour set")
     match = near.check(image, relative) if near is not None else None
@@ -86,12 +82,11 @@ def _decide(path: Path, relative: str, seen_bytes: dict[str, str], near: NearDup
     return image
 
 
-def prepare_files(src: Path, files: list[str], dst: Path, *, size: int = IMAGE_SIZE, min_size: int = IMAGE_SIZE,
-                  background: tuple[int, int, int] = (0, 0, 0), drop_greyscale: bool = True,
-                  grey_tolerance: int = GREY_TOLERANCE, max_aspect: float | None = 2.0,
-                  near_duplicate_limit: float | None = NEAR_DUPLICATE_LIMIT, progress: bool = True,
-                  unwalked: Sequence[ManifestRow] = ()) -> PrepareSummary:
-    """Convert the listed files (relative to `src`) into `dst`; see :func:`prepare_folder`.
+def prepare_files(src: Path, files: list[str], dst: Path, *, drop_greyscale: bool = True,
+                  grey_tolerance: int = GREY_TOLERANCE, near_duplicate_limit: float | None = NEAR_DUPLICATE_LIMIT,
+                  progress: bool = True, unwalked: Sequence[ManifestRow] = (), **convert) -> PrepareSummary:
+    """Convert the listed files (relative to `src`) into `dst`; see :func:`prepare_folder`. `convert` holds the
+    options of :func:`~gan_helpers.datasets.convert.convert_file` (size, min_size, max_aspect, background);
     `unwalked` are rows for what the listing could not enter; they go into the manifest as they are."""
     dst.mkdir(parents=True, exist_ok=True)
     previous = {row.output for row in read_manifest(dst) if row.output}  # checked names inside dst only
@@ -100,9 +95,8 @@ def prepare_files(src: Path, files: list[str], dst: Path, *, size: int = IMAGE_S
     near = NearDuplicates(near_duplicate_limit) if near_duplicate_limit is not None else None
     for relative in tqdm(files, desc=f"prepare {src.name}", unit="file", disable=not progress):
         try:
-            image = _decide(src / relative, relative, seen_bytes, near, size=size, min_size=min_size,
-                            background=background, drop_greyscale=drop_greyscale, grey_tolerance=grey_tolerance,
-                            max_aspect=max_aspect)
+            image = _decide(src / relative, relative, seen_bytes, near, drop_greyscale=drop_greyscale,
+                            grey_tolerance=grey_tolerance, **convert)
         except Dropped as drop:
             summary.rows.append(ManifestRow(relative, "dropped", drop.reason, drop.detail))
             continue

@@ -151,7 +151,6 @@ class RunPanel:
     # ---- internals --------------------------------------------------------------------------------
 
     def _read_quality(self) -> None:
-
         path = self.run_dir / QUALITY_FILE
         stamp = path.stat().st_mtime_ns if path.is_file() else None
         if stamp != self._quality_stamp:  # the file changes only at sample epochs

@@ -13,6 +13,7 @@ experiments (point 13) from those records.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -70,42 +71,36 @@ def read_quality(path: str | Path, model: str | None = "G", *, strict: bool = Tr
     record is one sentence naming the file and line; with ``strict=False`` (a reader that follows a run
     being written, like ``watch``) it is skipped with a warning, and a cut-off last line silently.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / QUALITY_FILE
+    path = quality_path(path)
     records = read_json_lines(path, _checked_record, not_json="is not a JSON record", strict=strict,
                               fix="delete that line (or the file) and run `python -m gan_helpers evaluate` again",
                               drop_cut_off=False)
     return sorted((r for r in records if model is None or record_model(r) == model), key=lambda r: r["epoch"])
 
 
+def quality_path(path: str | Path) -> Path:
+    """The quality file of a run folder, or `path` itself when it names a file."""
+    path = Path(path)
+    return path / QUALITY_FILE if path.is_dir() else path
+
+
 _TEXT_FIELDS = ("label", "model")  # every other field of a record is a number (or null)
-
-
-def _nan_or_infinite(value) -> bool:
-    return isinstance(value, float) and not math.isfinite(value)  # a measure that could not be taken
 
 
 def _checked_record(record) -> tuple[dict | None, str]:
     """One parsed line of a quality file as (record, "") or (None, a clause saying what is wrong with it)."""
-    problem = _record_problem(record)
-    return (None, problem) if problem else (record, "")
-
-
-def _record_problem(record) -> str:
     if not isinstance(record, dict):
-        return f"holds a JSON {type(record).__name__}, not a record"
+        return None, f"holds a JSON {type(record).__name__}, not a record"
     if type(record.get("epoch")) is not int:
-        return "has no integer epoch"
+        return None, "has no integer epoch"
     if record.get("model", "G") not in ("G", "G_ema"):
-        return 'names a model other than "G" or "G_ema"'
+        return None, 'names a model other than "G" or "G_ema"'
     if not isinstance(record.get("label", ""), str):
-        return "has a label that is not text"
-    for key, value in record.items():
-        if key not in _TEXT_FIELDS and value is not None and finite_number(value) is None and not _nan_or_infinite(value):
-            return f"has {key} {json.dumps(value)[:40]}, which is not a number"
-    return ""
-
+        return None, "has a label that is not text"
+    for key, value in record.items():  # NaN or infinity: a measure that could not be taken
+        if key not in _TEXT_FIELDS and value is not None and not isinstance(value, float) and finite_number(value) is None:
+            return None, f"has {key} {json.dumps(value)[:40]}, which is not a number"
+    return record, ""
 
 
 def append_quality(path: str | Path, record: dict) -> Path:
@@ -114,9 +109,7 @@ def append_quality(path: str | Path, record: dict) -> Path:
     The small file is rewritten whole and atomically, so a resumed run that
     repeats an epoch leaves one record per epoch and a crash leaves the old file.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / QUALITY_FILE
+    path = quality_path(path)
     same = (record["epoch"], record_model(record))
     kept = [r for r in read_quality(path, model=None) if (r["epoch"], record_model(r)) != same]
     records = sorted([*kept, record], key=lambda r: r["epoch"])
@@ -126,9 +119,7 @@ def append_quality(path: str | Path, record: dict) -> Path:
 
 def truncate_quality(path: str | Path, last_epoch: int) -> None:
     """Keep only records up to `last_epoch` (a resumed or forked run computes what follows again)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / QUALITY_FILE
+    path = quality_path(path)
     if path.is_file():
         kept = [r for r in read_quality(path, model=None) if r["epoch"] <= last_epoch]
         write_json_lines(path, kept)
@@ -140,8 +131,6 @@ def cached_calibration(reals: torch.Tensor, path: str | Path, *, seed: int = 0, 
     The file records a fingerprint of the images and the settings; it is
     reused only when both match, so a changed data set is calibrated afresh.
     """
-    import hashlib
-
     pixels = reals.detach().float().cpu().mul(255).round().to(torch.uint8).numpy().tobytes()
     key = {"images": hashlib.sha1(pixels).hexdigest(), "count": len(reals), "seed": seed, **options}
     path = Path(path)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
-from gan_helpers.plots import grid_tiles, image_grid, image_rows, label_height, milestone_epochs, rate_changes
+from gan_helpers.plots import grid_tiles, image_grid, image_rows, label_height, milestone_epochs, rate_changes, tile_grid, draw_image
 from gan_helpers.errors import UserError
 from gan_helpers.storage.atomic import atomic_write_bytes
 from gan_helpers.runs import run_folders
@@ -82,13 +82,16 @@ def finite_points(records: Sequence[dict], key: str) -> tuple[list[int], list[fl
     return [e for e, _ in kept], [v for _, v in kept]
 
 
-def epoch_axes(ax, ylabel: str, legend: bool = True):
-    """Whole epochs along x, a label on y, a light grid and (if `legend`) a small legend in room made above the curves."""
+def epoch_axes(ax, ylabel: str, legend: bool | str = True):
+    """Whole epochs along x, a label on y, a light grid and (if `legend`) a small legend in room made above the
+    curves, or with ``legend="beside"`` right of the axes (a figure with constrained layout keeps it inside its width)."""
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # at most 6 labels: "1500" and "2000" never touch in a half-width panel
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    if legend:
+    if legend == "beside":
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    elif legend:
         low, high = ax.get_ylim()
         ax.set_ylim(low, high + (high - low) * 0.2 * len(ax.get_lines()))
         ax.legend(fontsize="small", loc="upper right")
@@ -110,27 +113,15 @@ def show_nearest_pairs(samples: torch.Tensor | dict[str, torch.Tensor], reals: t
     fig = plt.figure(figsize=(size * columns + 0.5, 2 * size + 0.9), layout="constrained")
     panels = fig.subfigures(1, len(groups), squeeze=False)[0] if len(groups) > 1 else [fig]
     for panel, (label, group) in zip(panels, groups.items()):
-        _nearest_pair_columns(panel, group, reals, count)
+        found = memorisation(group, reals)
+        order = found["ratio"].argsort()[:count].tolist()
+        nearest = [reals[found["index"][i]].flip(-1) if found["mirrored"][i] else reals[found["index"][i]] for i in order]
+        ratios = [f"{found['ratio'][i]:.2f}" + (" copy" if found["near_copy"][i] else "") for i in order]
+        tile_grid(panel, [[group[i] for i in order], nearest], ratios, ["sample", "nearest"])
         if label is not None:
             panel.suptitle(label)
     fig.suptitle(title or "samples closest to a training image (ratio to that image's own nearest neighbour)")
     return fig
-
-
-def _nearest_pair_columns(fig, samples: torch.Tensor, reals: torch.Tensor, count: int) -> None:
-    found = memorisation(samples, reals)
-    order = found["ratio"].argsort()[:count].tolist()
-    axes = fig.subplots(2, len(order), squeeze=False)
-    for col, i in enumerate(order):
-        neighbour = reals[found["index"][i]]
-        neighbour = neighbour.flip(-1) if found["mirrored"][i] else neighbour
-        for row, image in enumerate((samples[i], neighbour)):
-            axes[row, col].imshow(image.detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
-            axes[row, col].set_xticks([])
-            axes[row, col].set_yticks([])
-        axes[0, col].set_title(f"{found['ratio'][i]:.2f}" + (" copy" if found["near_copy"][i] else ""))
-    axes[0, 0].set_ylabel("sample")
-    axes[1, 0].set_ylabel("nearest")
 
 
 def plot_quality(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[str] | None = None, key: str = "swd",
@@ -145,10 +136,9 @@ def plot_quality(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[s
     """
     run_dirs, labels, ax = _runs_and_axes(run_dirs, labels, ax)
     for run_dir, label in zip(run_dirs, labels):
-        records = read_quality(run_dir)
+        records, averaged = read_quality(run_dir), read_quality(run_dir, "G_ema")
         line, = ax.plot([r["epoch"] for r in records], [r[key] for r in records], marker="." if len(records) < 30 else None,
-                        label=f"{label} G" if read_quality(run_dir, "G_ema") else label)
-        averaged = read_quality(run_dir, "G_ema")  # the average of G's weights, where the run keeps one: dashed, same colour
+                        label=f"{label} G" if averaged else label)
         if averaged:
             ax.plot([r["epoch"] for r in averaged], [r[key] for r in averaged], linestyle="--", color=line.get_color(),
                     marker="." if len(averaged) < 30 else None, label=f"{label} G_ema")
@@ -160,20 +150,13 @@ def plot_quality(run_dirs: Sequence[str | Path] | str | Path, labels: Sequence[s
             style = ":" if row["case"] == "floor" else next(ceiling_styles, "--")
             ax.axhline(row[key], color="grey", linestyle=style, linewidth=1, label=row["label"])
     ax.margins(y=0.05)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # at most 6 labels: "1500" and "2000" never touch in a half-width panel
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("SWD ×10³ (lower: closer)" if key == "swd" else key)
-    ax.grid(alpha=0.3)
-    # Beside the axes, clear of the curves (draw the figure with constrained layout).
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-    return ax
+    return epoch_axes(ax, "SWD ×10³ (lower: closer)" if key == "swd" else key, legend="beside")
 
 
 def plot_verdicts(run_dirs: dict[str, str | Path], ax=None, legend: bool = True):
     """The discriminator's mean probability "real" per epoch, for reals (solid) and fakes (dashed), per run;
     a dotted vertical line where the run's lr_d changed (point 10), just before the first epoch at the new rate."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 3))
+    _, _, ax = _runs_and_axes(list(run_dirs.values()), list(run_dirs), ax)
     for label, run_dir in run_dirs.items():
         metrics = run_folders.read_metrics(run_dir)
         epochs = [m["epoch"] for m in metrics]
@@ -188,23 +171,16 @@ def plot_verdicts(run_dirs: dict[str, str | Path], ax=None, legend: bool = True)
     return epoch_axes(ax, "mean probability 'real'", legend)
 
 
-REFERENCE_EPOCHS = (10, 300, 900, 2000)  # the exercise's reference samples (LAB_SPEC, "The lab")
+REFERENCE_EPOCHS = (10, 300, 900, 2000)  # the epochs of the exercise's reference samples
 
 
 def reference_epochs(available: Sequence[int], reference: Sequence[int] = REFERENCE_EPOCHS) -> list[int]:
     """The saved epochs to compare with the exercise's reference samples: each reference epoch the run has a grid
     of (else the nearest one it has), and the last epoch reached in place of those beyond it."""
-    available = sorted(set(available))
     if not available:
         return []
-    chosen = []
-    for target in reference:
-        nearest = available[-1] if target >= available[-1] else min(available, key=lambda a: (abs(a - target), a))
-        if nearest not in chosen:
-            chosen.append(nearest)
-        if target >= available[-1]:
-            break
-    return sorted(chosen)
+    last = max(available)
+    return sorted({last if target >= last else min(available, key=lambda a: (abs(a - target), a)) for target in reference})
 
 
 def results_rows(run_dir: str | Path, samples: int = 8) -> list[tuple[str, torch.Tensor]]:
@@ -242,8 +218,7 @@ def show_results(run_dir: str | Path, samples: int = 8, title: str | None = None
 
 def history_epochs(run_dir: str | Path, limit: int = 40) -> list[int]:
     """The saved sample epochs a history strip shows: every one after epoch 0, or `limit` of them spread out."""
-    saved = [epoch for epoch in run_folders.samples(run_dir) if epoch > 0]
-    return saved if len(saved) <= limit else milestone_epochs(saved, limit)
+    return milestone_epochs([epoch for epoch in run_folders.samples(run_dir) if epoch > 0], limit)
 
 
 def show_history(run_dir: str | Path, samples: int = 4, per_row: int = 20, size: float = 0.3, reals: bool = True):
@@ -260,10 +235,9 @@ def show_history(run_dir: str | Path, samples: int = 4, per_row: int = 20, size:
     fig = plt.figure(figsize=(size * wide + 0.4, len(blocks) * (size * samples + 0.3)), layout="constrained")
     for ax, block in zip(fig.subplots(len(blocks), 1, squeeze=False)[:, 0], blocks):
         tiles = torch.stack([images[row] for row in range(samples) for _, images in block])  # row r: latent r, epoch by epoch
-        ax.imshow(image_grid(tiles, nrow=len(block)).permute(1, 2, 0).numpy(), interpolation="nearest")
+        draw_image(ax, image_grid(tiles, nrow=len(block)), frame=True)
         step = tiles.shape[-1] + 2
         ax.set_xticks([2 + step * i + step // 2 for i in range(len(block))], [label for label, _ in block], fontsize=8)
-        ax.set_yticks([])
         ax.tick_params(length=0, pad=2)
         ax.set_anchor("W")
     fig.supxlabel("epoch", fontsize=8)

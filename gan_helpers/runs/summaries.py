@@ -81,17 +81,9 @@ def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
         problems.append("no checkpoint saved")
 
     end = tail(metrics, fraction)
-    loss_D = [m.get("loss_D", math.nan) for m in metrics]
-    loss_G = [m.get("loss_G", math.nan) for m in metrics]
-
-    def best(values: list[float]) -> tuple[float, int | None]:
-        pairs = [(v, e) for v, e in zip(values, epochs) if math.isfinite(v)]
-        return min(pairs) if pairs else (math.nan, None)
-
-    best_D, best_D_epoch = best(loss_D)
-    best_G, best_G_epoch = best(loss_G)
-    end_D = [m.get("loss_D", math.nan) for m in end]
-    end_G = [m.get("loss_G", math.nan) for m in end]
+    end_D, end_G = ([m.get(key, math.nan) for m in end] for key in ("loss_D", "loss_G"))
+    best_D, best_D_epoch = _lowest(metrics, "loss_D")
+    best_G, best_G_epoch = _lowest(metrics, "loss_G")
     return {
         "run": run_dir.name,
         "generator": config.get("generator", "?"),
@@ -103,8 +95,8 @@ def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
         "lr_d": config.get("lr_d"),
         "lr_g": config.get("lr_g"),
         "checkpoints": len(saved),
-        "final_loss_D": loss_D[-1] if metrics else math.nan,
-        "final_loss_G": loss_G[-1] if metrics else math.nan,
+        "final_loss_D": metrics[-1].get("loss_D", math.nan) if metrics else math.nan,
+        "final_loss_G": metrics[-1].get("loss_G", math.nan) if metrics else math.nan,
         "best_loss_D": best_D,
         "best_loss_D_epoch": best_D_epoch,
         "best_loss_G": best_G,
@@ -145,6 +137,11 @@ def summary_table(summaries: Sequence[dict]) -> str:
     lines = [header, "|---|" + "---|" * len(summaries)]
     lines += [f"| {name} | " + " | ".join(table_cell(get(s)) for s in summaries) + " |" for name, get in rows]
     return "\n".join(lines)
+
+
+def _lowest(metrics: Sequence[dict], key: str) -> tuple[float, int | None]:
+    """The lowest finite `key` of the epochs and its epoch (the first of equals); NaN and None without one."""
+    return min(((m[key], m["epoch"]) for m in metrics if finite_number(m.get(key)) is not None), default=(math.nan, None))
 
 
 def _other_problems(summary: dict) -> list[str]:

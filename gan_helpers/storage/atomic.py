@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO
 
 from gan_helpers.errors import UserError
-from gan_helpers.storage.regular import check_regular, open_regular
+from gan_helpers.storage.regular import check_regular, open_regular, open_regular_file
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 # Errors of os.link on file systems without hard links (FAT, some network and FUSE mounts).
@@ -133,22 +133,20 @@ def atomic_open(path: str | Path, mode: str = "w", *, overwrite: bool = True, **
     check_regular(path)
     with reporting_full_disk(path):
         fd, temp = _create_temp(path)
-    try:
-        with os.fdopen(fd, mode, **kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(temp, path)
-        else:
-            _link_into_place(temp, path)
-        fsync_folder(path.parent)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        if is_disk_full(error):
-            raise DiskFull(path) from None
-        raise
+        try:
+            with os.fdopen(fd, mode, **kwargs) as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            if overwrite:
+                os.replace(temp, path)
+            else:
+                _link_into_place(temp, path)
+            fsync_folder(path.parent)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
 
 
 def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = True) -> None:
@@ -176,8 +174,7 @@ def atomic_copy(source: str | Path, target: str | Path, *, overwrite: bool = Tru
     (:class:`NotRegular`): a copy out of a run folder never takes in a file
     from outside it, nor waits on a FIFO.
     """
-    with os.fdopen(open_regular(source, os.O_RDONLY), "rb") as src, \
-            atomic_open(target, "wb", overwrite=overwrite) as dst:
+    with open_regular_file(source, "rb") as src, atomic_open(target, "wb", overwrite=overwrite) as dst:
         shutil.copyfileobj(src, dst, length=1 << 20)
 
 
