@@ -8,16 +8,15 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Sequence
+from pathlib import Path
+
 import torch
 
 from gan_helpers.runs.results import PROVENANCE_FILE, file_manifest
-from report.provenance import build_provenance, check_result, command_entry, read_provenance_input
-from pathlib import Path
-
 from gan_helpers.runs.quality_records import QUALITY_FILE, best_epoch, favoured_model, read_quality
-from collections.abc import Sequence
-
 from gan_helpers.runs.config import TrainConfig
+from gan_helpers.storage.json_lines import write_json_lines
 from gan_helpers.errors import UserError
 from gan_helpers.storage.atomic import atomic_copy, atomic_save, atomic_write_text, fsync_folder, reporting_full_disk
 from gan_helpers.paths import ensure_folder, shown
@@ -25,6 +24,7 @@ from gan_helpers.models import generate
 from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers.storage import locks
 from gan_helpers.plots import MILESTONE_EPOCHS, milestone_epochs, pick_epochs
+from report.provenance import build_provenance, check_result, command_entry, read_provenance_input
 
 
 MAX_GRIDS = 60
@@ -57,7 +57,7 @@ FP16_CHECK_VECTORS = 8  # fixed latents on which the float16 weights' images are
 
 def pruned_parts(best: int, last: int, model: str) -> dict[int, tuple[str, ...]]:
     """What each shipped checkpoint holds: the best epoch the weights the report samples (`model`), the last
-    epoch G and D, from which training can be warm-restarted (gan_helpers.runs.experiment.warm_start)."""
+    epoch G and D, from which training can be warm-restarted (gan_helpers.runs.warm_start)."""
     parts = {best: (model,), last: ("G", "D")}
     if best == last:
         parts[last] = tuple(dict.fromkeys(("G", "D", model)))
@@ -81,10 +81,6 @@ def ship_weights(source: Path, path: Path, parts: tuple[str, ...], z: torch.Tens
             shipped, _ = checkpoints.load_generator(path, average=part == "G_ema")
             record[f"max_pixel_difference_fp16_{part}"] = float(f"{(generate(exact, z) - generate(shipped, z)).abs().max():.3g}")
     return record
-
-
-def jsonl_lines(records: list[dict]) -> str:
-    return "".join(json.dumps(r) + "\n" for r in records)
 
 
 def export_run(run_dir: str | Path, dest: str | Path, *, name: str | None = None, commands_file: str | Path | None = None,
@@ -115,14 +111,10 @@ def export_run(run_dir: str | Path, dest: str | Path, *, name: str | None = None
         raise
 
 
-def _staging_folders(dest: Path) -> list[Path]:
-    """The hidden folders in which exports into `dest` assemble the result (``.NAME.XXXXXXXX.partial``)."""
-    return sorted(p for p in dest.parent.glob(f".{dest.name}.*.partial") if p.is_dir() and not p.is_symlink())
-
-
 def _remove_stale_staging(dest: Path) -> None:
-    """Delete what exports into `dest` killed midway left behind; call it only while holding `dest`'s lock."""
-    for folder in _staging_folders(dest):
+    """Delete the hidden folders (``.NAME.XXXXXXXX.partial``) in which exports into `dest` killed midway assembled the
+    result; call it only while holding `dest`'s lock."""
+    for folder in sorted(p for p in dest.parent.glob(f".{dest.name}.*.partial") if p.is_dir() and not p.is_symlink()):
         shutil.rmtree(folder, ignore_errors=True)
         print(f"Removed {shown(folder)}, left by an export that did not finish.")
 
@@ -163,8 +155,8 @@ def _export_held(run_dir: Path, dest: Path, *, name, commands_file, commands, co
             for file in ("config.json", "fixed_noise.pt", "reals.png"):
                 if (run_dir / file).is_file():
                     atomic_copy(run_dir / file, staging / file)
-            atomic_write_text(staging / "metrics.jsonl", jsonl_lines(metrics))
-            atomic_write_text(staging / QUALITY_FILE, jsonl_lines(quality))
+            write_json_lines(staging / "metrics.jsonl", metrics)
+            write_json_lines(staging / QUALITY_FILE, quality)
             for epoch in shipped_grids:
                 atomic_copy(grids[epoch], staging / "samples" / grids[epoch].name)
             for epoch, path in averaged.items():

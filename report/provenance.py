@@ -24,6 +24,7 @@ import math
 import os
 import platform
 import subprocess
+import warnings
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +36,7 @@ from gan_helpers.errors import UserError
 from gan_helpers.paths import PROJECT_ROOT, from_root, shown
 from gan_helpers.runs import checkpoints, run_folders
 from gan_helpers.runs.config import TrainConfig
-from gan_helpers.runs.quality_records import QUALITY_FILE
+from gan_helpers.runs.quality_records import QUALITY_FILE, read_quality
 from gan_helpers.runs.results import PROVENANCE_FILE, data_key, file_manifest, links_inside, read_provenance
 
 FORMAT = 2  # bumped when the layout of a result folder changes (2: a pruned run folder, checkpoints/ with dicts)
@@ -252,23 +253,6 @@ def provenance_problems(result_dir: str | Path, provenance: dict, metrics: list[
     return problems
 
 
-def jsonl_epochs(path: Path, problems: list[str]) -> list[dict]:
-    """The records of a JSON-lines file that are objects with an integer epoch; a sentence in `problems` for each other line."""
-    records = []
-    if not path.is_file():
-        return records
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            record = None
-        if isinstance(record, dict) and type(record.get("epoch")) is int:
-            records.append(record)
-        else:
-            problems.append(f"{path.name} line {number} is not a JSON object with an integer epoch.")
-    return records
-
-
 def epoch_problems(provenance: dict, metrics: list[dict], quality: list[dict], grids: list[int], weights: list[int]) -> list[str]:
     """Where a result's epochs disagree: metrics 1..N once each, grids and quality records of the sample
     epochs (one per epoch and generator), checkpoints of the best and last epoch (as `provenance` names them)."""
@@ -318,8 +302,10 @@ def check_result(result_dir: str | Path) -> list[str]:
     except UserError as error:
         return [str(error)]
     problems = [f"{result_dir} lacks {name}." for name in REQUIRED_FILES if not (result_dir / name).is_file()]
-    metrics = jsonl_epochs(result_dir / "metrics.jsonl", problems)
-    quality = jsonl_epochs(result_dir / QUALITY_FILE, problems)
+    with warnings.catch_warnings(record=True) as skipped:  # a line the lab's readers skip is a problem of the result
+        warnings.simplefilter("always")
+        metrics, quality = run_folders.read_metrics(result_dir), read_quality(result_dir, model=None, strict=False)
+    problems += [str(warning.message) for warning in skipped]
     saved = run_folders.checkpoint_files(result_dir)
     problems += [reason for path in saved.values() if (reason := _checkpoint_problem(path))]
     problems += epoch_problems(provenance, metrics, quality, list(run_folders.samples(result_dir)), list(saved))

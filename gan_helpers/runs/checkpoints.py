@@ -31,18 +31,15 @@ from gan_helpers.errors import UserError
 from gan_helpers.models import LATENT_DIM, Discriminator, build_generator
 from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
 from gan_helpers.runs.quality_records import QUALITY_FILE, read_quality
+from gan_helpers.paths import shown
 from gan_helpers.runs.run_folders import (
-    _EPOCH_FILE, _RUN_NAME, _claim_number, _publish, _removed_on_failure, checkpoint_files, epoch_name, read_config,
-    read_metrics, samples, write_config,
+    _EPOCH_FILE, _RUN_NAME, checkpoint_files, create_run_dir, epoch_name, read_config, read_metrics, samples,
 )
 from gan_helpers.seeding import rng_state_problem
 from gan_helpers.storage.json_lines import write_json_lines
-from gan_helpers.storage.atomic import (
-    DiskFull, atomic_copy, atomic_save, atomic_write_text, link_or_copy, reporting_full_disk,
-)
+from gan_helpers.storage.atomic import DiskFull, atomic_copy, atomic_save, atomic_write_text, link_or_copy
 
 FULL_STATE = ("epoch", "config", "G", "D", "opt_G", "opt_D", "rng")  # and G_ema where the run keeps one
-BEST_DIR = "best"  # generators of best-scoring sample epochs that fall between checkpoints
 
 
 def save_checkpoint(run_dir: str | Path, epoch: int, state: dict) -> Path:
@@ -62,20 +59,6 @@ def save_checkpoint(run_dir: str | Path, epoch: int, state: dict) -> Path:
         last = f"the last complete checkpoint is {earlier[-1]} (free some space, then resume from it)" if earlier else (
             "no checkpoint of this run is complete yet (free some space, then start again)")
         raise DiskFull(path, f"the disk is full while writing {path}; {last}.") from None
-    return path
-
-
-def save_best(run_dir: str | Path, epoch: int, state: dict) -> Path:
-    """Write the generators of a sample epoch that scored best so far, but has no checkpoint, to ``best/epoch-NNNNNN.pt``.
-
-    `state` holds ``epoch``, ``config``, ``G`` and, where the run keeps one,
-    ``G_ema``: what :func:`load_generator` reads. Written
-    atomically; a resumed run that scores the same epoch again writes the same weights.
-    """
-    folder = Path(run_dir) / BEST_DIR
-    folder.mkdir(exist_ok=True)
-    path = folder / epoch_name(epoch, "pt")
-    atomic_save(state, path)
     return path
 
 
@@ -278,50 +261,48 @@ def _parameter_shapes(kind: str) -> list[tuple]:
     return [tuple(p.shape) for p in _network(kind).parameters()]  # the order optimizers number them in
 
 
-def fork_run(source_dir: str | Path, epoch: int, *, config: dict | None = None) -> Path:
+def fork_run(source_dir: str | Path, epoch: int, *, config: dict | None = None, runs_dir: Path | None = None,
+             tag: str | None = None, full: bool = True) -> Path:
     """A new run folder holding `source_dir`'s history up to `epoch`, to continue training from there.
 
-    It gets the source's fixed noise, its history up to `epoch`
-    (:func:`copy_history`), its checkpoints up to `epoch` (hard-linked where
-    possible: they are never rewritten), `config` (default: the settings
-    saved in that checkpoint) and a FORKED_FROM file naming the checkpoint.
-    The source is only read. If the process dies midway, no new run folder
-    appears (only a bare-number folder that may be deleted).
+    It gets `config` (default: the settings saved in that checkpoint), the
+    source's fixed noise and its history up to `epoch`: reals.png, the sample
+    grids (G's and G_ema's), the metrics (epochs 1 to `epoch`, each once) and
+    the quality records. A fork (`full`) also gets the checkpoints up to
+    `epoch` (hard-linked where possible: they are never rewritten) and a
+    FORKED_FROM file naming the checkpoint; a warm restart writes its own. The
+    folder is made in `runs_dir` under `tag` (default: beside the source, under
+    its tag). The source is only read. If the process dies midway, no new run
+    folder appears (only a bare-number folder that may be deleted).
     """
     source_dir = Path(source_dir)
     origin = source_dir / "checkpoints" / epoch_name(epoch, "pt")
-    state = load_training_state(origin)  # a fork of a checkpoint that cannot be resumed is useless
-    if not (source_dir / "fixed_noise.pt").is_file():
-        raise UserError(f"{source_dir} has no fixed_noise.pt, so it cannot be continued; start a new run instead.")
+    if config is None:
+        config = load_training_state(origin)["config"]  # a fork of a checkpoint that cannot be resumed is useless
     metrics = [m for m in read_metrics(source_dir, strict=True) if m["epoch"] <= epoch]
-    with reporting_full_disk(source_dir.parent):
-        staging = _claim_number(source_dir.parent)
-        with _removed_on_failure(staging):
-            for kind in ("samples", "checkpoints"):
-                (staging / kind).mkdir()
-            atomic_copy(source_dir / "fixed_noise.pt", staging / "fixed_noise.pt")
-            copy_history(source_dir, staging, epoch, metrics)
+    if [m["epoch"] for m in metrics] != list(range(1, epoch + 1)):
+        raise UserError(f"{shown(source_dir / 'metrics.jsonl')} does not hold epochs 1 to {epoch} once each, so the history "
+                        f"cannot be continued; use an intact copy.")
+
+    def history(run_dir: Path) -> None:
+        if (source_dir / "reals.png").is_file():
+            atomic_copy(source_dir / "reals.png", run_dir / "reals.png")
+        for average in (False, True):
+            for e, path in samples(source_dir, average=average).items():
+                if e <= epoch:
+                    target = run_dir / "samples" / ("ema" if average else "") / path.name
+                    target.parent.mkdir(exist_ok=True)
+                    atomic_copy(path, target)
+        write_json_lines(run_dir / "metrics.jsonl", metrics)
+        if os.path.lexists(source_dir / QUALITY_FILE):
+            write_json_lines(run_dir / QUALITY_FILE, [r for r in read_quality(source_dir, model=None) if r["epoch"] <= epoch])
+        if full:
             for e, path in checkpoint_files(source_dir).items():
                 if e <= epoch:
-                    link_or_copy(path, staging / "checkpoints" / path.name)
-            write_config(staging, state["config"] if config is None else config)
-            atomic_write_text(staging / "FORKED_FROM", f"{origin}\n")
-            match = _RUN_NAME.match(source_dir.name)
-            return _publish(staging, source_dir.name[match.end():] if match else source_dir.name)
+                    link_or_copy(path, run_dir / "checkpoints" / path.name)
+            atomic_write_text(run_dir / "FORKED_FROM", f"{origin}\n")
 
-
-def copy_history(source_dir: Path, run_dir: Path, epoch: int, metrics: list[dict]) -> None:
-    """Copy `source_dir`'s history up to `epoch` into the new run folder `run_dir`: reals.png, the sample grids
-    (G's and G_ema's), `metrics` (its records up to `epoch`, read and checked before `run_dir` was made) and the
-    quality records. A fork and a warm restart both continue a run this way; `source_dir` is only read."""
-    if (source_dir / "reals.png").is_file():
-        atomic_copy(source_dir / "reals.png", run_dir / "reals.png")
-    for average in (False, True):
-        for e, path in samples(source_dir, average=average).items():
-            if e <= epoch:
-                target = run_dir / "samples" / ("ema" if average else "") / path.name
-                target.parent.mkdir(exist_ok=True)
-                atomic_copy(path, target)
-    write_json_lines(run_dir / "metrics.jsonl", metrics)
-    if os.path.lexists(source_dir / QUALITY_FILE):
-        write_json_lines(run_dir / QUALITY_FILE, [r for r in read_quality(source_dir, model=None) if r["epoch"] <= epoch])
+    match = _RUN_NAME.match(source_dir.name)
+    tag = tag or (source_dir.name[match.end():] if match else source_dir.name)
+    return create_run_dir(runs_dir or source_dir.parent, tag, config=config, fixed_noise=load_fixed_noise(source_dir),
+                          fill=history)

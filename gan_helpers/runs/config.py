@@ -87,34 +87,9 @@ class TrainConfig:
             problem = setting_problem(f.name, getattr(self, f.name))
             if problem:
                 raise UserError(f"{f.name} must be {problem}, not {getattr(self, f.name)!r}.")
-        for name in ("epochs", "batch_size", "save_every", "sample_every", "fixed_noise"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be a whole number of at least 1, not {getattr(self, name)!r}.")
-        for name in ("lr_d", "lr_g"):
-            if not getattr(self, name) > 0:
-                raise UserError(f"{name} must be a positive learning rate, not {getattr(self, name)!r}.")
-        if not 0 <= self.beta1 < 1:
-            raise UserError(f"beta1 must lie in [0, 1), not {self.beta1!r}.")
-        if not 0 <= self.lower_lr_d_below < 0.5:
-            raise UserError(f"lower_lr_d_below must lie in [0, 0.5) (0: never lower lr_d), not {self.lower_lr_d_below!r}.")
-        if not 0 <= self.label_noise < 0.5:
-            raise UserError(f"label_noise must lie in [0, 0.5), not {self.label_noise!r}.")
-        if not 0 <= self.dropout < 1:
-            raise UserError(f"dropout must lie in [0, 1), not {self.dropout!r}.")
-        if self.zoom < 0 or self.rotate_degrees < 0:
-            raise UserError("zoom and rotate_degrees must not be negative.")
-        if self.rotate_degrees >= 45:
-            raise UserError(f"rotate_degrees must be below 45 (the spec asks for a very small angle), not {self.rotate_degrees!r}.")
-        if self.max_images is not None and self.max_images < 1:
-            raise UserError(f"max_images must be at least 1 or None, not {self.max_images!r}.")
-        if self.quality_samples < 0 or self.quality_samples == 1:
-            raise UserError(f"quality_samples must be 0 (no quality numbers) or at least 2, not {self.quality_samples!r}.")
-        if self.sample_all_first < 0:
-            raise UserError(f"sample_all_first must be 0 (off) or a positive epoch, not {self.sample_all_first!r}.")
-        if self.ema_half_life < 0:
-            raise UserError(f"ema_half_life must be 0 (no average) or a positive number of epochs, not {self.ema_half_life!r}.")
-        if self.threads < 0:
-            raise UserError(f"threads must be 0 (torch's default) or more, not {self.threads!r}.")
+        for name, fits, must in _LIMITS:
+            if not fits(getattr(self, name)):
+                raise UserError(f"{name} must be {must}, not {getattr(self, name)!r}.")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -144,6 +119,17 @@ class TrainConfig:
         """A copy with some values changed (validated like a new config)."""
         return self.from_dict({**self.to_dict(), **changes})
 
+    def continued(self, changes: dict, epoch: int) -> "TrainConfig":
+        """These saved settings with `changes`, to train on from a checkpoint of `epoch`: a UserError names a change
+        that would make another run (a setting not :func:`resumable`) or ``epochs`` not past `epoch`."""
+        fixed = sorted(k for k, v in changes.items() if v != getattr(self, k, v) and not resumable(k))
+        if fixed:
+            raise UserError(f"{', '.join(fixed)} cannot change when training continues; start a new run instead.")
+        config = self.replace(**changes)
+        if config.epochs <= epoch:
+            raise UserError(f"the checkpoint is already at epoch {epoch}; pass --epochs larger than {epoch} to continue.")
+        return config
+
     def run_tag(self) -> str:
         """The tag in its run folder's name: `name`, else the data set's folder and the generator."""
         return self.name or f"{Path(self.data).name}-{self.generator}"
@@ -153,6 +139,23 @@ class TrainConfig:
         return {k: v for k, v in self.to_dict().items() if role(k) != "schedule"}
 
 
+# The range of each number setting, as (name, test, what the value must be).
+_LIMITS = (
+    *((name, lambda v: v >= 1, "a whole number of at least 1") for name in ("epochs", "batch_size", "save_every",
+                                                                              "sample_every", "fixed_noise")),
+    *((name, lambda v: v > 0, "a positive learning rate") for name in ("lr_d", "lr_g")),
+    ("beta1", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("lower_lr_d_below", lambda v: 0 <= v < 0.5, "in [0, 0.5) (0: never lower lr_d)"),
+    ("label_noise", lambda v: 0 <= v < 0.5, "in [0, 0.5)"),
+    ("dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("zoom", lambda v: v >= 0, "0 or more"),
+    ("rotate_degrees", lambda v: 0 <= v < 45, "at least 0 and below 45 (the spec asks for a very small angle)"),
+    ("max_images", lambda v: v is None or v >= 1, "at least 1 or None"),
+    ("quality_samples", lambda v: v == 0 or v >= 2, "0 (no quality numbers) or at least 2"),
+    ("sample_all_first", lambda v: v >= 0, "0 (off) or a positive epoch"),
+    ("ema_half_life", lambda v: v >= 0, "0 (no average) or a positive number of epochs"),
+    ("threads", lambda v: v >= 0, "0 (torch's default) or more"),
+)
 _TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool}
 _TYPE_WORDS = {str: "text", int: "a whole number", (int, float): "a number", bool: "true or false"}
 

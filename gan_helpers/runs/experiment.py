@@ -48,6 +48,23 @@ def build_models(config: TrainConfig, device: torch.device):
     return G, D, opt_G, opt_D
 
 
+def prepare_training(config: TrainConfig, state: dict | None = None) -> tuple:
+    """What a run trains with: its device and precision, the training images, and G, D, opt_G and opt_D built as
+    :func:`build_models` does, then given a checkpoint `state`'s parts (G and D, and opt_G and opt_D where it holds
+    them) and `config`'s learning rates. Returns (device, precision, images, G, D, opt_G, opt_D)."""
+    device = speed.pick_device(config.device)
+    precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]
+    images = training_images(config, device)
+    G, D, opt_G, opt_D = build_models(config, device)
+    for part, module in {"G": G, "D": D, "opt_G": opt_G, "opt_D": opt_D}.items():
+        if part in (state or {}):
+            module.load_state_dict(state[part])  # float16 weights are copied into the float32 parameters
+    for opt, lr in ((opt_G, config.lr_g), (opt_D, config.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = lr
+    return device, precision, images, G, D, opt_G, opt_D
+
+
 def draw_fixed_noise(config: TrainConfig) -> torch.Tensor:
     """The fixed latent vectors, drawn from their own CPU generator: the same on every device."""
     generator = torch.Generator().manual_seed(config.seed)
@@ -79,10 +96,7 @@ def train(config: TrainConfig | None = None, *, resume: str | Path | None = None
     if note:
         raise UserError("a note is kept with a resume; a new run has none (drop the note, or resume a run).")
     config = (config or TrainConfig()).replace(**overrides)
-    device = speed.pick_device(config.device)
-    precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]
-    images = training_images(config, device)
-    G, D, opt_G, opt_D = build_models(config, device)
+    device, precision, images, G, D, opt_G, opt_D = prepare_training(config)
     fixed_z = draw_fixed_noise(config)
 
     run_dir = run_folders.create_run_dir(from_root(config.runs_dir), config.run_tag(), config=config.to_dict(),
@@ -174,88 +188,54 @@ def lab_runs(config: TrainConfig, generators=GENERATOR_KINDS, source: str | None
 
 def _resume(target: Path, overrides: dict, watch=None, note: str = "") -> Path:
     target = from_root(target)
-    folder = target if target.is_dir() else target.parent.parent
-    if inside_shipped(folder) is not None:
-        raise UserError(f"{shown(folder)} is a shipped result, which is never trained into; continue its training in a "
-                        f"new run with `python -m gan_helpers train --warm-start {shown(folder)}`.")
-    if not ((folder / "config.json").is_file() and (folder / "checkpoints").is_dir()):
+    run_dir = target if target.is_dir() else target.parent.parent
+    if inside_shipped(run_dir) is not None:
+        raise UserError(f"{shown(run_dir)} is a shipped result, which is never trained into; continue its training in a "
+                        f"new run with `python -m gan_helpers train --warm-start {shown(run_dir)}`.")
+    if not ((run_dir / "config.json").is_file() and (run_dir / "checkpoints").is_dir()):
         checkpoints.load_training_state(target)  # not a run folder's: its one sentence, and no lock file is made there
     with contextlib.ExitStack() as held:  # a second resume of the run stops here, before it reads or changes anything
-        held.enter_context(locks.hold(folder, "resuming"))
-        return _resume_held(target, overrides, held, watch, note)
-
-
-def _resume_held(target: Path, overrides: dict, held: contextlib.ExitStack, watch=None, note: str = "") -> Path:
-    state = checkpoints.load_training_state(target)  # every key, shape and setting checked; one sentence otherwise
-    saved = TrainConfig.from_dict(state["config"])
-    run_dir = target if target.is_dir() else target.parent.parent
-    run_folders.check_subfolders(run_dir)  # before anything is changed
-    _check_written_config(run_dir, saved)
-    fixed = {k: v for k, v in overrides.items() if not resumable(k) and v != getattr(saved, k, v)}
-    if fixed:
-        names = ", ".join(sorted(fixed))
-        raise UserError(f"{names} cannot change when resuming; start a new run instead.")
-    config = saved.replace(**{k: v for k, v in overrides.items() if resumable(k)})
-    epoch = state["epoch"]
-    if config.epochs <= epoch:
-        raise UserError(f"the checkpoint is already at epoch {epoch}; pass --epochs larger than {epoch} to continue.")
-
-    run_folders.remove_partials(run_dir)
-    if max(run_folders.checkpoint_files(run_dir)) > epoch:
-        run_dir = checkpoints.fork_run(run_dir, epoch, config=config.to_dict())  # its history ends at `epoch`
         held.enter_context(locks.hold(run_dir, "resuming"))
-        print(f"Epoch {epoch} is not the newest checkpoint, so training continues in a new run folder: {shown(run_dir)}")
-    else:
-        run_folders.truncate_metrics(run_dir, epoch)
-        truncate_quality(run_dir, epoch)
+        state = checkpoints.load_training_state(target)  # every key, shape and setting checked; one sentence otherwise
+        saved = TrainConfig.from_dict(state["config"])
+        run_folders.check_subfolders(run_dir)  # before anything is changed
+        written = run_folders.read_config(run_dir)  # a hand edit of a fixed setting would be overwritten in silence
+        for key, value in saved.to_dict().items():
+            if not resumable(key) and key in written and written[key] != value:
+                raise UserError(f"{shown(run_dir / 'config.json')} says {key} {written[key]!r}, but the run's checkpoints "
+                                f"were trained with {key} {value!r}, which a resume cannot change; put {value!r} back, "
+                                f"or start a new run with the settings you want.")
+        epoch = state["epoch"]
+        config = saved.continued(overrides, epoch)
 
-    device = speed.pick_device(config.device)
-    precision = speed.setup(device, threads=config.threads, precision=config.precision)["precision"]
-    images = training_images(config, device)
-    G, D, opt_G, opt_D = build_models(config, device)
-    G.load_state_dict(state["G"])
-    D.load_state_dict(state["D"])
-    opt_G.load_state_dict(state["opt_G"])
-    opt_D.load_state_dict(state["opt_D"])
-    for opt, lr in ((opt_G, config.lr_g), (opt_D, config.lr_d)):
-        for group in opt.param_groups:
-            group["lr"] = lr
-    set_rng_state(state["rng"])
-    G_ema, started = None, ""
-    if config.ema_half_life:
-        G_ema = averaged_copy(G)
-        if "G_ema" in state:
-            G_ema.load_state_dict(state["G_ema"])
+        run_folders.remove_partials(run_dir)
+        if max(run_folders.checkpoint_files(run_dir)) > epoch:
+            run_dir = checkpoints.fork_run(run_dir, epoch, config=config.to_dict())  # its history ends at `epoch`
+            held.enter_context(locks.hold(run_dir, "resuming"))
+            print(f"Epoch {epoch} is not the newest checkpoint, so training continues in a new run folder: {shown(run_dir)}")
         else:
-            started = f"; G_ema started from G at epoch {epoch}"
-    run_folders.write_config(run_dir, config.to_dict())
-    fixed_z = checkpoints.load_fixed_noise(run_dir)
-    print(f"Resuming {shown(run_dir)} from epoch {epoch}")
-    run_folders.note_resume(run_dir, f"resumed from epoch {epoch} on {device}{_changes(saved, config)}{started}"
-                                     f"{f'; note: {note}' if note else ''}")
-    fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=epoch, precision=precision, watch=watch,
-            G_ema=G_ema)
+            run_folders.truncate_metrics(run_dir, epoch)
+            truncate_quality(run_dir, epoch)
+
+        device, precision, images, G, D, opt_G, opt_D = prepare_training(config, state)
+        set_rng_state(state["rng"])
+        G_ema, started = None, ""
+        if config.ema_half_life:
+            G_ema = averaged_copy(G)
+            if "G_ema" in state:
+                G_ema.load_state_dict(state["G_ema"])
+            else:
+                started = f"; G_ema started from G at epoch {epoch}"
+        run_folders.write_config(run_dir, config.to_dict())
+        fixed_z = checkpoints.load_fixed_noise(run_dir)
+        print(f"Resuming {shown(run_dir)} from epoch {epoch}")
+        kept = {**config.identity(), "ema_half_life": config.ema_half_life}  # point 10's interventions, not the schedule
+        changes = "".join(f"; {k} {getattr(saved, k)!r} -> {v!r}" for k, v in kept.items() if getattr(saved, k) != v)
+        run_folders.note_resume(run_dir, f"resumed from epoch {epoch} on {device}{changes}{started}"
+                                         f"{f'; note: {note}' if note else ''}")
+        fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, start_epoch=epoch, precision=precision, watch=watch,
+                G_ema=G_ema)
     return run_dir
-
-
-def _check_written_config(run_dir: Path, saved: TrainConfig) -> None:
-    """Refuse to resume a run whose config.json says other fixed settings than its checkpoint: a hand edit of,
-    say, ``generator`` would otherwise be overwritten in silence. Settings a resume may change (epochs, lr_d, …)
-    are taken from the command line, never from an edited config.json, and are not compared here."""
-    written = run_folders.read_config(run_dir)
-    for key, value in saved.to_dict().items():
-        if not resumable(key) and key in written and written[key] != value:
-            raise UserError(f"{shown(run_dir / 'config.json')} says {key} {written[key]!r}, but the run's checkpoints were "
-                            f"trained with {key} {value!r}, which a resume cannot change; put {value!r} back, or start "
-                            f"a new run with the settings you want.")
-
-
-def _changes(saved: TrainConfig, config: TrainConfig) -> str:
-    """The training settings a resume changed, as ``; lr_g 5e-05 -> 2.5e-05``: point 10's interventions, kept in
-    the run's ``resumes.txt`` (schedule settings such as epochs are left out; they do not change what is trained)."""
-    kept = {**config.identity(), "ema_half_life": config.ema_half_life}
-    changed = [f"{k} {getattr(saved, k)!r} -> {v!r}" for k, v in kept.items() if getattr(saved, k) != v]
-    return "".join(f"; {change}" for change in changed)
 
 
 def device_and_precision(config: TrainConfig) -> tuple[torch.device, str]:

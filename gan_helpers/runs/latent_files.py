@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from gan_helpers.runs import run_folders
@@ -15,7 +16,6 @@ from gan_helpers.runs.quality_records import best_epoch, favoured_model, read_qu
 from gan_helpers.runs.results import work_dir
 from gan_helpers.runs.run_plots import save_grid
 from gan_helpers.datasets.convert import Dropped, convert_file
-
 
 
 def checkpoint_for_epoch(run_dir: str | Path, epoch: int = -1) -> tuple[int, Path]:
@@ -54,8 +54,6 @@ def load_target_image(path: str | Path) -> torch.Tensor:
     Lanczos resize, transparency flattened), so an outside picture (point 15)
     is framed the same way as the training images.
     """
-    import numpy as np
-
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"image file {path} does not exist; pass the path of a picture (PNG, JPEG, ...).")

@@ -26,6 +26,9 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+import torch
+import yaml
+
 from gan_helpers.errors import UserError
 from gan_helpers.paths import PROJECT_ROOT, shown
 from gan_helpers.runs.config import TrainConfig
@@ -50,8 +53,6 @@ def read_profile(name: str, gpu: bool | None = None) -> dict[str, dict]:
     Without a GPU (`gpu` None: whether CUDA is available) a notebook's
     ``without_gpu`` knobs replace its own.
     """
-    import yaml
-
     path = PARAMS_DIR / f"{name}.yaml"
     if not path.is_file():
         raise UserError(f"there is no parameter set {name!r} ({shown(path)}); use one of: {', '.join(profile_names()) or 'none'}.")
@@ -75,11 +76,7 @@ def read_profile(name: str, gpu: bool | None = None) -> dict[str, dict]:
             raise UserError(f"section {WITHOUT_GPU} of {shown(path)} names {stem!r}, which is not a notebook{did_you_mean(stem, NOTEBOOKS)}.")
         if not isinstance(knobs, dict | None):
             raise UserError(f"section {WITHOUT_GPU}.{stem} of {shown(path)} must map names to values.")
-    if gpu is None:
-        import torch
-
-        gpu = torch.cuda.is_available()
-    if not gpu:
+    if not (torch.cuda.is_available() if gpu is None else gpu):
         for stem, knobs in replaced.items():
             profile[stem].update(knobs or {})
     return profile

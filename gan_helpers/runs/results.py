@@ -24,18 +24,16 @@ environment to the kernels) agree:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from gan_helpers.errors import UserError
 from gan_helpers.paths import PROJECT_ROOT, from_root, shown
-from gan_helpers.runs import checkpoints, run_folders
+from gan_helpers.runs import run_folders
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.runs.parameter_sets import profile_experiment
 from gan_helpers.storage.locks import LOCK_FILE
-from gan_helpers.storage.regular import open_regular_file
 
 SOURCE_VARIABLE = "LAB_SOURCE"
 RESULTS_VARIABLE = "LAB_RESULTS"
@@ -151,52 +149,37 @@ def links_inside(result_dir: str | Path) -> list[Path]:
     return found
 
 
-def first_difference(result_dir: str | Path) -> str | None:
-    """One sentence on the first way `result_dir` is not what its provenance.json recorded at export, or None.
+def require_intact(result_dir: str | Path) -> Path:
+    """`result_dir`, checked to be exactly as exported; else a UserError on the first difference.
 
-    A link anywhere in it, a file missing, added, or with another size or SHA-256 than provenance.json's
-    list of files; the files are read as they are, never through a link.
+    The lab calls this when it picks a shipped result, so a result that was edited, damaged or given links is
+    refused instead of read: a link anywhere in it, a file missing, added, or with another size or SHA-256 than
+    provenance.json's list of files (the files are read as they are, never through a link).
     """
     result_dir = Path(result_dir)
     if links := links_inside(result_dir):
-        return (f"{shown(links[0])} is a symbolic link, and a shipped result holds none (links are never followed); "
-                f"replace it by the file itself or restore the result from git")
+        raise UserError(f"{shown(links[0])} is a symbolic link, and a shipped result holds none (links are never followed); "
+                        f"replace it by the file itself or restore the result from git.")
     recorded = read_provenance(result_dir).get("files")
     if not isinstance(recorded, dict):
-        return f"{shown(result_dir / 'provenance.json')} lists no files to check the result against; export the run again"
+        raise UserError(f"{shown(result_dir / 'provenance.json')} lists no files to check the result against; export the run again.")
     present = file_manifest(result_dir)
     for name in sorted(recorded.keys() | present.keys()):
         if recorded.get(name) != present.get(name):
             what = ("is missing" if name not in present else "is not listed in its provenance.json" if name not in recorded
                     else "differs from the file its provenance.json recorded at export")
-            return (f"{shown(result_dir / name)} {what}, so the result is not as exported; restore it "
-                    f"(`git checkout -- {shown(result_dir)}`) or export the run again")
-    return None
-
-
-def require_intact(result_dir: str | Path) -> Path:
-    """`result_dir`, after checking that it is exactly as exported (:func:`first_difference`); a UserError otherwise.
-
-    The lab calls this when it picks a shipped result, so a result that was edited, damaged or given links is
-    refused instead of read.
-    """
-    problem = first_difference(result_dir)
-    if problem is not None:
-        raise UserError(f"{problem}.")
-    return Path(result_dir)
+            raise UserError(f"{shown(result_dir / name)} {what}, so the result is not as exported; restore it "
+                            f"(`git checkout -- {shown(result_dir)}`) or export the run again.")
+    return result_dir
 
 
 def read_provenance(result_dir: str | Path) -> dict:
     """The result folder's provenance.json as a dict; a UserError if missing or not a JSON object."""
     path = Path(result_dir) / PROVENANCE_FILE
-    try:
-        with open_regular_file(path, "rb") as f:  # never through a link, never blocked on a FIFO
-            provenance = json.loads(f.read().decode("utf-8"))
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         raise UserError(f"{result_dir} has no {PROVENANCE_FILE}, so it is not a shipped result; export a run with "
-                        f"`python -m gan_helpers export RUN_DIR {result_dir}`.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise UserError(f"{path} is not readable JSON; export the run again into an empty folder.") from None
+                        f"`python -m gan_helpers export RUN_DIR {result_dir}`.")
+    provenance = run_folders.read_json(path, "export the run again into an empty folder")
     if not isinstance(provenance, dict):
         raise UserError(f"{path} holds a JSON {type(provenance).__name__}, not an object; export the run again.")
     return provenance

@@ -10,20 +10,18 @@ run folder read after a crash holds each file's old or new contents, never
 half. A run folder is built under its bare number (``00007``) and renamed to
 ``00007-<tag>`` only when complete; a bare-number folder is an interrupted
 start and may be deleted. Checkpoints and the fixed noise are read and
-checked in gan_helpers.runs.checkpoints (``runs.load_checkpoint`` and friends
-still work); :func:`checkpoint_files` and :func:`load_generator` also read a
-shipped result's generator weights (gan_helpers.runs.results), so notebooks read both alike.
+checked in gan_helpers.runs.checkpoints. A shipped result is a run folder,
+pruned (gan_helpers.runs.results), read by the same functions.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -47,36 +45,32 @@ def epoch_name(epoch: int, suffix: str) -> str:
 # ---- creating run folders ------------------------------------------------------------------
 
 
-def create_run_dir(
-    runs_dir: str | Path, tag: str, *, config: dict | None = None, fixed_noise: torch.Tensor | None = None
-) -> Path:
+def create_run_dir(runs_dir: str | Path, tag: str, *, config: dict | None = None, fixed_noise: torch.Tensor | None = None,
+                   fill: Callable[[Path], None] | None = None) -> Path:
     """A new run folder ``NNNNN-<tag>``, numbered past every existing one; a number is never reused.
 
     The folder appears under its final name only once it holds ``samples/``,
-    ``checkpoints/`` and, when given, ``config.json`` and ``fixed_noise.pt``,
-    so a run folder never lacks its settings. Safe when several processes
-    start runs at the same moment: each gets its own number.
+    ``checkpoints/``, when given ``config.json`` and ``fixed_noise.pt``, and
+    what `fill` writes into it (a fork's history), so a run folder never
+    lacks its settings. Safe when several processes start runs at the same
+    moment: each gets its own number.
     """
     runs_dir = Path(runs_dir)
     with reporting_full_disk(runs_dir):
         staging = _claim_number(runs_dir)
-        with _removed_on_failure(staging):
+        try:
             (staging / "samples").mkdir()
             (staging / "checkpoints").mkdir()
             if config is not None:
                 write_config(staging, config)
             if fixed_noise is not None:
                 atomic_save(fixed_noise.detach().cpu(), staging / "fixed_noise.pt")
+            if fill is not None:
+                fill(staging)
             return _publish(staging, tag)
-
-
-@contextlib.contextmanager
-def _removed_on_failure(staging: Path) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
 
 def _claim_number(runs_dir: Path) -> Path:
@@ -148,16 +142,7 @@ def read_config(run_dir: str | Path) -> dict:
     if not os.path.lexists(path):
         raise UserError(f"{run_dir} is not a run folder (it has no config.json); pass a folder created by training.")
     fix = "repair it, or copy the settings from a checkpoint's 'config'"
-    with open_regular_file(path, "rb") as f:  # never through a link, never waiting on a FIFO
-        data = f.read()
-    try:
-        config = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
-        raise UserError(f"{path} line {line} is not UTF-8 text; {fix}.") from None
-    except (json.JSONDecodeError, RecursionError) as error:
-        where = f"line {error.lineno}" if isinstance(error, json.JSONDecodeError) else "its nesting"
-        raise UserError(f"{path} is not valid JSON ({where}); {fix}.") from None
+    config = read_json(path, fix)
     if not isinstance(config, dict):
         raise UserError(f"{path} holds a JSON {type(config).__name__}, not an object of settings; repair it or delete the run folder.")
     for name, value in config.items():
@@ -165,6 +150,21 @@ def read_config(run_dir: str | Path) -> dict:
         if problem:
             raise UserError(f"{path} gives {name} as {json.dumps(value)[:40]}, which is not {problem}; {fix}.")
     return with_absent(config)
+
+
+def read_json(path: Path, fix: str) -> object:
+    """The JSON value in file `path`, read as a regular file only (gan_helpers.storage.regular); a UserError naming
+    the line that is not UTF-8 or not JSON, ending in `fix`."""
+    with open_regular_file(path, "rb") as f:  # never through a link, never waiting on a FIFO
+        data = f.read()
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise UserError(f"{path} line {line} is not UTF-8 text; {fix}.") from None
+    except (json.JSONDecodeError, RecursionError) as error:
+        where = f"line {error.lineno}" if isinstance(error, json.JSONDecodeError) else "its nesting"
+        raise UserError(f"{path} is not valid JSON ({where}); {fix}.") from None
 
 
 def find_runs(runs_dir: str | Path, generator: str | None = None) -> list[Path]:

@@ -12,18 +12,13 @@ from gan_helpers.errors import UserError
 from gan_helpers.runs.quality_records import append_quality, is_new_best, quality_record, read_quality
 from gan_helpers.models import generate
 from gan_helpers.seeding import rng_state
+from gan_helpers.storage.atomic import atomic_save
 from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers.runs.run_plots import save_grid
 from gan_helpers.paths import shown
 from gan_helpers.averaging import ema_decay, standing_statistics
 from gan_helpers.augment import BatchAugment
 from gan_helpers.balance import point10_warnings
-
-
-def make_augment(config: TrainConfig):
-    if not config.augment:
-        return None
-    return BatchAugment(flip=config.flip, zoom=config.zoom, rotate_degrees=config.rotate_degrees)
 
 
 def sample_epoch(run_dir: Path, config: TrainConfig, G, fixed_z: torch.Tensor, images: torch.Tensor, epoch: int,
@@ -59,6 +54,8 @@ def fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch
     decay = ema_decay(config.ema_half_life, -(-images.shape[0] // config.batch_size)) if G_ema is not None else 0.0
     history = [record for record in run_folders.read_metrics(run_dir) if record["epoch"] <= start_epoch]
     rate = discriminator_rate(config, history)
+    augment = (BatchAugment(flip=config.flip, zoom=config.zoom, rotate_degrees=config.rotate_degrees)
+               if config.augment else None)
 
     def log_metrics(epoch: int, stats: dict) -> None:
         run_folders.append_metrics(run_dir, {**stats, "lr_d": rate, "device": device, "precision": precision})
@@ -68,7 +65,9 @@ def fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch
                 or epoch == config.epochs):
             sample_epoch(run_dir, config, G, fixed_z, images, epoch, G_ema)
             if epoch % config.save_every and epoch != config.epochs and is_new_best(run_dir, epoch):
-                checkpoints.save_best(run_dir, epoch, {"epoch": epoch, "config": config.to_dict(), **generators()})
+                (run_dir / "best").mkdir(exist_ok=True)  # a best-scoring epoch between checkpoints: its generators
+                atomic_save({"epoch": epoch, "config": config.to_dict(), **generators()},
+                            run_dir / "best" / run_folders.epoch_name(epoch, "pt"))
 
     def generators() -> dict:
         return {"G": G.state_dict(), **({"G_ema": G_ema.state_dict()} if G_ema is not None else {})}
@@ -91,7 +90,19 @@ def fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch
     def stop_now(epoch: int, stats: dict) -> bool:
         return stopper.requested or discriminator_rate(config, [*history, stats]) != rate
 
-    warn = point10_printer(run_dir, history)
+    if start_epoch and start_epoch not in run_folders.checkpoint_files(run_dir):
+        checkpoint(start_epoch)  # a warm restart's first: training continues from a full checkpoint of its own
+    records, said = list(history), set()
+
+    def warn(epoch: int, stats: dict) -> None:
+        """Point 10's warnings (:mod:`gan_helpers.balance`), each printed once at the epoch it starts, from the
+        quality records the sample hook has just written."""
+        records.append(stats)
+        for alert in point10_warnings(records, read_quality(run_dir), epoch=epoch):
+            if (alert.kind, alert.since) not in said:
+                said.add((alert.kind, alert.since))
+                print(alert.line(), flush=True)
+
     live = watch.follow(run_dir, config.epochs, history) if watch is not None else None
     epoch = start_epoch
     stopper = StopAtEpochEnd()
@@ -102,7 +113,7 @@ def fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch
             history += fit(
                 D, G, opt_D, opt_G, images,
                 epochs=config.epochs, batch_size=config.batch_size, start_epoch=epoch,
-                label_noise=config.label_noise, augment=make_augment(config), G_ema=G_ema, ema_decay=decay,
+                label_noise=config.label_noise, augment=augment, G_ema=G_ema, ema_decay=decay,
                 hooks=[log_metrics, sample, save, warn, *([live] if live is not None else [])], progress=config.progress, precision=precision, stop=stop_now,
             )
             epoch = history[-1]["epoch"]
@@ -129,22 +140,6 @@ def fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch
         stopper.restore()
         if live is not None:
             live.close()
-
-
-def point10_printer(run_dir: Path, history: list[dict]):
-    """An epoch hook that prints point 10's warning (:mod:`gan_helpers.balance`) at the epoch it starts, so the
-    training output says when a network wins or the samples collapse; it reads the quality records the
-    sample hook has just written."""
-    records, said = list(history), set()
-
-    def warn(epoch: int, stats: dict) -> None:
-        records.append(stats)
-        for alert in point10_warnings(records, read_quality(run_dir), epoch=epoch):
-            if (alert.kind, alert.since) not in said:
-                said.add((alert.kind, alert.since))
-                print(alert.line(), flush=True)
-
-    return warn
 
 
 class TrainingStopped(KeyboardInterrupt):

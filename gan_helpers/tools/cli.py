@@ -84,19 +84,15 @@ def given_config_values(args: argparse.Namespace, cls) -> dict:
     return given
 
 
-def guarded(run, args: argparse.Namespace) -> int:
-    """Call ``run(args)``; a UserError becomes one printed sentence and exit status 2."""
+def main(argv: list[str] | None = None) -> int:
+    """Run the command `argv` names; a UserError becomes one printed sentence and exit status 2."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
-        return run(args)
+        return args._run(args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         print(str(interrupt) or "interrupted", file=sys.stderr)
         return 130
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv).parse_args(argv)
-    return guarded(args._run, args)

@@ -1,20 +1,22 @@
 """python -m gan_helpers train: a new run, or --resume RUN_DIR|CHECKPOINT."""
 
 from __future__ import annotations
+
 import argparse
 from pathlib import Path
-from gan_helpers.runs.config import TrainConfig
+
 from gan_helpers.errors import UserError
 from gan_helpers.paths import shown
 from gan_helpers.runs import experiment
+from gan_helpers.runs.config import TrainConfig
+from gan_helpers.runs.warm_start import warm_start
+from gan_helpers.tools.cli import add_config_arguments, given_config_values
 
 
 HELP = "Train a DCGAN: a new run (from a profile's experiment and flags), or --resume RUN_DIR|CHECKPOINT to continue one."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from gan_helpers.tools.cli import add_config_arguments
-
     parser.add_argument("--profile", default="", help="start from this parameter set's experiment (notebooks/params/PROFILE.yaml, block train); flags override it")
     parser.add_argument("--resume", metavar="RUN_DIR|CHECKPOINT", help="continue a run from its newest checkpoint, or from a given checkpoint file")
     parser.add_argument("--warm-start", metavar="RESULT|CHECKPOINT",
@@ -26,20 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gan_helpers.tools.cli import given_config_values
-
     given = given_config_values(args, TrainConfig)
     if args.resume and args.warm_start:
         raise UserError("--resume continues a run exactly and --warm-start from weights alone; give one of them.")
+    if (args.resume or args.warm_start) and args.profile:
+        raise UserError("--profile starts a new run; a resumed or warm-restarted run keeps its source's settings (drop --profile).")
     if args.warm_start:
-        if args.profile:
-            raise UserError("--profile starts a new run; a warm restart keeps its source's settings (drop --profile).")
-        from gan_helpers.runs.warm_start import warm_start  # only this command needs it
-
         run_dir = warm_start(Path(args.warm_start).expanduser().resolve(), note=args.note, **given)
     elif args.resume:
-        if args.profile:
-            raise UserError("--profile starts a new run; a resumed run keeps its own settings (drop --profile).")
         run_dir = experiment.train(resume=Path(args.resume).expanduser().resolve(), note=args.note, **given)
     elif args.note:
         raise UserError("--note is kept with a resume; use it with --resume RUN_DIR or --warm-start RESULT.")
