@@ -20,7 +20,8 @@ from gan_helpers.storage.locks import hold
 from gan_helpers.datasets.loading import load_dataset
 from gan_helpers.paths import ensure_folder, from_root, shown
 from gan_helpers.speed import pick_device
-from gan_helpers.plots import pick_epochs, read_png
+from gan_helpers.plots import pick_epochs
+from gan_helpers.runs.run_plots import read_png
 from gan_helpers.runs.run_plots import label_image
 from gan_helpers.storage.atomic import atomic_write_bytes
 

@@ -205,7 +205,7 @@ def _in_thread(call, argument, fifo: Path) -> BaseException | None:
     return outcome["error"]
 
 
-# ---- sample grids (gan_helpers.plots.read_png) ---------------------------------------------------------------------
+# ---- sample grids (gan_helpers.runs.run_plots.read_png) ---------------------------------------------------------------------
 
 def _png_header(width: int, height: int) -> bytes:
     """A few hundred bytes of PNG whose header claims width x height pixels: a decompression bomb's first look."""
@@ -227,7 +227,7 @@ def grid_run(tmp_path) -> Path:
 
 
 def _readers():
-    from gan_helpers.plots import grid_tiles, show_png
+    from gan_helpers.runs.run_plots import grid_tiles, show_png
     from commands.evaluate import save_evolution
 
     def shown(path):
@@ -274,7 +274,7 @@ def test_a_grid_that_is_a_link_or_a_fifo_is_refused_without_waiting(grid_run, re
 
 
 def test_good_grids_still_read_as_their_tiles_and_animation(grid_run):
-    from gan_helpers.plots import grid_tiles, read_png
+    from gan_helpers.runs.run_plots import grid_tiles, read_png
     from commands.evaluate import save_evolution
 
     pixels, labelled = read_png(grid_run / "samples" / "epoch-000001.png")

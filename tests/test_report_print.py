@@ -50,7 +50,7 @@ def test_evolution_epochs_are_the_milestones_and_the_last():
 
 
 def test_grid_tiles_cut_a_saved_grid_back_into_its_images(tmp_path):
-    from gan_helpers.plots import grid_tiles
+    from gan_helpers.runs.run_plots import grid_tiles
     from gan_helpers.runs.run_plots import save_grid
 
     images = torch.rand(10, 3, 64, 64).mul(255).round().div(255)

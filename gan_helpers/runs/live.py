@@ -26,7 +26,7 @@ from pathlib import Path
 from gan_helpers.balance import Thresholds, point10_warnings
 from gan_helpers.formatting import duration, fmt
 from gan_helpers.paths import shown
-from gan_helpers.plots import read_png
+from gan_helpers.runs.run_plots import read_png
 from gan_helpers.runs.quality_records import QUALITY_FILE, read_quality
 from gan_helpers.runs.run_folders import epoch_name, samples
 

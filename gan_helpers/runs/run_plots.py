@@ -1,30 +1,40 @@
 """Figures read from run folders: losses, verdicts, quality curves, the results at the reference epochs, a run's history strip."""
 
 from __future__ import annotations
+
 import io
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.ticker import MaxNLocator
-from pathlib import Path
-from collections.abc import Sequence
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
-from gan_helpers.plots import grid_tiles, image_grid, image_rows, label_height, milestone_epochs, rate_changes, tile_grid, draw_image
 from gan_helpers.errors import UserError
-from gan_helpers.storage.atomic import atomic_write_bytes
-from gan_helpers.runs import run_folders
 from gan_helpers.formatting import finite_number
-
+from gan_helpers.paths import shown
+from gan_helpers.plots import draw_image, image_grid, image_rows, label_height, milestone_epochs, rate_changes, tile_grid
+from gan_helpers.runs import run_folders
 from gan_helpers.runs.quality import memorisation
 from gan_helpers.runs.quality_records import best_epoch, read_quality
+from gan_helpers.storage.atomic import atomic_write_bytes
+from gan_helpers.storage.regular import open_regular_file
+
+
+# A saved grid of 64 images of 64 px is 0.3 M pixels; a PNG whose header claims more than this is a decompression
+# bomb (a few KB that decode to gigabytes) and is never decoded.
+MAX_GRID_PIXELS = 25_000_000
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, label: str | None = None) -> Path:
     """Save a batch of images in [0, 1] as one PNG grid, atomically (a kill never leaves half a PNG).
 
     With a `label` (e.g. "epoch 50") the grid carries it in a strip above the images, and the PNG records that
-    it does (its text chunk "label"), so a reader (plots.read_png) can show the grid without the strip, and the
+    it does (its text chunk "label"), so a reader (read_png) can show the grid without the strip, and the
     evolution GIF labels only the grids that lack one.
     """
     pixels = image_grid(images, nrow).mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
@@ -242,3 +252,65 @@ def show_history(run_dir: str | Path, samples: int = 4, per_row: int = 20, size:
         ax.set_anchor("W")
     fig.supxlabel("epoch", fontsize=8)
     return fig
+
+
+def read_png(path: str | Path) -> tuple[np.ndarray, bool]:
+    """The (H, W, 3) RGB pixels of a saved picture (a run's sample grid, reals.png) and whether a label strip is drawn
+    in (:func:`gan_helpers.runs.run_plots.save_grid`).
+
+    A run folder or a shipped result may come from someone else, so the file
+    is read only when it is a regular file (:func:`~gan_helpers.storage.regular.open_regular_file`)
+    and decoded only when its header claims at most :data:`MAX_GRID_PIXELS`;
+    anything else is one sentence naming it.
+    """
+    with open_regular_file(path, "rb") as handle, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below is stricter
+        try:
+            with Image.open(handle, formats=["PNG"]) as image:
+                claimed = f"{image.width}×{image.height}"
+                if image.width * image.height <= MAX_GRID_PIXELS:
+                    return np.asarray(image.convert("RGB")), "label" in getattr(image, "text", {})
+        except Image.DecompressionBombError:  # Pillow's own guard, at twice its MAX_IMAGE_PIXELS
+            claimed = "hundreds of millions of"
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+            raise UserError(f"{shown(path)} is not a PNG picture that can be decoded ({error}); delete it, or the "
+                            f"run folder it came with.") from None
+    raise UserError(f"{shown(path)} claims {claimed} pixels, more than a sample grid ever has ({MAX_GRID_PIXELS:,} at "
+                    f"most), so it is not decoded (a decompression bomb); delete it, or the run folder it came with.")
+
+
+def show_png(path: str | Path, title: str | None = None, ax=None, size: float = 6.0):
+    """Draw a saved PNG (a run's sample grid, say) on `ax`.
+
+    A grid saved with its label drawn above it (gan_helpers.runs.run_plots.save_grid) is shown
+    without that strip when a `title` names it: at figure size the strip's
+    text would print far below 8 pt, and the title says the same.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(size, size))
+    pixels, labelled = read_png(path)
+    if labelled and title:
+        pixels = pixels[label_height(pixels.shape[1]):]
+    ax.imshow(pixels, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def grid_tiles(path: str | Path, count: int | None = None, tile: int = 64, padding: int = 2) -> torch.Tensor:
+    """The first `count` images (all when None) of a saved sample grid, as (N, 3, tile, tile) in [0, 1].
+
+    Reads the layout :func:`save_grid` writes (`padding` white pixels around
+    each `tile`-pixel image, row by row); a label strip above the grid
+    is skipped.
+    """
+    pixels, labelled = read_png(path)
+    if labelled:
+        pixels = pixels[label_height(pixels.shape[1]):]
+    step = tile + padding
+    rows, columns = (pixels.shape[0] - padding) // step, (pixels.shape[1] - padding) // step
+    found = [pixels[padding + r * step:padding + r * step + tile, padding + c * step:padding + c * step + tile]
+             for r in range(rows) for c in range(columns)]
+    found = found[:count] if count is not None else found
+    return torch.from_numpy(np.stack(found)).permute(0, 3, 1, 2).float().div(255)
