@@ -1,8 +1,8 @@
 """Figures the notebooks show: image grids, loss curves, sample evolution, code excerpts.
 
-Sized for print (report/README.md): the report scales a figure to the 6.5 in
+Sized for print (report/README.md): the report scales a figure to the 6.7 in
 text width, so line plots, whose legends are set small, are drawn 6.5 in wide
-(printed 1:1), and image figures at most 8 in wide with 10 pt text (printed
+(printed about 1:1), and image figures at most 8 in wide with 10 pt text (printed
 at 8 pt or more).
 """
 

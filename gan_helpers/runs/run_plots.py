@@ -214,7 +214,7 @@ def results_rows(run_dir: str | Path, samples: int = 8) -> list[tuple[str, torch
 
 def show_results(run_dir: str | Path, samples: int = 8, title: str | None = None, label_width: float = 1.3):
     """The result of a run, large: a row of `samples` fixed-noise images per epoch (:func:`results_rows`), the whole
-    6.5 in text width, so with 8 samples each image prints at about 1.8 cm (never below 1.5 cm up to 10 samples)."""
+    6.7 in text width, so with 8 samples each image prints at about 1.8 cm (never below 1.5 cm up to 10 samples)."""
     rows = results_rows(run_dir, samples)
     columns = max((images.shape[0] for _, images in rows), default=1)
     size = (6.5 - label_width) / max(columns, 1)
