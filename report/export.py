@@ -24,10 +24,15 @@ from gan_helpers.models import generate
 from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers.storage import locks
 from gan_helpers.plots import MILESTONE_EPOCHS, milestone_epochs, pick_epochs
+from gan_helpers.runs.run_plots import grid_tiles, save_grid
 from report.provenance import build_provenance, check_result, command_entry, read_provenance_input
 
 
 MAX_GRIDS = 60
+# A shipped grid holds the first images of the run's grid, in one row: the report shows at most 8 of them (the
+# results figure; the history strip shows 4), and a grid of 8 is about a fifth of a run's grid of 36 or 64, which
+# keeps an export within the repository's budget (results/README.md).
+SHIPPED_TILES = 8
 
 
 def choose_grids(epochs: list[int], best: int, max_grids: int = MAX_GRIDS) -> list[int]:
@@ -41,6 +46,12 @@ def choose_grids(epochs: list[int], best: int, max_grids: int = MAX_GRIDS) -> li
     keep = set(keep[:max_grids])
     rest = [e for e in epochs if e not in keep]
     return sorted(keep | set(pick_epochs(rest, max_grids - len(keep)) if max_grids > len(keep) else []))
+
+
+def ship_grid(source: Path, dest: Path, label: str) -> None:
+    """Write the first :data:`SHIPPED_TILES` images of the sample grid `source` as one labelled row to `dest`
+    (the same images, labelled as training labels them: gan_helpers.runs.run_loop)."""
+    save_grid(grid_tiles(source, SHIPPED_TILES), dest, nrow=SHIPPED_TILES, label=label)
 
 
 def half_weights(state: dict[str, torch.Tensor], what: str) -> dict[str, torch.Tensor]:
@@ -158,9 +169,9 @@ def _export_held(run_dir: Path, dest: Path, *, name, commands_file, commands, co
             write_json_lines(staging / "metrics.jsonl", metrics)
             write_json_lines(staging / QUALITY_FILE, quality)
             for epoch in shipped_grids:
-                atomic_copy(grids[epoch], staging / "samples" / grids[epoch].name)
+                ship_grid(grids[epoch], staging / "samples" / grids[epoch].name, f"epoch {epoch}")
             for epoch, path in averaged.items():
-                atomic_copy(path, staging / "samples" / "ema" / path.name)
+                ship_grid(path, staging / "samples" / "ema" / path.name, f"epoch {epoch}, G_ema")
             weights = {}
             for epoch, parts in pruned_parts(best, last, model).items():
                 path = staging / "checkpoints" / run_folders.epoch_name(epoch, "pt")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from image_folders import write_image_folder
 
 from gan_helpers.runs import results, checkpoints, run_folders
@@ -21,7 +22,8 @@ from gan_helpers.runs.experiment import train
 from gan_helpers.runs.warm_start import warm_start
 from gan_helpers.models import GENERATORS, Discriminator, build_generator, generate
 from gan_helpers.runs.results import matches
-from report.export import choose_grids, export_run, sizes
+from report.export import SHIPPED_TILES, choose_grids, export_run, ship_grid, sizes
+from gan_helpers.runs.run_plots import grid_tiles, save_grid
 from report.provenance import check_result, read_provenance_input
 
 KINDS = ("transposed", "upsampling")
@@ -213,6 +215,17 @@ def test_check_result_finds_a_planted_inconsistency(exported, tmp_path, plant, e
     plant(folder)
     problems = check_result(folder)
     assert any(re.search(expected, p) for p in problems), problems
+
+
+def test_a_shipped_grid_is_the_first_eight_images_of_the_runs_grid_under_its_label(tmp_path):
+    images = torch.rand(12, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    save_grid(images, tmp_path / "run.png", label="epoch 3")
+    ship_grid(tmp_path / "run.png", tmp_path / "shipped.png", "epoch 3, G_ema")
+    assert torch.equal(grid_tiles(tmp_path / "shipped.png"), grid_tiles(tmp_path / "run.png", SHIPPED_TILES))
+    with Image.open(tmp_path / "shipped.png") as shipped:
+        assert shipped.text["label"] == "epoch 3, G_ema"
+        assert shipped.width > 4 * shipped.height, "one row"
+    assert (tmp_path / "shipped.png").stat().st_size < 0.8 * (tmp_path / "run.png").stat().st_size
 
 
 def test_grid_subset_keeps_first_best_and_last_evenly():
