@@ -24,6 +24,7 @@ from gan_helpers.models import GENERATORS, Discriminator, build_generator, gener
 from gan_helpers.runs.results import matches
 from report.export import SHIPPED_TILES, choose_grids, export_run, ship_grid, sizes
 from gan_helpers.runs.run_plots import grid_tiles, save_grid
+from gan_helpers.runs.summaries import checkpoint_samples
 from report.provenance import check_result, read_provenance_input
 
 KINDS = ("transposed", "upsampling")
@@ -215,6 +216,20 @@ def test_check_result_finds_a_planted_inconsistency(exported, tmp_path, plant, e
     plant(folder)
     problems = check_result(folder)
     assert any(re.search(expected, p) for p in problems), problems
+
+
+def test_tables_over_checkpoints_use_g_ema_where_a_shipped_epoch_holds_only_that(exported, tmp_path):
+    result = copy_of(exported["transposed"], tmp_path)
+    best = result / "checkpoints" / "epoch-000001.pt"
+    state = torch.load(best, weights_only=True)
+    state["G_ema"] = state.pop("G")  # what a result whose report samples G_ema ships for its best epoch
+    torch.save(state, best)
+    rows = checkpoint_samples(result, 12)
+    assert [(epoch, weights) for epoch, weights, _ in rows] == [(1, "G_ema"), (2, "G")]
+    G_ema, _ = checkpoints.load_generator(best, average=True)
+    assert torch.equal(rows[0][2], generate(G_ema, checkpoints.load_fixed_noise(result)))
+    with pytest.raises(UserError, match="holds G_ema but not G"):
+        checkpoints.load_generator(best)
 
 
 def test_a_shipped_grid_is_the_first_eight_images_of_the_runs_grid_under_its_label(tmp_path):

@@ -82,18 +82,20 @@ def load_training_state(path: str | Path, map_location: str | torch.device = "cp
     return _load_checked(path, map_location, training_state_problem)
 
 
-def load_generator(checkpoint: str | Path, device: str | torch.device = "cpu", *, average: bool = False
+def load_generator(checkpoint: str | Path, device: str | torch.device = "cpu", *, average: bool | None = False
                    ) -> tuple[nn.Module, dict]:
     """The generator saved in a checkpoint (or a run's newest one), float32 in eval mode, with the checkpoint.
 
     The one way the lab loads a generator's weights: from a run's full
     checkpoint, a shipped result's pruned one (weights in float16) or a
     ``best/`` file alike. ``average=True`` loads G_ema, the average of G's
-    weights, instead of G. Eval mode is the mode used for sampling: batch
+    weights, instead of G; ``average=None`` loads G where the checkpoint holds
+    it, else G_ema (a shipped result's best epoch holds only the generator the
+    report samples). Eval mode is the mode used for sampling: batch
     norm uses its running statistics, so an image depends on its own latent vector only.
     """
     state = _load_checked(Path(checkpoint), device, _generator_problem)
-    part = "G_ema" if average else "G"
+    part = "G_ema" if average or (average is None and "G" not in state) else "G"
     if part not in state:
         other = "G" if average else "G_ema"
         raise UserError(f"{checkpoint} holds {other} but not {part}; load {other} instead (average={not average}).")

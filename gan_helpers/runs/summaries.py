@@ -21,6 +21,7 @@ from gan_helpers.runs.quality_records import read_quality, record_model
 from gan_helpers.storage.regular import open_regular_file
 from gan_helpers.formatting import duration, finite_number, fmt
 from gan_helpers.models import generate
+from gan_helpers.plots import pick_epochs
 
 
 def _finite(values: Sequence[float]) -> list[float]:
@@ -41,12 +42,24 @@ def tail(metrics: Sequence[dict], fraction: float = TAIL) -> list[dict]:
 
 
 def samples_at(run_dir: str | Path, epoch: int) -> "torch.Tensor":
-    """The fixed-noise samples of the generator saved at `epoch` (eval mode, CPU, fp32), of a run or a shipped result."""
+    """The fixed-noise samples of G saved at `epoch` (eval mode, CPU, fp32), of a run or a shipped result."""
     saved = run_folders.checkpoint_files(run_dir)
     if epoch not in saved:
         raise UserError(f"{run_dir} has no checkpoint at epoch {epoch}; saved epochs are {', '.join(map(str, saved)) or 'none'}.")
     G, _ = checkpoints.load_generator(saved[epoch])
     return generate(G, checkpoints.load_fixed_noise(run_dir))
+
+
+def checkpoint_samples(run_dir: str | Path, count: int) -> list[tuple[int, str, "torch.Tensor"]]:
+    """(epoch, generator, fixed-noise samples) at up to `count` checkpoint epochs spread over the run: G where the
+    checkpoint holds it, else G_ema (a shipped result's best epoch holds only the generator the report samples)."""
+    saved = run_folders.checkpoint_files(run_dir)
+    z = checkpoints.load_fixed_noise(run_dir)
+    rows = []
+    for epoch in pick_epochs(list(saved), count):
+        G, state = checkpoints.load_generator(saved[epoch], average=None)
+        rows.append((epoch, "G" if "G" in state else "G_ema", generate(G, z)))
+    return rows
 
 
 def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
