@@ -45,7 +45,7 @@ from report.render import choose_renderer, render_pdf
 from gan_helpers.runs.results import resolve_source
 from report.provenance import cpu_name
 from report.sources import (
-    count_images, describe_source, machine_in_words, observations_file, schedule_estimate, shipped_results, source_for_kernels,
+    averaging_evidence, count_images, describe_source, machine_in_words, observations_file, schedule_estimate, shipped_results, source_for_kernels,
     version_in_words,
 )
 
@@ -63,13 +63,14 @@ INTRO = (
 
 def report_info(profile: str, executed: dict[str, nbformat.NotebookNode], config: dict | None = None, *,
                 data: str | None = None, runs_source: str = "", departures: list[dict] | None = None,
-                runs_folders: list[str] | None = None, schedule: str = "") -> dict:
+                runs_folders: list[str] | None = None, schedule: str = "", averaging: str = "") -> dict:
     """Title page fields and the facts stated once up front: parameter set, data, runs, settings, device, date.
 
     `runs_source` says where the training figures come from (e.g. "trained
     here on cpu"); it is printed on the title page when given. `runs_folders`
     names where the runs are read from (default: the experiment's runs_dir). `schedule`, the
-    experiment's whole length in hours at the measured rate, fills the departures' ``{schedule}``.
+    experiment's whole length in hours at the measured rate, fills the departures' ``{schedule}``;
+    `averaging`, G_ema's SWD against G's in the shipped records, their ``{averaging}``.
     """
     import torch
 
@@ -94,7 +95,8 @@ def report_info(profile: str, executed: dict[str, nbformat.NotebookNode], config
             parameters.append((f"`{stem}`", ", ".join(f"`{k} = {v!r}`" for k, v in used.items())))
     return {**config, "date": config.get("date") or f"{now:%d %B %Y}", "profile": profile, "runs_source": runs_source,
             "intro": INTRO.format(profile=profile), "facts": facts, "settings": training_settings(experiment),
-            "parameters": parameters, "departures": departures or [], "run_folders": run_folders, "schedule": schedule}
+            "parameters": parameters, "departures": departures or [], "run_folders": run_folders, "schedule": schedule,
+            "averaging": averaging}
 
 
 def build(profile: str, data: str | None = None, *, render_only: bool = False, renderer: str = "auto",
@@ -169,7 +171,8 @@ def assemble(profile: str, out: Path, data: str | None = None, *, execute: bool 
     executed = read_executed(out)
     folders = sorted({_show(folder.parent) if folder is not None else experiment.runs_dir for folder in used.values()})
     info = report_info(profile, executed, config, data=data, runs_source=runs_source or describe_source(used, experiment),
-                       departures=departures, runs_folders=folders, schedule=schedule_estimate(used, experiment))
+                       departures=departures, runs_folders=folders, schedule=schedule_estimate(used, experiment),
+                       averaging=averaging_evidence(used))
     merged = merge(executed, info, fmt=fmt, notes=notes, observations=observations_file(used))
     merged.metadata["lab_build"] = build_facts(info)  # for build/PROFILE/report/build.txt, not the PDF
     notes += layout_notes(merged, captions=fmt == "latex")

@@ -181,6 +181,12 @@ def build_facts(info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _filled(text: str, fills: dict[str, str]) -> str:
+    for placeholder, value in fills.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
 def front_matter(info: dict, locations: dict[int, list[Location]], fmt: str) -> list[NotebookNode]:
     """The opening chapter's cells (fmt 'latex' or 'html').
 
@@ -192,8 +198,9 @@ def front_matter(info: dict, locations: dict[int, list[Location]], fmt: str) -> 
     cells += [*_heading("Where each lab point is answered", "Every point is answered under a heading that names it.", fmt),
               _point_table(locations, fmt)]
     if info.get("departures"):
-        schedule = info.get("schedule") or "many hours per run"  # {schedule}: the estimate the shipped records give
-        rows = [(r["point"], *(text.replace("{schedule}", schedule) for text in r[SHORT])) for r in info["departures"]]
+        fills = {"{schedule}": info.get("schedule") or "many hours per run",  # the estimate the shipped records give
+                 "{averaging}": info.get("averaging") or "the SWD curves of G and G_ema"}  # their G_ema against G
+        rows = [(r["point"], *(_filled(text, fills) for text in r[SHORT])) for r in info["departures"]]
         cells += [*_heading("Departures from the spec", "Where the lab's numbers or methods differ from the exercise's, "
                            "in one line each; all else follows the exercise as written.", fmt),
                   _table(SHORT_COLUMNS, rows, _widths(SHORT_COLUMNS, rows, 100), fmt, size="footnotesize")]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import statistics
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from gan_helpers.errors import UserError
 from gan_helpers.paths import from_root, shown
 from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
 from gan_helpers.runs.results import SOURCE_VARIABLE, read_provenance, shipped_result
+from gan_helpers.runs.quality_records import read_quality, record_model
 from report.provenance import trained_on
 from gan_helpers.formatting import duration, finite_number
 from gan_helpers.speed import pick_device
@@ -115,6 +117,29 @@ def schedule_estimate(used: dict[str, Path | None], config: TrainConfig) -> str:
         if seconds is not None and epochs is not None and seconds > 0 and epochs >= 1:  # a provenance is data
             estimates.append(f"{duration(seconds / epochs * config.epochs)} ({kind})")
     return " and ".join(estimates)
+
+
+AVERAGING_EPOCHS = 5  # the sample epochs over which G_ema and G are compared: the last five that score both
+
+
+def averaging_evidence(used: dict[str, Path | None]) -> str:
+    """G_ema's median SWD against G's over the last five sample epochs that score both, per shipped run, in words,
+    e.g. "median SWD of the last 5 sample epochs, G_ema against G: 31.7 against 46.7 (transposed)"; empty where
+    no shipped run scores G_ema."""
+    found = []
+    for kind, folder in used.items():
+        records = read_quality(folder, model=None) if folder is not None else []
+        scores = {}
+        for record in records:
+            swd = finite_number(record.get("swd"))
+            if swd is not None:
+                scores.setdefault(record["epoch"], {})[record_model(record)] = swd
+        both = [epoch_scores for _, epoch_scores in sorted(scores.items()) if {"G", "G_ema"} <= set(epoch_scores)]
+        last = both[-AVERAGING_EPOCHS:]
+        if last:
+            found.append(f"{statistics.median(s['G_ema'] for s in last):.1f} against "
+                         f"{statistics.median(s['G'] for s in last):.1f} ({kind})")
+    return f"median SWD of the last {AVERAGING_EPOCHS} sample epochs, G_ema against G: {'; '.join(found)}" if found else ""
 
 
 def observations_file(used: dict[str, Path | None]) -> Path | None:

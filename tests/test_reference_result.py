@@ -84,6 +84,23 @@ def test_the_departures_schedule_is_the_recorded_rate_times_the_full_length():
     assert f"2000 epochs take {estimate}" in str(table.source) and "{schedule}" not in str(table.source)
 
 
+def test_the_departures_averaging_evidence_is_the_median_of_the_last_five_epochs_scoring_both(tmp_path):
+    from gan_helpers.runs.quality_records import append_quality
+    from report.front import front_matter
+    from report.sources import averaging_evidence
+
+    for epoch, (g, g_ema) in enumerate([(90, 60), (40, 50), (100, 45), (60, 44), (80, 41), (70, 39)], start=1):
+        append_quality(tmp_path, {"epoch": 10 * epoch, "model": "G", "swd": g})
+        append_quality(tmp_path, {"epoch": 10 * epoch, "model": "G_ema", "swd": g_ema})
+    append_quality(tmp_path, {"epoch": 70, "model": "G", "swd": 5.0})  # G alone: not compared
+    evidence = averaging_evidence({"transposed": tmp_path, "upsampling": None})
+    assert evidence.endswith("G_ema against G: 44.0 against 70.0 (transposed)")
+    assert averaging_evidence({"transposed": None}) == "", "no shipped records, no numbers"
+    row = {"point": "9", "short": ("what", "why", "{averaging}")}
+    table = front_matter({"intro": "", "departures": [row], "averaging": evidence}, {}, "latex")[-1]
+    assert "44.0 against 70.0" in str(table.source) and "{averaging}" not in str(table.source)
+
+
 @pytest.mark.parametrize("kind", GENERATOR_KINDS)
 def test_the_epoch_table_prints_the_records_of_every_strip_epoch(kind):
     import json
