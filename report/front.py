@@ -139,7 +139,7 @@ def _point_table(locations: dict[int, list[Location]], fmt: str) -> NotebookNode
         third = -(-len(rows) // 3)
         groups = [rows[i * third:(i + 1) * third] for i in range(3)]
         side = [tuple(c for g in groups for c in (g[r] if r < len(g) else ("", "", ""))) for r in range(third)]
-        table = latex_table(("Point", "Section", "Page") * 3, side, (0.045, 0.24, 0.048) * 3, size="footnotesize", raw_cells=True)
+        table = latex_table(("#", "Section", "p.") * 3, side, (0.045, 0.24, 0.048) * 3, size="footnotesize", raw_cells=True)
         return new_raw_cell(table, metadata={"raw_mimetype": "text/latex"})
     return new_markdown_cell(markdown_table(("Point", "Notebook", "Section"), rows))
 

@@ -88,6 +88,11 @@ def test_the_results_figure_shows_the_reference_epochs_large(tmp_path):
     assert [label for label, _ in rows] == ["epoch 10\nG", "epoch 240\nG, chosen", "epoch 300\nG, last",
                                              "epoch 10\nG_ema", "epoch 300\nG_ema, last"]
     assert all(images.shape == (8, 3, 64, 64) for _, images in rows)
+    (run / "checkpoints" / "epoch-000300.pt").write_bytes(b"")
+    with (run / "quality.jsonl").open("a") as records:  # G_ema scores lower: points 13-17 use it, and only its epoch is "chosen"
+        records.write(json.dumps({"epoch": 300, "model": "G_ema", "swd": 20.0, "near_copies": 0}) + "\n")
+    assert [label for label, _ in results_rows(run)] == ["epoch 10\nG", "epoch 300\nG, last",
+                                                         "epoch 10\nG_ema", "epoch 300\nG_ema, chosen"]
     fig = show_results(run)
     width, height = fig.get_size_inches()
     assert width == 6.5 and height < 9.2, "the whole text width, never scaled down"

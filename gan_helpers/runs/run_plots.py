@@ -20,7 +20,7 @@ from gan_helpers.paths import shown
 from gan_helpers.plots import draw_image, image_grid, image_rows, label_height, milestone_epochs, rate_changes, tile_grid
 from gan_helpers.runs import run_folders
 from gan_helpers.runs.quality import memorisation
-from gan_helpers.runs.quality_records import best_epoch, read_quality
+from gan_helpers.runs.quality_records import best_epoch, favoured_model, read_quality
 from gan_helpers.storage.atomic import atomic_write_bytes
 from gan_helpers.storage.regular import open_regular_file
 
@@ -195,14 +195,16 @@ def reference_epochs(available: Sequence[int], reference: Sequence[int] = REFERE
 
 def results_rows(run_dir: str | Path, samples: int = 8) -> list[tuple[str, torch.Tensor]]:
     """(label, images) rows of :func:`show_results`: the fixed-noise samples of G, then of G_ema where the run
-    keeps its grids, at the reference epochs and at the epoch its quality records rate best (marked "chosen")."""
+    keeps its grids, at the reference epochs and, for the generator points 13–17 use (``favoured_model``), at the
+    epoch its quality records rate best (marked "chosen")."""
     rows = []
+    favoured = favoured_model(run_dir)
     for model, average in (("G", False), ("G_ema", True)):
         saved = run_folders.samples(run_dir, average=average)
         if not saved:
             continue
         try:
-            chosen = best_epoch(run_dir, model=model)[0]
+            chosen = best_epoch(run_dir, model=model)[0] if model == favoured else None
         except UserError:  # no quality records of this model at a kept checkpoint: the reference epochs alone
             chosen = None
         epochs = sorted({*reference_epochs(list(saved)), *([chosen] if chosen in saved else [])})
