@@ -102,3 +102,17 @@ def test_the_results_figure_shows_the_reference_epochs_large(tmp_path):
         tile_cm = min(box.width, box.height * 8) / fig.dpi / 8 * 64 / 66 * 2.54
         assert tile_cm >= 1.5, tile_cm
     plt.close(fig)
+
+
+def test_a_long_history_strip_shows_forty_epochs_spread_over_the_run_with_the_milestones(tmp_path):
+    from gan_helpers.runs.run_plots import history_epochs
+
+    (tmp_path / "samples").mkdir()
+    epochs = [*range(0, 21), *range(30, 501, 10)]  # the full profile's sample epochs of a run at 500
+    for epoch in epochs:
+        (tmp_path / "samples" / f"epoch-{epoch:06d}.png").write_bytes(b"")
+    shown = history_epochs(tmp_path)
+    assert len(shown) == 40 and {1, 10, 100, 300, 500} <= set(shown) and 0 not in shown
+    later = [epoch for epoch in shown if epoch > 100]
+    assert max(b - a for a, b in zip(later, later[1:])) <= 30, "the long stretch is shown, not only its milestones"
+    assert history_epochs(tmp_path, limit=100) == epochs[1:], "a short history: every epoch"

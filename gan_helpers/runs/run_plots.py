@@ -17,7 +17,7 @@ from PIL.PngImagePlugin import PngInfo
 from gan_helpers.errors import UserError
 from gan_helpers.formatting import finite_number
 from gan_helpers.paths import shown
-from gan_helpers.plots import draw_image, image_grid, image_rows, label_height, milestone_epochs, rate_changes, tile_grid
+from gan_helpers.plots import draw_image, image_grid, image_rows, label_height, milestone_epochs, pick_epochs, rate_changes, tile_grid
 from gan_helpers.runs import run_folders
 from gan_helpers.runs.quality import memorisation
 from gan_helpers.runs.quality_records import best_epoch, favoured_model, read_quality
@@ -229,8 +229,12 @@ def show_results(run_dir: str | Path, samples: int = 8, title: str | None = None
 
 
 def history_epochs(run_dir: str | Path, limit: int = 40) -> list[int]:
-    """The saved sample epochs a history strip shows: every one after epoch 0, or `limit` of them spread out."""
-    return milestone_epochs([epoch for epoch in run_folders.samples(run_dir) if epoch > 0], limit)
+    """The saved sample epochs a history strip shows: every one after epoch 0, or `limit` of them: the milestones
+    (:func:`gan_helpers.plots.milestone_epochs`) and the rest spread evenly over the run."""
+    saved = [epoch for epoch in run_folders.samples(run_dir) if epoch > 0]
+    milestones = set(milestone_epochs(saved, limit))
+    rest = [epoch for epoch in saved if epoch not in milestones]
+    return sorted(milestones | set(pick_epochs(rest, limit - len(milestones))))
 
 
 def show_history(run_dir: str | Path, samples: int = 4, per_row: int = 20, size: float = 0.3, reals: bool = True):
