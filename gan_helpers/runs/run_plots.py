@@ -228,9 +228,10 @@ def show_results(run_dir: str | Path, samples: int = 8, title: str | None = None
     return fig
 
 
-def history_epochs(run_dir: str | Path, limit: int = 40) -> list[int]:
+def history_epochs(run_dir: str | Path, limit: int = 39) -> list[int]:
     """The saved sample epochs a history strip shows: every one after epoch 0, or `limit` of them: the milestones
-    (:func:`gan_helpers.plots.milestone_epochs`) and the rest spread evenly over the run."""
+    (:func:`gan_helpers.plots.milestone_epochs`) and the rest spread evenly over the run. 39 and the column of
+    training images fill two rows of 20 in :func:`show_history`."""
     saved = [epoch for epoch in run_folders.samples(run_dir) if epoch > 0]
     milestones = set(milestone_epochs(saved, limit))
     rest = [epoch for epoch in saved if epoch not in milestones]
