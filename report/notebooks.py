@@ -50,8 +50,11 @@ KERNEL_ARGUMENTS = [*FIGURE_ARGUMENTS, "--IPKernelApp.log_level=ERROR"]
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 # Parameters the runner sets itself in every notebook that has them: which
-# profile, and the data override (--data / DATA=).
-RUNNER_PARAMETERS = ("profile", "data", "progress")
+# profile, the data override (--data / DATA=), and False for the two switches
+# that only make sense with a person at the notebook: progress bars and widgets.
+# (A batch run never builds the slider explorer: nbclient can block forever on
+# a cell that displays widgets, jupyter/nbclient#312.)
+RUNNER_PARAMETERS = ("profile", "data", "progress", "interactive")
 
 
 def notebook_path(stem: str) -> Path:
@@ -122,7 +125,7 @@ def notebook_values(profile: str, stem: str, data: str | Path | None = None, pro
     """What papermill injects into `stem`: its knobs plus the runner's own parameters where the notebook has them."""
     values = dict(load_profile(profile, [stem])[stem])
     known = notebook_parameters(notebook_path(stem))
-    runner = {"profile": profile, "progress": progress}
+    runner = {"profile": profile, "progress": progress, "interactive": False}
     if data is not None:
         runner["data"] = data_argument(data)
     values.update({k: v for k, v in runner.items() if k in known})

@@ -95,11 +95,19 @@ def test_changing_the_train_block_changes_every_notebooks_experiment(tmp_path, m
     assert experiment.experiment_config("p").epochs == 9
 
 
+def test_a_batch_run_never_builds_the_slider_explorer():
+    # nbclient can block forever on a cell that displays widgets (jupyter/nbclient#312)
+    assert "interactive" in notebooks.notebook_parameters(notebooks.notebook_path("05_latent"))
+    for profile in parameter_sets.profile_names():
+        assert notebooks.notebook_values(profile, "05_latent")["interactive"] is False
+
+
 @pytest.mark.parametrize("text, message", [
     ("train:\n  epochz: 7\n", "unknown training setting"),
     ("train:\n  epochs: seven\n", "epochs must be a whole number"),
     ("03_dcgan:\n  epochs: 7\n", "training settings belong in the 'train' block"),
     ("05_latent:\n  profile: smoke\n", "the runner sets itself"),
+    ("05_latent:\n  interactive: true\n", "the runner sets itself"),
     ("07_extra:\n  x: 1\n", "neither 'train', 'without_gpu' nor a notebook"),
 ])
 def test_profile_mistakes_are_one_sentence(tmp_path, monkeypatch, text, message):
