@@ -30,7 +30,7 @@ from gan_helpers.errors import UserError
 from gan_helpers.runs.experiment import train
 from gan_helpers.paths import PROJECT_ROOT
 from report import observations, render
-from gan_helpers.runs.markdown import code_span, markdown_text
+from gan_helpers.runs.markdown import markdown_text
 from commands.evaluate import evaluate_run
 from gan_helpers.runs.results import require_intact
 from report.export import export_run, sizes
@@ -92,7 +92,6 @@ def test_outside_text_becomes_markdown_that_names_no_tex_html_or_math():
     escaped = markdown_text(HOSTILE)
     assert not set(escaped) & set("\\<>$`{}~!@"), escaped  # every character that opens raw TeX, HTML, math or code
     assert markdown_text("*seen* at epoch 300") == "*seen* at epoch 300", "the writer's emphasis stays"
-    assert code_span("a`b") == "``a`b``" and code_span("`x") == "`` `x ``" and code_span("a|b", in_table=True) == r"`a\|b`"
 
 
 def test_observations_reach_the_cell_escaped(tmp_path):

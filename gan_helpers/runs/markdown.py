@@ -12,7 +12,6 @@ may read and write only files of the build (report.render).
 
     markdown_text(observations)   # prose: emphasis, lists, tables and web links stay; the rest is literal
     table_cell(label)             # a value from a run folder or result in a table: every character literal
-    code_span(folder_name)        # a name in typewriter type, literal whatever it holds
 
 Every table a notebook prints from a run folder, a shipped result or a data
 set (:func:`gan_helpers.runs.summaries.summary_table`,
@@ -50,32 +49,6 @@ def markdown_text(text: str) -> str:
 
 
 def table_cell(value) -> str:
-    """`value` (text, a number, or a tuple of such parts) as the content of a Markdown pipe-table cell that prints
-    every character as typed: no markup of any kind, no cell separator, no line break.
-
-    A :class:`Code` part becomes a code span (typewriter type), literal too.
-    """
-    if isinstance(value, (tuple, list)):
-        return "".join(table_cell(part) for part in value)
-    if isinstance(value, Code):
-        return code_span(value, in_table=True)
+    """`value` as the content of a Markdown pipe-table cell that prints every character as typed: no markup of any
+    kind, no cell separator, no line break."""
     return _CELL_SPECIAL.sub(lambda m: _CELL_ENTITIES[m.group()], " ".join(str(value).splitlines()))
-
-
-class Code(str):
-    """Text that :func:`table_cell` shows in typewriter type: a folder or file name."""
-
-
-def code_span(text: str, *, in_table: bool = False) -> str:
-    """`text` as one Markdown code span (typewriter type), literal whatever it holds: backticks, ``$``, ``\\``.
-
-    The fence is one backtick longer than the longest run of backticks inside
-    (CommonMark and pandoc), and a line break becomes a space; `in_table`
-    escapes ``|`` so that a pipe table never splits the span into two cells.
-    """
-    text = " ".join(str(text).splitlines()) or " "
-    if in_table:
-        text = text.replace("|", "\\|")
-    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") or (text.startswith(" ") and text.endswith(" ") and text.strip()) else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
