@@ -139,7 +139,7 @@ def test_the_package_imports_neither_the_report_build_nor_the_commands_beside_it
 
 def test_bench_and_train_run_on_a_machine_without_the_notebook_tools():
     """The GPU machine has torch, tqdm, pillow, numpy, matplotlib, pyyaml and pytest only: no report build there."""
-    code = ("import sys, commands.bench, gan_helpers.tools.train\n"
+    code = ("import sys, commands.bench, commands.train\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('report', 'nbformat', 'nbconvert', 'papermill', 'IPython')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent).stdout
     assert loaded.strip() == "[]"

@@ -5,10 +5,10 @@ and ``run(args) -> int``; this file wires them together, builds flags from a
 settings dataclass's field metadata, and turns a
 :class:`~gan_helpers.errors.UserError` into one printed sentence.
 
-Only ``train`` lives in the package; the other commands sit beside it, in
-``commands/`` (data, prepare, crawl, watch, bench, evaluate) and ``report/``
-(export, notebooks, report), and import the package, never the reverse:
-they are named here as text and imported only when their command runs.
+The commands sit beside the package, in ``commands/`` (data, prepare, crawl,
+train, watch, bench, evaluate) and ``report/`` (export, notebooks, report),
+and import the package, never the reverse: they are named here as text and
+imported only when their command runs.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ COMMANDS = {
     "data": "commands.data",
     "prepare": "commands.prepare",
     "crawl": "commands.crawl",
-    "train": "gan_helpers.tools.train",
+    "train": "commands.train",
     "watch": "commands.watch",
     "bench": "commands.bench",
     "evaluate": "commands.evaluate",
