@@ -186,7 +186,7 @@ def test_summary_counts_drops_by_reason(prepared):
     assert summary.dropped_by_reason["not-an-image"] == 3
     text = summary.describe()
     assert "Kept 9 of 22" in text and "greyscale 3" in text and "manifest.csv" in text
-    assert [row.source for row in summary.examples("greyscale")] == ["deep16_grey.png", "grey.jpg", "la.png"]
+    assert [row.source for row in summary.rows if row.reason == "greyscale"] == ["deep16_grey.png", "grey.jpg", "la.png"]
 
 
 def test_rerun_is_deterministic_and_removes_stale_outputs(awkward, tmp_path):

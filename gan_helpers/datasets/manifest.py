@@ -60,10 +60,6 @@ class PrepareSummary:
         """Drop counts per reason code, most frequent first."""
         return dict(Counter(row.reason for row in self.rows if row.status == "dropped").most_common())
 
-    def examples(self, reason: str, limit: int = 3) -> list[ManifestRow]:
-        """A few dropped rows with this reason, for showing what was removed."""
-        return [row for row in self.rows if row.reason == reason][:limit]
-
     def describe(self) -> str:
         """A short human summary: kept, dropped by reason, where the manifest is."""
         lines = [f"Kept {self.kept} of {len(self.rows)} files as {IMAGE_SIZE}x{IMAGE_SIZE} PNGs in {self.dst}."]

@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
-from gan_helpers.datasets.convert import GREY_TOLERANCE, IMAGE_SIZE, Dropped, convert_file, is_greyscale
+from gan_helpers.datasets.convert import IMAGE_SIZE, Dropped, convert_file, is_greyscale
 from gan_helpers.datasets.dedupe import NEAR_DUPLICATE_LIMIT, NearDuplicates, file_digest
 from gan_helpers.errors import UserError
 from gan_helpers.storage.locks import hold_destination
@@ -59,7 +59,7 @@ def _check_folders(src: Path, dst: Path) -> None:
 
 
 def _decide(path: Path, relative: str, seen_bytes: dict[str, str], near: NearDuplicates | None, *,
-            drop_greyscale: bool, grey_tolerance: int, **convert) -> Image.Image:
+            drop_greyscale: bool, **convert) -> Image.Image:
     """The converted image of one source file (`convert`: options of :func:`convert_file`), or :class:`Dropped`."""
     try:
         digest = file_digest(path)
@@ -73,7 +73,7 @@ def _decide(path: Path, relative: str, seen_bytes: dict[str, str], near: NearDup
         raise Dropped("duplicate", f"same bytes as {seen_bytes[digest]}")
     seen_bytes[digest] = relative
     image = convert_file(path, **convert)
-    if drop_greyscale and is_greyscale(image, grey_tolerance):
+    if drop_greyscale and is_greyscale(image):
         raise Dropped("greyscale", "no colour in a colour set")
     match = near.check(image, relative) if near is not None else None
     if match:
@@ -83,8 +83,8 @@ def _decide(path: Path, relative: str, seen_bytes: dict[str, str], near: NearDup
 
 
 def prepare_files(src: Path, files: list[str], dst: Path, *, drop_greyscale: bool = True,
-                  grey_tolerance: int = GREY_TOLERANCE, near_duplicate_limit: float | None = NEAR_DUPLICATE_LIMIT,
-                  progress: bool = True, unwalked: Sequence[ManifestRow] = (), **convert) -> PrepareSummary:
+                  near_duplicate_limit: float | None = NEAR_DUPLICATE_LIMIT, progress: bool = True,
+                  unwalked: Sequence[ManifestRow] = (), **convert) -> PrepareSummary:
     """Convert the listed files (relative to `src`) into `dst`; see :func:`prepare_folder`. `convert` holds the
     options of :func:`~gan_helpers.datasets.convert.convert_file` (size, min_size, max_aspect, background);
     `unwalked` are rows for what the listing could not enter; they go into the manifest as they are."""
@@ -95,8 +95,7 @@ def prepare_files(src: Path, files: list[str], dst: Path, *, drop_greyscale: boo
     near = NearDuplicates(near_duplicate_limit) if near_duplicate_limit is not None else None
     for relative in tqdm(files, desc=f"prepare {src.name}", unit="file", disable=not progress):
         try:
-            image = _decide(src / relative, relative, seen_bytes, near, drop_greyscale=drop_greyscale,
-                            grey_tolerance=grey_tolerance, **convert)
+            image = _decide(src / relative, relative, seen_bytes, near, drop_greyscale=drop_greyscale, **convert)
         except Dropped as drop:
             summary.rows.append(ManifestRow(relative, "dropped", drop.reason, drop.detail))
             continue
@@ -118,8 +117,8 @@ def prepare_files(src: Path, files: list[str], dst: Path, *, drop_greyscale: boo
 
 def prepare_folder(src: str | Path, dst: str | Path, *, size: int = IMAGE_SIZE, min_size: int = IMAGE_SIZE,
                    background: tuple[int, int, int] = (0, 0, 0), drop_greyscale: bool = True,
-                   grey_tolerance: int = GREY_TOLERANCE, max_aspect: float | None = 2.0,
-                   near_duplicate_limit: float | None = NEAR_DUPLICATE_LIMIT, progress: bool = True) -> PrepareSummary:
+                   max_aspect: float | None = 2.0, near_duplicate_limit: float | None = NEAR_DUPLICATE_LIMIT,
+                   progress: bool = True) -> PrepareSummary:
     """Clean every file under `src` into size×size RGB PNGs in `dst`, never touching `src`.
 
     Dropped (each with a reason in ``dst/manifest.csv``): empty, non-image,
@@ -148,7 +147,7 @@ def prepare_folder(src: str | Path, dst: str | Path, *, size: int = IMAGE_SIZE, 
         unwalked = [ManifestRow(entry.relative, "dropped", entry.kind, entry.detail)
                     for entry in entries if entry.kind != FILE]
         summary = prepare_files(src, files, dst, size=size, min_size=min_size, background=background,
-                                drop_greyscale=drop_greyscale, grey_tolerance=grey_tolerance, max_aspect=max_aspect,
+                                drop_greyscale=drop_greyscale, max_aspect=max_aspect,
                                 near_duplicate_limit=near_duplicate_limit, progress=progress, unwalked=unwalked)
     if not summary.kept:
         reasons = ", ".join(f"{reason} {count}" for reason, count in summary.dropped_by_reason.items())
