@@ -1,15 +1,12 @@
 """Training runs of the lab's experiment: start one, resume one, find the lab's two (points 9, 10).
 
 :func:`train` builds the networks and optimizers from a :class:`TrainConfig`,
-creates a run folder (or continues one) and calls
-:func:`gan_helpers.training.fit` with end-of-epoch hooks: append the epoch's
-metrics; every ``sample_every`` epochs a sample grid from the fixed noise and
-the quality numbers (``quality.jsonl``, :mod:`gan_helpers.runs.quality_records`); every ``save_every`` epochs a full checkpoint.
-
-:func:`lab_runs` is how notebooks 03–06 find their runs: by the settings
-that make runs the same (:meth:`TrainConfig.identity`), never by "the newest
-run", so every notebook of one profile sees the same two folders; for the
-full profile a shipped result may stand in for them (gan_helpers.runs.results).
+creates a run folder (or continues one) and trains it with the end-of-epoch
+hooks of :func:`gan_helpers.runs.run_loop.fit_run`. :func:`lab_runs` is how
+notebooks 03–06 find their runs: by the settings that make runs the same
+(:meth:`TrainConfig.identity`), never by "the newest run", so every notebook
+of one profile sees the same two folders; for the full profile a shipped
+result may stand in for them (gan_helpers.runs.results).
 """
 
 from __future__ import annotations

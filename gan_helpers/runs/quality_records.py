@@ -1,14 +1,9 @@
 """A run's quality numbers per epoch: computed during training or afterwards, kept in ``quality.jsonl``.
 
-:func:`quality_record` samples a generator from a fixed set of latent
-vectors (drawn from their own seeded CPU generator, so training and a later
-``python -m gan_helpers evaluate RUN_DIR`` see the same ones) and measures
-the samples against the training images with :func:`gan_helpers.runs.quality.measure`.
-Each record names the generator it scored in ``model``: ``"G"``, the trained
-generator, or ``"G_ema"``, the average of its weights
+Training and a later ``python -m gan_helpers evaluate RUN_DIR`` sample the
+same latent vectors (:func:`quality_noise`). Each record names the generator
+it scored in ``model``: ``"G"``, or ``"G_ema"``, the average of its weights
 (:mod:`gan_helpers.averaging`); a record without the field is G's.
-:func:`best_epoch` picks the checkpoint to use for the latent-space
-experiments (point 13) from those records.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
 """What a training run did, in numbers: read from its folder, never remembered.
 
-:func:`run_summary` condenses a run folder (config.json, metrics.jsonl,
-checkpoints) into one flat dict; :func:`summary_table` lays several side by
-side as Markdown; :func:`tail` is the one definition of "the end of a run";
-:func:`samples_at` regenerates a saved epoch's fixed-noise samples. The
-judgement of what the numbers mean is written by a person, in the
+The judgement of what the numbers mean is written by a person, in the
 notebooks' observation cells.
 """
 
@@ -63,12 +59,10 @@ def checkpoint_samples(run_dir: str | Path, count: int) -> list[tuple[int, str, 
 
 
 def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
-    """One run in numbers: settings, time, losses, balance and anything that went wrong.
+    """One run (or shipped result) in numbers: settings, time, losses, balance and anything that went wrong.
 
-    "End" values are means over the last `tail` fraction of the epochs (at
-    least one epoch), so one noisy epoch does not decide them. Balance is
-    the mean of |loss_D - loss_G| and of loss_G / loss_D over the same epochs.
-    A shipped result (gan_helpers.runs.results) is summarised the same way.
+    "End" values are means over the :func:`tail` of `fraction` of the epochs. Balance is the mean of
+    |loss_D - loss_G| and of loss_G / loss_D over the same epochs.
     """
     run_dir = Path(run_dir)
     config = run_folders.read_config(run_dir)
