@@ -17,7 +17,8 @@ from gan_helpers.errors import UserError
 from gan_helpers.models import generate
 from gan_helpers.latent import Inversion, auto_lr, coordinate_influence, flat_baseline, invert, steps_to_settle
 from gan_helpers.latent_edits import edit_coordinates, interpolate
-from gan_helpers.runs.latent_files import checkpoint_for_epoch, load_target_image, save_latent, typical_pair
+from gan_helpers.runs.latent_files import load_target_image, save_latent, typical_pair
+from gan_helpers.runs.run_folders import checkpoint_for_epoch
 from gan_helpers.latent_plots import show_edit_groups, show_inversions, show_rows
 from gan_helpers.models import UpsamplingGenerator
 

@@ -18,18 +18,6 @@ from gan_helpers.runs.run_plots import save_grid
 from gan_helpers.datasets.convert import Dropped, convert_file
 
 
-def checkpoint_for_epoch(run_dir: str | Path, epoch: int = -1) -> tuple[int, Path]:
-    """The saved checkpoint of `epoch` in a run (-1: the last one saved), as (epoch, path)."""
-    saved = run_folders.checkpoint_files(run_dir)
-    if not saved:
-        raise UserError(f"{run_dir} has no checkpoints yet; train it for at least save_every epochs first.")
-    if epoch == -1:
-        epoch = max(saved)
-    if epoch not in saved:
-        raise UserError(f"{Path(run_dir).name} has no checkpoint for epoch {epoch}; choose one of {list(saved)} (or -1 for the last).")
-    return epoch, saved[epoch]
-
-
 def typical_pair(images: torch.Tensor) -> tuple[int, int]:
     """Indices (A, B) of two typical but different training images (points 13 and 16).
 
@@ -119,5 +107,5 @@ def choose_checkpoint(run_dir: str | Path, epoch: int = -1) -> tuple[int, Path, 
     if epoch == -1 and saved and {r["epoch"] for r in read_quality(run_dir, model)} & set(saved):
         chosen, numbers = best_epoch(run_dir, model=model)
         return chosen, saved[chosen], numbers
-    chosen, path = checkpoint_for_epoch(run_dir, epoch)
+    chosen, path = run_folders.checkpoint_for_epoch(run_dir, epoch)
     return chosen, path, None

@@ -261,6 +261,18 @@ def checkpoint_files(run_dir: str | Path) -> dict[int, Path]:
     return _epoch_files(Path(run_dir) / "checkpoints", "pt")
 
 
+def checkpoint_for_epoch(run_dir: str | Path, epoch: int = -1) -> tuple[int, Path]:
+    """The saved checkpoint of `epoch` in a run (-1: the last one saved), as (epoch, path)."""
+    saved = checkpoint_files(run_dir)
+    if not saved:
+        raise UserError(f"{run_dir} has no checkpoints yet; train it for at least save_every epochs first.")
+    if epoch == -1:
+        epoch = max(saved)
+    if epoch not in saved:
+        raise UserError(f"{Path(run_dir).name} has no checkpoint for epoch {epoch}; choose one of {list(saved)} (or -1 for the last).")
+    return epoch, saved[epoch]
+
+
 def generator_files(run_dir: str | Path) -> dict[int, Path]:
     """Every epoch whose generators were kept, in epoch order: the checkpoints, and the ``best/`` files of
     best-scoring sample epochs between them (a checkpoint of the same epoch wins)."""

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gan_helpers.runs import run_folders, checkpoints
-from gan_helpers.errors import UserError
 from gan_helpers.runs.markdown import table_cell
 from gan_helpers.runs.quality_records import read_quality, record_model
 from gan_helpers.storage.regular import open_regular_file
@@ -39,10 +38,7 @@ def tail(metrics: Sequence[dict], fraction: float = TAIL) -> list[dict]:
 
 def samples_at(run_dir: str | Path, epoch: int) -> "torch.Tensor":
     """The fixed-noise samples of G saved at `epoch` (eval mode, CPU, fp32), of a run or a shipped result."""
-    saved = run_folders.checkpoint_files(run_dir)
-    if epoch not in saved:
-        raise UserError(f"{run_dir} has no checkpoint at epoch {epoch}; saved epochs are {', '.join(map(str, saved)) or 'none'}.")
-    G, _ = checkpoints.load_generator(saved[epoch])
+    G, _ = checkpoints.load_generator(run_folders.checkpoint_for_epoch(run_dir, epoch)[1])
     return generate(G, checkpoints.load_fixed_noise(run_dir))
 
 
