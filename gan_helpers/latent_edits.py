@@ -40,16 +40,13 @@ def interpolate(z_a: torch.Tensor, z_b: torch.Tensor, steps: int, method: str = 
     return path
 
 
-def edit_coordinates(z: torch.Tensor, coords: Sequence[int], values: Sequence[float], mode: str = "set") -> torch.Tensor:
+def edit_coordinates(z: torch.Tensor, coords: Sequence[int], values: Sequence[float]) -> torch.Tensor:
     """Point 14: copies of `z` with one coordinate changed each, shape (len(coords) * len(values), 128).
 
-    Row ``i * len(values) + j`` has coordinate ``coords[i]`` set to (``mode='set'``)
-    or shifted by (``mode='add'``) ``values[j]``; a grid with
-    ``nrow=len(values)`` shows one coordinate per row.
+    Row ``i * len(values) + j`` has coordinate ``coords[i]`` set to ``values[j]``;
+    a grid with ``nrow=len(values)`` shows one coordinate per row.
     """
     z = as_latent_vector(z, "z")
-    if mode not in ("set", "add"):
-        raise UserError(f"mode must be 'set' or 'add', not {mode!r}.")
     if not coords or not values:
         raise UserError("pass at least one coordinate and one value to edit.")
     bad = [c for c in coords if not 0 <= int(c) < z.numel()]
@@ -58,8 +55,7 @@ def edit_coordinates(z: torch.Tensor, coords: Sequence[int], values: Sequence[fl
     rows = z.repeat(len(coords) * len(values), 1)
     for i, coord in enumerate(coords):
         for j, value in enumerate(values):
-            row = i * len(values) + j
-            rows[row, int(coord)] = value if mode == "set" else rows[row, int(coord)] + value
+            rows[i * len(values) + j, int(coord)] = value
     return rows
 
 
