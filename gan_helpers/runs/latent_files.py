@@ -95,12 +95,10 @@ def choose_checkpoint(run_dir: str | Path, epoch: int = -1) -> tuple[int, Path, 
     """Point 13's checkpoint: `epoch` if given, else the one the quality measure rates best (else the last).
 
     Returns (epoch, path, the numbers behind the choice or None). The choice
-    is :func:`gan_helpers.runs.quality_records.best_epoch` for the generator
-    the records favour (:func:`gan_helpers.runs.quality_records.favoured_model`:
-    G, or G_ema, the average of its weights; ``numbers["model"]`` says which):
-    the lowest SWD among epochs with kept weights, ties within SWD's own
-    spread broken by fewer near copies of training images. A shipped result
-    keeps the weights of the epoch its run chose this way.
+    is :func:`~gan_helpers.runs.quality_records.best_epoch` for the generator
+    the records favour (:func:`~gan_helpers.runs.quality_records.favoured_model`;
+    ``numbers["model"]`` says which). A shipped result keeps the weights of
+    the epoch its run chose this way.
     """
     saved = run_folders.generator_files(run_dir)
     model = favoured_model(run_dir)

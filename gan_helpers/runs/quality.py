@@ -255,8 +255,7 @@ def untrained_samples(kind: str, count: int, *, seed: int = 0, device: str | tor
         return torch.cat([G(chunk) for chunk in z.split(32)]).float()
 
 
-def calibration(reals: torch.Tensor, *, seed: int = 0, strengths: tuple[float, ...] = DEGRADE_STRENGTHS,
-                generators: tuple[str, ...] = GENERATOR_KINDS, **swd_options) -> list[dict]:
+def calibration(reals: torch.Tensor, *, seed: int = 0, **swd_options) -> list[dict]:
     """The quality numbers of known cases, so a run's numbers can be read against them.
 
     The reals are shuffled (seeded) and split in two halves; the first half
@@ -275,9 +274,9 @@ def calibration(reals: torch.Tensor, *, seed: int = 0, strengths: tuple[float, .
     cases = [("copies", "the reference images themselves, half mirrored", 0.0, mirrored),
              ("floor", "real vs real (two halves)", 0.0, held_out)]
     cases += [("degraded", f"held-out half, blur sigma {s:g} px + noise std {0.02 * s:.2g}", s,
-               degrade(held_out, s, seed=seed)) for s in strengths]
+               degrade(held_out, s, seed=seed)) for s in DEGRADE_STRENGTHS]
     cases += [("ceiling", f"untrained {kind} generator", math.nan,
-               untrained_samples(kind, half, seed=seed, device=reals.device)) for kind in generators]
+               untrained_samples(kind, half, seed=seed, device=reals.device)) for kind in GENERATOR_KINDS]
     rows = []
     for case, label, strength, candidates in cases:
         numbers = measure(candidates, reference, seed=seed, **swd_options)

@@ -199,15 +199,12 @@ def append_metrics(run_dir: str | Path, stats: dict) -> None:
 
 
 def read_metrics(run_dir: str | Path, *, strict: bool = False) -> list[dict]:
-    """One dict per finished epoch, in file order.
+    """One dict per finished epoch, in file order (gan_helpers.storage.json_lines).
 
-    A last line without its newline is an append that was cut off; it is
-    dropped with a warning. Any other line that is not UTF-8 or not a JSON
-    object with an integer ``epoch`` is skipped with a warning, and a known
-    number (:data:`METRIC_NUMBERS`) given as something else is left out of
-    its record with a warning; with ``strict=True`` either is a UserError
-    (for rewriting the file, which must not lose lines silently). Only a
-    regular file is read (gan_helpers.storage.regular).
+    A cut-off last line is dropped, a bad line skipped and a known number
+    (:data:`METRIC_NUMBERS`) of another type left out, each with a warning;
+    with ``strict=True`` (for rewriting the file, which must not lose lines
+    silently) a bad line or number is a UserError.
     """
     return read_json_lines(Path(run_dir) / "metrics.jsonl", _metrics_record, not_json=_NOT_METRICS, strict=strict,
                            fix="repair or delete that line, then try again", drop_cut_off=True)

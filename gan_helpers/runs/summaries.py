@@ -31,9 +31,9 @@ def _mean(values: Sequence[float]) -> float:
 TAIL = 0.1  # "the end of a run": its last 10 % of epochs, at least one
 
 
-def tail(metrics: Sequence[dict], fraction: float = TAIL) -> list[dict]:
-    """The last `fraction` of the epochs (rounded up, at least one): one noisy epoch does not decide."""
-    return list(metrics[-max(1, math.ceil(len(metrics) * fraction)):]) if metrics else []
+def tail(metrics: Sequence[dict]) -> list[dict]:
+    """The last :data:`TAIL` of the epochs (rounded up, at least one): one noisy epoch does not decide."""
+    return list(metrics[-max(1, math.ceil(len(metrics) * TAIL)):]) if metrics else []
 
 
 def samples_at(run_dir: str | Path, epoch: int) -> "torch.Tensor":
@@ -54,11 +54,11 @@ def checkpoint_samples(run_dir: str | Path, count: int) -> list[tuple[int, str, 
     return rows
 
 
-def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
+def run_summary(run_dir: str | Path) -> dict:
     """One run (or shipped result) in numbers: settings, time, losses, balance and anything that went wrong.
 
-    "End" values are means over the :func:`tail` of `fraction` of the epochs. Balance is the mean of
-    |loss_D - loss_G| and of loss_G / loss_D over the same epochs.
+    "End" values are means over the :func:`tail` of the epochs. Balance is the mean of |loss_D - loss_G|
+    and of loss_G / loss_D over the same epochs.
     """
     run_dir = Path(run_dir)
     config = run_folders.read_config(run_dir)
@@ -83,7 +83,7 @@ def run_summary(run_dir: str | Path, fraction: float = TAIL) -> dict:
     if metrics and not saved:
         problems.append("no checkpoint saved")
 
-    end = tail(metrics, fraction)
+    end = tail(metrics)
     end_D, end_G = ([m.get(key, math.nan) for m in end] for key in ("loss_D", "loss_G"))
     best_D, best_D_epoch = _lowest(metrics, "loss_D")
     best_G, best_G_epoch = _lowest(metrics, "loss_G")
