@@ -122,7 +122,7 @@ def rate_changes(metrics: list[dict], key: str = "lr_d") -> list[tuple[int, floa
 
 
 def plot_step_trace(trace: dict[str, list[float]], ax=None):
-    """Point 7: D(x) and D(G(z)) at every step of the first steps of training (from checks.trace_steps)."""
+    """Point 7: D(x) and D(G(z)) at every step of the first steps of training (from gan_helpers.step_inspection.trace_steps)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 2.5))
     steps = range(1, len(trace["D_x"]) + 1)

@@ -63,7 +63,7 @@ class LivePanel:
         self.panels: list[RunPanel] = []
 
     def follow(self, run_dir: Path, epochs: int, history: list[dict]) -> RunPanel:
-        """The epoch hook of one run (called by experiment._fit before training); `history` holds its earlier epochs."""
+        """The epoch hook of one run (called by run_loop.fit_run before training); `history` holds its earlier epochs."""
         panel = RunPanel(Path(run_dir), epochs, history, interactive=self.interactive, thresholds=self.thresholds)
         self.panels.append(panel)
         return panel
