@@ -58,12 +58,10 @@ def save_latent(result: Inversion, run_dir: str | Path, epoch: int, name: str) -
     For a shipped result (``results/NAME/GENERATOR``, tracked by git) the
     folder is ``runs/shipped/NAME/GENERATOR/latents/`` instead
     (:func:`gan_helpers.runs.results.work_dir`): nothing is written into results/.
-    The file holds the vector, its final error, the loss curve, the
-    settings and the evolution frames (as 8-bit images); a PNG of the same
-    name shows the target and the evolution in one row (point 13: save the
-    evolution and the final vector). Nothing is ever overwritten: the same
-    vector again returns the existing file, a different one gets the next
-    free ``-vN`` name.
+    A PNG of the same name shows the target and the evolution in one row
+    (point 13: save the evolution and the final vector). Nothing is ever
+    overwritten: the same vector again returns the existing file, a
+    different one gets the next free ``-vN`` name.
     """
     folder = work_dir(run_dir) / "latents"
     folder.mkdir(parents=True, exist_ok=True)
