@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from gan_helpers.errors import UserError
@@ -10,8 +11,9 @@ from gan_helpers.paths import shown
 from gan_helpers.runs import experiment
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.runs.warm_start import warm_start
-from gan_helpers.tools.cli import add_config_arguments, given_config_values
 
+
+_FLAG_TYPES = {"int": int, "float": float, "str": str}
 
 HELP = "Train a DCGAN: a new run (from a profile's experiment and flags), or --resume RUN_DIR|CHECKPOINT to continue one."
 
@@ -25,6 +27,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--note", default="", metavar="TEXT",
                         help="with --resume or --warm-start: one line kept with the resume in the run's resumes.txt, e.g. what the grids showed and why a rate changed (point 10)")
     add_config_arguments(parser, TrainConfig)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
+    """One flag per field of the dataclass `cls`, typed, with its help text and choices from the field's metadata."""
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        text = f"{f.metadata['help']} (default: {f.default})".replace("%", "%%")  # argparse formats help with %
+        if str(f.type) == "bool":
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif f.metadata.get("choices"):
+            parser.add_argument(flag, dest=f.name, choices=f.metadata["choices"], default=None, help=text)
+        else:
+            kind = _FLAG_TYPES[str(f.type).removesuffix(" | None")]  # None is the default, never typed on a command line
+            parser.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=text)
+
+
+def given_config_values(args: argparse.Namespace, cls) -> dict:
+    """The fields of `cls` given on the command line; paths among them mean the current folder."""
+    given = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            given[f.name] = str(Path(value).expanduser().resolve()) if f.metadata.get("path") else value
+    return given
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,7 +14,8 @@ import pytest
 
 from gan_helpers.runs import experiment, parameter_sets, run_folders
 from report import notebooks
-from gan_helpers.tools.cli import COMMANDS, add_config_arguments, build_parser, main
+from commands.train import add_config_arguments
+from gan_helpers.tools.cli import COMMANDS, build_parser, main
 from gan_helpers.runs.config import TrainConfig, resumable, role
 from gan_helpers.errors import UserError
 from gan_helpers.runs.experiment import find_run, lab_run, lab_runs

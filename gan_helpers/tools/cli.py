@@ -1,8 +1,7 @@
 """The command line: one subcommand per job, each living in its own module.
 
 Every command module exposes ``HELP`` (one line), ``add_arguments(parser)``
-and ``run(args) -> int``; this file wires them together, builds flags from a
-settings dataclass's field metadata, and turns a
+and ``run(args) -> int``; this file wires them together and turns a
 :class:`~gan_helpers.errors.UserError` into one printed sentence.
 
 The commands sit beside the package, in ``commands/`` (data, prepare, crawl,
@@ -14,10 +13,8 @@ imported only when their command runs.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import sys
-from pathlib import Path
 
 from gan_helpers.errors import UserError
 
@@ -34,9 +31,6 @@ COMMANDS = {
     "notebooks": "report.notebooks",
     "report": "report.build",
 }
-
-_FLAG_TYPES = {"int": int, "float": float, "str": str}
-
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser of every subcommand; given `argv`, only the module of the command it names is imported.
@@ -58,30 +52,6 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, cls) -> None:
-    """One flag per field of the dataclass `cls`, typed, with its help text and choices from the field's metadata."""
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        text = f"{f.metadata['help']} (default: {f.default})".replace("%", "%%")  # argparse formats help with %
-        if str(f.type) == "bool":
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif f.metadata.get("choices"):
-            parser.add_argument(flag, dest=f.name, choices=f.metadata["choices"], default=None, help=text)
-        else:
-            kind = _FLAG_TYPES[str(f.type).removesuffix(" | None")]  # None is the default, never typed on a command line
-            parser.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=text)
-
-
-def given_config_values(args: argparse.Namespace, cls) -> dict:
-    """The fields of `cls` given on the command line; paths among them mean the current folder."""
-    given = {}
-    for f in dataclasses.fields(cls):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            given[f.name] = str(Path(value).expanduser().resolve()) if f.metadata.get("path") else value
-    return given
 
 
 def main(argv: list[str] | None = None) -> int:
