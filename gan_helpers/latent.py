@@ -96,15 +96,13 @@ def invert(
     reduction: str = "mean",
     restarts: int = 1,
     seed: int | None = None,
-    start: torch.Tensor | None = None,
     frames: int = 8,
     progress: bool = False,
 ) -> Inversion:
     """Point 13: a latent vector whose image matches `target`, found by SGD on the vector alone.
 
     Starts from standard normal noise (drawn on the CPU from `seed`, so the
-    same on every device) or from the vector `start` (with ``restarts=1``),
-    and takes `steps` SGD updates (learning rate `lr`, `momentum`) of the
+    same on every device) and takes `steps` SGD updates (learning rate `lr`, `momentum`) of the
     squared error between G(z) and `target`. ``reduction='mean'`` averages
     it over the 12,288 pixel values (the spec's loss); ``'sum'`` adds them
     up: the same minimum, but a gradient 12,288 times larger, so the spec's
@@ -134,13 +132,7 @@ def invert(
     device = next(G.parameters()).device
     target = _as_target(target).to(device)
 
-    if start is not None:
-        if restarts != 1:
-            raise UserError("restarts > 1 needs random starts; leave start=None or set restarts=1.")
-        z0 = as_latent_vector(start, "start").cpu().reshape(1, -1)
-        if z0.shape[1] != G.latent_dim:
-            raise UserError(f"start has {z0.shape[1]} values but the generator takes {G.latent_dim}; pass a vector found for this generator.")
-    elif seed is not None:
+    if seed is not None:
         z0 = torch.randn(restarts, G.latent_dim, generator=torch.Generator().manual_seed(seed))
     else:
         z0 = torch.randn(restarts, G.latent_dim)
