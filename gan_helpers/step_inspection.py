@@ -1,8 +1,7 @@
 """Checks the notebooks and tests show: which weights a step changed, and how D's verdicts move step by step.
 
 :func:`snapshot` and :func:`changed` answer points 6–8's question "did this
-step update only the network it should?" (state dicts, so batch-norm
-running statistics count too where asked). :func:`trace_steps` runs the
+step update only the network it should?". :func:`trace_steps` runs the
 first training steps one by one and records each step's losses and
 verdicts, for the figure of point 7.
 """
@@ -17,10 +16,9 @@ from torch import nn
 from gan_helpers.training import d_step, g_step
 
 
-def snapshot(model: nn.Module, *, buffers: bool = False) -> dict[str, torch.Tensor]:
-    """Copies of `model`'s parameters (and, with ``buffers=True``, its buffers such as running statistics)."""
-    state = model.state_dict() if buffers else dict(model.named_parameters())
-    return {name: tensor.detach().clone() for name, tensor in state.items()}
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of `model`'s parameters."""
+    return {name: tensor.detach().clone() for name, tensor in model.named_parameters()}
 
 
 def changed(before: dict[str, torch.Tensor], model: nn.Module) -> dict[str, bool]:
