@@ -514,7 +514,7 @@ def test_foreign_fixed_noise_is_refused(run_dir, tmp_path, content, message):
     if content is not None:
         torch.save(Hostile(marker) if isinstance(content, str) else content, path)
     with pytest.raises(UserError, match=message) as caught:
-        checkpoints.load_fixed_noise(run_dir, 4, 128)
+        checkpoints.load_fixed_noise(run_dir)  # its settings: 4 vectors (fixed_noise=4)
     assert "weights_only=False" not in str(caught.value) and not marker.exists()
 
 

@@ -105,16 +105,12 @@ def load_generator(checkpoint: str | Path, device: str | torch.device = "cpu", *
     return G, state
 
 
-def load_fixed_noise(run_dir: str | Path, count: int | None = None, latent_dim: int | None = None) -> torch.Tensor:
-    """The run's fixed latent vectors, checked to be a finite float tensor of shape (count, latent_dim).
-
-    `count` defaults to the run's ``fixed_noise`` setting and `latent_dim` to
-    the generators' latent size. Loaded with ``weights_only=True``: a file
-    holding anything but tensors is refused, never executed.
-    """
+def load_fixed_noise(run_dir: str | Path) -> torch.Tensor:
+    """The run's fixed latent vectors, checked to be a finite float tensor of shape (its ``fixed_noise`` setting,
+    the generators' latent size). Loaded with ``weights_only=True``: a file holding anything but tensors is refused,
+    never executed."""
     path = Path(run_dir) / "fixed_noise.pt"
-    count = read_config(run_dir).get("fixed_noise") if count is None else count
-    latent_dim = LATENT_DIM if latent_dim is None else latent_dim
+    count, latent_dim = read_config(run_dir).get("fixed_noise"), LATENT_DIM
     fix = "restore the run's own file from a copy, or start a new run"
     if not path.is_file():
         raise UserError(f"{path} is missing, so the run's samples cannot continue; {fix}.")
