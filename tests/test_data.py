@@ -127,7 +127,7 @@ def test_default_set_is_built_on_first_use(tmp_path, monkeypatch):
         return dst
 
     monkeypatch.setattr(stellarium, "build_default_dataset", fake_build)
-    assert load_dataset().shape[0] == 4
+    assert load_dataset(default).shape[0] == 4
     assert load_dataset(str(default), max_images=2).shape[0] == 2
     assert calls == [default, default]
 

@@ -71,10 +71,10 @@ def image_paths(path: str | Path) -> list[Path]:
             if entry.kind == FILE and entry.relative.lower().endswith(".png") and not _is_sidecar(entry.relative)]
 
 
-def resolve_dataset(path: str | Path | None = None) -> Path:
+def resolve_dataset(path: str | Path) -> Path:
     """The prepared folder behind `path`: the default set (built if missing), the folder
     itself if prepared, or a cached prepared copy of it."""
-    folder = DEFAULT_DATA if path is None else Path(path).expanduser()
+    folder = Path(path).expanduser()
     if folder.resolve() == DEFAULT_DATA.resolve():
         from gan_helpers.datasets.stellarium import build_default_dataset  # needs apt only when the set is missing
 
@@ -105,13 +105,12 @@ def load_images(paths: list[Path]) -> torch.Tensor:
     return stacked.permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def load_dataset(path: str | Path | None = None, *, max_images: int | None = None, min_images: int = 1,
+def load_dataset(path: str | Path, *, max_images: int | None = None, min_images: int = 1,
                  device: str | torch.device = "cpu") -> torch.Tensor:
-    """The data set as one float32 tensor (N, 3, 64, 64) in [0, 1] on `device`.
+    """The data set in `path` as one float32 tensor (N, 3, 64, 64) in [0, 1] on `device`.
 
-    `path` None (or the default folder) means the default set, built on
-    first use. Images come in sorted file-name order, so a run is
-    reproducible; `max_images` keeps the first N of that order.
+    The default set is built on first use. Images come in sorted file-name
+    order, so a run is reproducible; `max_images` keeps the first N of that order.
     """
     if max_images is not None and max_images < 1:
         raise UserError(f"max_images is {max_images}; use a positive number, or None for all images.")
@@ -121,8 +120,7 @@ def load_dataset(path: str | Path | None = None, *, max_images: int | None = Non
     paths = paths[:max_images] if max_images is not None else paths
     if len(paths) < min_images:
         limit = f" (limited by max_images={max_images} of {total})" if len(paths) < total else ""
-        named = DEFAULT_DATA if path is None else path
-        raise UserError(f"Data set {named} has {len(paths)} usable images{limit} but a batch needs {min_images}; "
+        raise UserError(f"Data set {path} has {len(paths)} usable images{limit} but a batch needs {min_images}; "
                         f"add images or lower --batch-size.")
     images = load_images(paths)
     try:
