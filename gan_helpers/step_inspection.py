@@ -8,8 +8,6 @@ verdicts, for the figure of point 7.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
@@ -37,7 +35,6 @@ def trace_steps(
     steps: int,
     batch_size: int,
     label_noise: float = 0.05,
-    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, list[float]]:
     """Run `steps` D + G steps on random batches of `images`; every step's loss_D, loss_G, D(x), D(G(z)).
 
@@ -50,8 +47,6 @@ def trace_steps(
     trace: dict[str, list[float]] = {"loss_D": [], "loss_G": [], "D_x": [], "D_G_z": []}
     for _ in range(steps):
         real = images[torch.randint(len(images), (batch_size,), device=images.device)]
-        if augment is not None:
-            real = augment(real)
         d = d_step(D, G, opt_D, real, label_noise)
         g = g_step(D, G, opt_G, batch_size)
         for name, value in {**d, **g}.items():

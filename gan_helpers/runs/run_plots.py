@@ -238,15 +238,14 @@ def history_epochs(run_dir: str | Path, limit: int = 39) -> list[int]:
     return sorted(milestones | set(pick_epochs(rest, limit - len(milestones))))
 
 
-def show_history(run_dir: str | Path, samples: int = 4, per_row: int = 20, size: float = 0.3, reals: bool = True):
+def show_history(run_dir: str | Path, samples: int = 4, per_row: int = 20, size: float = 0.3):
     """A run's history in one compact strip: a column per saved sample epoch (:func:`history_epochs`), the first
-    `samples` fixed latent vectors down it, and with `reals` a last column of training images; `per_row` columns
-    to a block, blocks below one another. A 64-pixel tile at `size` 0.3 in prints at about 210 ppi.
+    `samples` fixed latent vectors down it, and a last column of training images; `per_row` columns to a block,
+    blocks below one another. A 64-pixel tile at `size` 0.3 in prints at about 210 ppi.
     """
     saved = run_folders.samples(run_dir)
     columns = [(str(epoch), grid_tiles(saved[epoch], samples)) for epoch in history_epochs(run_dir)]
-    if reals:
-        columns.append(("real", grid_tiles(Path(run_dir) / "reals.png", samples)))
+    columns.append(("real", grid_tiles(Path(run_dir) / "reals.png", samples)))
     blocks = [columns[start:start + per_row] for start in range(0, len(columns), per_row)]
     wide = min(per_row, len(columns))  # a short history is a short strip, not a wide empty figure
     fig = plt.figure(figsize=(size * wide + 0.4, len(blocks) * (size * samples + 0.3)), layout="constrained")
