@@ -57,14 +57,13 @@ GRID_WIDTH = "280px"  # the grid beside the curves
 class LivePanel:
     """What a training cell passes as ``watch=``: one panel per run it trains, interactive or one figure at the end."""
 
-    def __init__(self, *, interactive: bool = True, thresholds: Thresholds = Thresholds()) -> None:
+    def __init__(self, *, interactive: bool = True) -> None:
         self.interactive = interactive
-        self.thresholds = thresholds
         self.panels: list[RunPanel] = []
 
     def follow(self, run_dir: Path, epochs: int, history: list[dict]) -> RunPanel:
         """The epoch hook of one run (called by run_loop.fit_run before training); `history` holds its earlier epochs."""
-        panel = RunPanel(Path(run_dir), epochs, history, interactive=self.interactive, thresholds=self.thresholds)
+        panel = RunPanel(Path(run_dir), epochs, history, interactive=self.interactive)
         self.panels.append(panel)
         return panel
 
@@ -72,12 +71,11 @@ class LivePanel:
 class RunPanel:
     """One run's panel; called as ``panel(epoch, stats)`` after every epoch, :meth:`close` after the last."""
 
-    def __init__(self, run_dir: Path, epochs: int, history: list[dict], *, interactive: bool,
-                 thresholds: Thresholds = Thresholds()) -> None:
+    def __init__(self, run_dir: Path, epochs: int, history: list[dict], *, interactive: bool) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        self.run_dir, self.epochs, self.thresholds, self.interactive = run_dir, epochs, thresholds, interactive
+        self.run_dir, self.epochs, self.interactive = run_dir, epochs, interactive
         self.records = list(history)
         self.quality: list[dict] = []
         self._quality_stamp = None
@@ -86,7 +84,7 @@ class RunPanel:
         self.figure = Figure(figsize=CURVES_SIZE, dpi=CURVES_DPI)  # a fixed layout: half the redraw time of a constrained one
         self.figure.subplots_adjust(left=0.07, right=0.98, bottom=0.17, top=0.9, wspace=0.2)
         FigureCanvasAgg(self.figure)  # pyplot-free: nothing reaches the notebook unless this module shows it
-        self.lines = _curves(self.figure, thresholds)
+        self.lines = _curves(self.figure)
         self.widget = None
         if interactive:
             self._build_widget()
@@ -129,7 +127,7 @@ class RunPanel:
         return f"{shown(self.run_dir)}: epoch {done} of {self.epochs}, {fmt(per_epoch)} s/epoch, {duration(left)} left{swd}"
 
     def alerts(self) -> list[str]:
-        return [a.line() for a in point10_warnings(self.records, self.quality, thresholds=self.thresholds)]
+        return [a.line() for a in point10_warnings(self.records, self.quality)]
 
     def static_figure(self):
         """The finished panel as one matplotlib figure: the curves, the newest grid, the status and any warning."""
@@ -137,7 +135,7 @@ class RunPanel:
 
         figure = Figure(figsize=(11, 3.4), layout="constrained")
         left, right = figure.subfigures(1, 2, width_ratios=[2.2, 1])
-        lines = _curves(left, self.thresholds)
+        lines = _curves(left)
         _set_curves(lines, self.records)
         axis = right.subplots()
         axis.set_axis_off()
@@ -182,7 +180,7 @@ class RunPanel:
         self.status_html.value = f"<b>training</b> {html.escape(self.status())}"
 
 
-def _curves(figure, thresholds: Thresholds) -> dict:
+def _curves(figure, thresholds: Thresholds = Thresholds()) -> dict:
     """Two empty plots on `figure`: the losses, and D(x) and D(G(z)) with point 10's thresholds dashed."""
     from matplotlib.ticker import MaxNLocator
 
