@@ -37,15 +37,15 @@ class Augment(torch.nn.Module):
 
     `flip`: mirror left-right with probability 0.5. `zoom`: extra zoom in
     of up to this fraction beyond what the rotation needs to keep borders
-    filled. `rotate_degrees`: the largest tilt either way. `enabled` False
-    makes it the identity.
+    filled. `rotate_degrees`: the largest tilt either way. Training without
+    augmentation passes none (``augment=None``).
     """
 
-    def __init__(self, flip: bool = True, zoom: float = 0.1, rotate_degrees: float = 3.0, enabled: bool = True) -> None:
+    def __init__(self, flip: bool = True, zoom: float = 0.1, rotate_degrees: float = 3.0) -> None:
         super().__init__()
         if zoom < 0 or rotate_degrees < 0:
             raise ValueError(f"zoom ({zoom}) and rotate_degrees ({rotate_degrees}) must not be negative")
-        self.flip, self.zoom, self.rotate_degrees, self.enabled = flip, zoom, rotate_degrees, enabled
+        self.flip, self.zoom, self.rotate_degrees = flip, zoom, rotate_degrees
         cover = min_zoom(rotate_degrees)
         steps = [v2.RandomHorizontalFlip(p=0.5)] if flip else []
         # One resampling for rotation and zoom together keeps the image sharper than two.
@@ -57,14 +57,12 @@ class Augment(torch.nn.Module):
         """(B, 3, H, W) in [0, 1] -> the same shape, dtype and device, each image drawn anew."""
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected a batch of shape (B, 3, H, W), got {tuple(batch.shape)}")
-        if not self.enabled:
-            return batch
         # v2 transforms draw one set of parameters per call, so a call per image
         # gives every image its own flip, angle and zoom.
         return torch.stack([self.transform(image) for image in batch]).clamp_(0.0, 1.0)
 
     def extra_repr(self) -> str:
-        return f"flip={self.flip}, zoom={self.zoom}, rotate_degrees={self.rotate_degrees}, enabled={self.enabled}"
+        return f"flip={self.flip}, zoom={self.zoom}, rotate_degrees={self.rotate_degrees}"
 
 
 class BatchAugment(Augment):
@@ -105,6 +103,4 @@ class BatchAugment(Augment):
         """(B, 3, H, W) in [0, 1] -> the same shape, dtype and device, each image drawn anew."""
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected a batch of shape (B, 3, H, W), got {tuple(batch.shape)}")
-        if not self.enabled:
-            return batch
         return self.apply(batch, *self.draw(batch.shape[0], batch.device)).clamp_(0.0, 1.0)

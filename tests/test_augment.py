@@ -60,16 +60,6 @@ def test_flip_happens_about_half_the_time(Kind):
 
 
 @BOTH
-def test_disabled_is_identity(Kind):
-    images = smooth_images(4)
-    torch.manual_seed(0)
-    state = torch.get_rng_state()
-    out = Kind(enabled=False)(images)
-    assert torch.equal(out, images)
-    assert torch.equal(torch.get_rng_state(), state)  # draws nothing either
-
-
-@BOTH
 @pytest.mark.parametrize("degrees", [3.0, 10.0])
 def test_no_black_corners_or_borders(Kind, degrees):
     torch.manual_seed(0)
