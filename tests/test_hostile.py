@@ -112,8 +112,7 @@ def _hostile_report() -> nbformat.NotebookNode:
     nb.metadata["lab_report"] = {"title": r"Title \input{/etc/hostname}", "author": "A", "course": "C", "date": "D",
                                  "language": "english", "profile": "smoke", "runs_source": r"result \input{/etc/hostname}"}
     summary = {k: 0 for k in ("epochs", "planned_epochs", "seconds", "seconds_per_epoch", "images", "batch_size", "lr_d",
-                              "lr_g", "final_loss_D", "final_loss_G", "best_loss_D", "best_loss_D_epoch", "best_loss_G",
-                              "best_loss_G_epoch", "end_gap", "end_ratio", "end_D_x", "end_D_G_z", "checkpoints")}
+                              "lr_g", "final_loss_D", "final_loss_G", "end_gap", "end_ratio", "end_D_x", "end_D_G_z", "checkpoints")}
     summary.update(run="00001-x", generator="transposed", device="cpu", problems=[HOSTILE],
                    data="data/`$$x$$`\\input{/etc/hostname}|<b>x</b>")
     nb.cells.append(new_code_cell("", outputs=[new_output("display_data", data={"text/markdown": summary_table([summary]),

@@ -85,8 +85,6 @@ def run_summary(run_dir: str | Path) -> dict:
 
     end = tail(metrics)
     end_D, end_G = ([m.get(key, math.nan) for m in end] for key in ("loss_D", "loss_G"))
-    best_D, best_D_epoch = _lowest(metrics, "loss_D")
-    best_G, best_G_epoch = _lowest(metrics, "loss_G")
     return {
         "run": run_dir.name,
         "generator": config.get("generator", "?"),
@@ -100,10 +98,6 @@ def run_summary(run_dir: str | Path) -> dict:
         "checkpoints": len(saved),
         "final_loss_D": metrics[-1].get("loss_D", math.nan) if metrics else math.nan,
         "final_loss_G": metrics[-1].get("loss_G", math.nan) if metrics else math.nan,
-        "best_loss_D": best_D,
-        "best_loss_D_epoch": best_D_epoch,
-        "best_loss_G": best_G,
-        "best_loss_G_epoch": best_G_epoch,
         "tail_epochs": len(end),
         "end_gap": _mean([abs(d - g) for d, g in zip(end_D, end_G)]),
         "end_ratio": _mean([g / d for d, g in zip(end_D, end_G) if d]),
@@ -122,13 +116,10 @@ def summary_table(summaries: Sequence[dict]) -> str:
     row, and only other problems get a row of their own.
     """
     rows = [
-        ("generator", lambda s: s["generator"]),
         ("epochs trained (planned)", lambda s: f"{fmt(s['epochs'])} ({fmt(s['planned_epochs'])})"),
         ("training time", lambda s: f"{duration(s['seconds'])} ({fmt(s['seconds_per_epoch'])} s/epoch)"),
         ("batch size; lr_d, lr_g", lambda s: f"{fmt(s['batch_size'])}; {fmt(s['lr_d'])}, {fmt(s['lr_g'])}"),
         ("final loss_D / loss_G", lambda s: f"{fmt(s['final_loss_D'])} / {fmt(s['final_loss_G'])}"),
-        ("best loss_D (epoch)", lambda s: f"{fmt(s['best_loss_D'])} ({fmt(s['best_loss_D_epoch'])})"),
-        ("best loss_G (epoch)", lambda s: f"{fmt(s['best_loss_G'])} ({fmt(s['best_loss_G_epoch'])})"),
         ("last 10 %: mean abs(loss_D - loss_G)", lambda s: fmt(s["end_gap"])),
         ("last 10 %: mean loss_G / loss_D", lambda s: fmt(s["end_ratio"])),
         ("last 10 %: mean D(x), D(G(z))", lambda s: f"{fmt(s['end_D_x'])}, {fmt(s['end_D_G_z'])}"),
@@ -140,11 +131,6 @@ def summary_table(summaries: Sequence[dict]) -> str:
     lines = [header, "|---|" + "---|" * len(summaries)]
     lines += [f"| {name} | " + " | ".join(table_cell(get(s)) for s in summaries) + " |" for name, get in rows]
     return "\n".join(lines)
-
-
-def _lowest(metrics: Sequence[dict], key: str) -> tuple[float, int | None]:
-    """The lowest finite `key` of the epochs and its epoch (the first of equals); NaN and None without one."""
-    return min(((m[key], m["epoch"]) for m in metrics if finite_number(m.get(key)) is not None), default=(math.nan, None))
 
 
 def _other_problems(summary: dict) -> list[str]:
