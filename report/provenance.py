@@ -253,9 +253,11 @@ def provenance_problems(result_dir: str | Path, provenance: dict, metrics: list[
     return problems
 
 
-def epoch_problems(provenance: dict, metrics: list[dict], quality: list[dict], grids: list[int], weights: list[int]) -> list[str]:
+def epoch_problems(provenance: dict, config: TrainConfig, metrics: list[dict], quality: list[dict], grids: list[int],
+                   weights: list[int]) -> list[str]:
     """Where a result's epochs disagree: metrics 1..N once each, grids and quality records of the sample
-    epochs (one per epoch and generator), checkpoints of the best and last epoch (as `provenance` names them)."""
+    epochs (one per epoch and generator, up to the last epoch at which `config` samples), checkpoints of
+    the best and last epoch (as `provenance` names them)."""
     problems = []
     epochs = [m["epoch"] for m in metrics]
     last = max(epochs, default=0)
@@ -279,8 +281,9 @@ def epoch_problems(provenance: dict, metrics: list[dict], quality: list[dict], g
         problems.append(f"samples/ holds grids of epochs {foreign} at which the run saved no grid.")
     if lacking := sorted({min(sampled, default=0), max(sampled, default=0), best} - set(grids) - {None}):
         problems.append(f"samples/ lacks the grid of epoch(s) {lacking} (first, best or last).")
-    if max(sampled, default=None) != last:
-        problems.append(f"the last sample grid is of epoch {max(sampled, default=None)}, not of the last epoch {last}.")
+    # a run stopped between sample epochs (SIGTERM ends after any epoch) ends after its last grid
+    if due := [e for e in range(max(sampled, default=0) + 1, last + 1) if config.samples_at(e)]:
+        problems.append(f"the last sample grid is of epoch {max(sampled, default=None)}, though the run samples at epoch {due[0]}.")
     if len(grids) < min(len(sampled), recorded.get("max_grids", len(sampled))):
         problems.append(f"samples/ holds {len(grids)} of {len(sampled)} grids, fewer than the export's limit allows.")
     quality_epochs = {r["epoch"] for r in quality}
@@ -298,7 +301,7 @@ def check_result(result_dir: str | Path) -> list[str]:
         return [f"{shown(link)} is a symbolic link, and a shipped result holds none." for link in links]
     try:
         provenance = read_provenance(result_dir)
-        TrainConfig.from_dict(run_folders.read_config(result_dir), complete=True)
+        config = TrainConfig.from_dict(run_folders.read_config(result_dir), complete=True)
     except UserError as error:
         return [str(error)]
     problems = [f"{result_dir} lacks {name}." for name in REQUIRED_FILES if not (result_dir / name).is_file()]
@@ -308,7 +311,7 @@ def check_result(result_dir: str | Path) -> list[str]:
     problems += [str(warning.message) for warning in skipped]
     saved = run_folders.checkpoint_files(result_dir)
     problems += [reason for path in saved.values() if (reason := _checkpoint_problem(path))]
-    problems += epoch_problems(provenance, metrics, quality, list(run_folders.samples(result_dir)), list(saved))
+    problems += epoch_problems(provenance, config, metrics, quality, list(run_folders.samples(result_dir)), list(saved))
     try:
         checkpoints.load_fixed_noise(result_dir)
     except UserError as error:

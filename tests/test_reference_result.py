@@ -112,17 +112,21 @@ def test_the_epoch_table_prints_the_records_of_every_strip_epoch(kind):
     epochs = history_epochs(folder)
     lines = epoch_table(folder, epochs).splitlines()
     assert len(lines) == 2 + -(-len(epochs) // 2), "a title, a header and two blocks side by side"
-    assert lines[1].split("|")[0].split() == ["epoch", "D(x)", "D(G(z))", "SWD", "G"]
+    assert lines[1].split("|")[0].split() == ["epoch", "D(x)", "D(G(z))", "SWD", "G", "G_ema"]
     cells = [[block.split() for block in line.split("|")] for line in lines[2:]]
-    printed = {int(block[0]): block[1:4] for row in cells for block in row if block}
+    printed = {int(block[0]): block[1:] for row in cells for block in row if block}
     assert sorted(printed) == epochs
     metrics = {r["epoch"]: r for r in map(json.loads, (folder / "metrics.jsonl").read_text().splitlines())}
-    swd = {r["epoch"]: r["swd"] for r in map(json.loads, (folder / "quality.jsonl").read_text().splitlines())
-           if r.get("model", "G") == "G"}
-    for epoch, (d_x, d_g_z, score) in printed.items():
+    records = [json.loads(line) for line in (folder / "quality.jsonl").read_text().splitlines()]
+    swd = {(r["epoch"], r.get("model", "G")): r["swd"] for r in records}
+    for epoch, (d_x, d_g_z, score, averaged) in printed.items():
         assert float(d_x) == pytest.approx(metrics[epoch]["D_x"], rel=5e-3)
         assert float(d_g_z) == pytest.approx(metrics[epoch]["D_G_z"], rel=5e-3)
-        assert float(score) == pytest.approx(swd[epoch], rel=5e-3)
+        assert float(score) == pytest.approx(swd[epoch, "G"], rel=5e-3)
+        if (epoch, "G_ema") in swd:
+            assert float(averaged) == pytest.approx(swd[epoch, "G_ema"], rel=5e-3)
+        else:
+            assert averaged == "–", "an epoch before G_ema was kept shows a dash"
 
 
 def test_a_provenance_without_a_usable_rate_gives_no_estimate(tmp_path, monkeypatch):

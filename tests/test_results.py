@@ -218,6 +218,15 @@ def test_check_result_finds_a_planted_inconsistency(exported, tmp_path, plant, e
     assert any(re.search(expected, p) for p in problems), problems
 
 
+@pytest.mark.parametrize("last, expected", [(25, []), (30, ["the last sample grid is of epoch 20, though the run samples at epoch 30."])])
+def test_a_run_stopped_between_sample_epochs_ends_after_its_last_grid(last, expected):
+    config = TrainConfig(epochs=100, sample_every=10, save_every=10)
+    recorded = {"epochs": {"best": 20, "last": last}, "grids": {"sample_epochs": [10, 20], "shipped": [10, 20]}}
+    metrics = [{"epoch": e} for e in range(1, last + 1)]
+    quality = [{"epoch": 10}, {"epoch": 20}]
+    assert provenance_module.epoch_problems(recorded, config, metrics, quality, [10, 20], [20, last]) == expected
+
+
 def test_tables_over_checkpoints_use_g_ema_where_a_shipped_epoch_holds_only_that(exported, tmp_path):
     result = copy_of(exported["transposed"], tmp_path)
     best = result / "checkpoints" / "epoch-000001.pt"

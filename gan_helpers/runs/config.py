@@ -130,6 +130,11 @@ class TrainConfig:
             raise UserError(f"the checkpoint is already at epoch {epoch}; pass --epochs larger than {epoch} to continue.")
         return config
 
+    def samples_at(self, epoch: int) -> bool:
+        """Whether training saves a sample grid, and scores it, after `epoch`."""
+        return (epoch % self.sample_every == 0 or epoch <= self.sample_all_first or epoch % self.save_every == 0
+                or epoch == self.epochs)
+
     def run_tag(self) -> str:
         """The tag in its run folder's name: `name`, else the data set's folder and the generator."""
         return self.name or f"{Path(self.data).name}-{self.generator}"

@@ -61,8 +61,7 @@ def fit_run(run_dir, config, G, D, opt_G, opt_D, images, fixed_z, *, start_epoch
         run_folders.append_metrics(run_dir, {**stats, "lr_d": rate, "device": device, "precision": precision})
 
     def sample(epoch: int, stats: dict) -> None:
-        if (epoch % config.sample_every == 0 or epoch <= config.sample_all_first or epoch % config.save_every == 0
-                or epoch == config.epochs):
+        if config.samples_at(epoch):
             sample_epoch(run_dir, config, G, fixed_z, images, epoch, G_ema)
             if epoch % config.save_every and epoch != config.epochs and is_new_best(run_dir, epoch):
                 (run_dir / "best").mkdir(exist_ok=True)  # a best-scoring epoch between checkpoints: its generators
