@@ -54,7 +54,7 @@ def smoke_runs() -> None:
 
 @pytest.fixture(scope="session")
 def notebook_dir(tmp_path_factory, smoke_runs) -> Path:
-    """Notebooks 01, 03 and 05 with the smoke parameters injected, and progress bars on as a student has them.
+    """Notebooks 01, 03 and 05 with the smoke parameters injected, and progress bars and widgets on as a student has them.
 
     Notebook 03 trains into a fresh runs folder (the smoke runs would only be reused), so its training
     cell shows the live panel epoch by epoch.
@@ -70,6 +70,9 @@ def notebook_dir(tmp_path_factory, smoke_runs) -> Path:
         injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
         assert "progress = False" in injected.source, "the runner no longer injects progress = False; update this fixture"
         injected.source = injected.source.replace("progress = False", "progress = True")
+        if stem == "05_latent":
+            assert "interactive = False" in injected.source, "the runner no longer injects interactive = False; update this fixture"
+            injected.source = injected.source.replace("interactive = False", "interactive = True")
         if stem == "03_dcgan":
             setup = next(c for c in nb.cells if c.cell_type == "code" and CONFIG_LINE in c.source)
             setup.source = setup.source.replace(CONFIG_LINE, f"{CONFIG_LINE[:-1]}, runs_dir={str(folder / 'runs')!r})")
