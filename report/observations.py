@@ -26,6 +26,7 @@ numbers) say where to look, not what was measured, and are not checked.
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 from pathlib import Path
@@ -135,3 +136,29 @@ def unquoted_numbers(merged: nbformat.NotebookNode) -> list[tuple[int, str]]:
     values = [{float(token) for token in ANY_NUMBER.findall(_computed(cells))} for cells in chapters]
     return [(point, quoted) for point, text, chapter in written for quoted in MEASURED.findall(text)
             if not shows(quoted, values[chapter])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m report.observations BUILT_NOTEBOOK``: exit status 1 if its observations quote a value nothing in it computed.
+
+    BUILT_NOTEBOOK is the merged notebook a report build leaves beside its PDF
+    (``build/PROFILE/report/lab_report.ipynb``), the observations already placed.
+    """
+    parser = argparse.ArgumentParser(prog="python -m report.observations",
+                                     description="Check that every value the placed observations quote is one the build computed.")
+    parser.add_argument("notebook", help="the merged notebook of a report build, e.g. build/full/report/lab_report.ipynb")
+    args = parser.parse_args(argv)
+    path = Path(args.notebook)
+    if not path.is_file():
+        print(f"observations: {path} does not exist; build the report first (`make report`).")
+        return 2
+    merged = nbformat.read(path, as_version=4)
+    missing = unquoted_numbers(merged)
+    for point, number in missing:
+        print(f"{path}: the observations of point {point} quote {number}, which the report computes nowhere in that notebook")
+    print(f"{path}: " + ("every value the observations quote is computed" if not missing else f"{len(missing)} quoted value(s) not computed"))
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -753,3 +753,20 @@ def test_the_command_is_wired():
 
     args = cli.build_parser().parse_args(["report", "--render-only", "--runs-source", "shipped"])
     assert args._run is report.run and args.render_only and args.runs_source == "shipped"
+
+
+def test_the_observations_check_fails_a_built_report_quoting_a_value_it_did_not_compute(tmp_path, capsys):
+    from report import observations
+
+    def built(printed):
+        code = new_code_cell("print(...)", outputs=[new_output("stream", name="stdout", text=printed)])
+        merged = new_notebook(cells=[new_markdown_cell("# 05"), code,
+                                     new_markdown_cell("**Observations (Point 13).** MSE 0.0321 and |z| 22.3.")])
+        path = tmp_path / "lab_report.ipynb"
+        nbformat.write(merged, path)
+        return str(path)
+
+    assert observations.main([built("MSE 0.0321, |z| 22.5\n")]) == 1
+    assert "point 13 quote 22.3" in capsys.readouterr().out
+    assert observations.main([built("MSE 0.0321, |z| 22.3\n")]) == 0
+    assert observations.main([str(tmp_path / "missing.ipynb")]) == 2
