@@ -2,12 +2,12 @@
 
     build("smoke")                    # execute, merge, render report/lab_report.pdf
     build("smoke", render_only=True)  # from the executed copies in build/smoke/
-    python -m gan_helpers report [--profile smoke|quick|full] [--data DIR] [--render-only] [--source auto|shipped|train]
+    python -m gan_helpers report [--profile smoke|quick|full] [--data DIR] [--render-only]
 
 The executed notebooks land in ``build/<profile>/``; the merged notebook and
-the files of the rendering in ``build/<profile>/report/``. With the full
-profile, a shipped result in ``results/reference/`` stands in for training
-when it fits (:mod:`gan_helpers.runs.results`).
+the files of the rendering in ``build/<profile>/report/``. The notebooks
+read a shipped result in ``results/reference/`` where it was trained with
+the profile's settings (:mod:`gan_helpers.runs.results`).
 
 What the merge leaves out on purpose, and figures that would print badly,
 are listed as notes when the build ends, so the notebooks' authors can see them.
@@ -42,10 +42,9 @@ from report.merge import merge
 from report.reading import REPORT_DIR, load_config, point_locations, read_executed
 from report.pdfcheck import page_count
 from report.render import choose_renderer, render_pdf
-from gan_helpers.runs.results import resolve_source
 from report.provenance import cpu_name
 from report.sources import (
-    averaging_evidence, count_images, describe_source, machine_in_words, observations_file, schedule_estimate, shipped_results, source_for_kernels,
+    averaging_evidence, count_images, describe_source, machine_in_words, observations_file, schedule_estimate, shipped_results,
     version_in_words,
 )
 
@@ -100,15 +99,10 @@ def report_info(profile: str, executed: dict[str, nbformat.NotebookNode], config
 
 
 def build(profile: str, data: str | None = None, *, render_only: bool = False, renderer: str = "auto",
-          pdf: Path = PDF, runs_source: str = "", source: str = "") -> Path:
-    """Execute the notebooks (unless `render_only`), merge them and render `pdf`; return its path.
-
-    `source` (auto, shipped or train; default ``$LAB_SOURCE``, else auto)
-    says whether a shipped result stands in for training (gan_helpers.runs.results).
-    """
+          pdf: Path = PDF, runs_source: str = "") -> Path:
+    """Execute the notebooks (unless `render_only`), merge them and render `pdf`; return its path."""
     with _one_build():
-        return _build(profile, data, render_only=render_only, renderer=renderer, pdf=pdf, runs_source=runs_source,
-                      source=source)
+        return _build(profile, data, render_only=render_only, renderer=renderer, pdf=pdf, runs_source=runs_source)
 
 
 @contextlib.contextmanager
@@ -125,12 +119,11 @@ def _one_build() -> Iterator[None]:
         yield
 
 
-def _build(profile: str, data: str | None, *, render_only: bool, renderer: str, pdf: Path, runs_source: str,
-           source: str) -> Path:
+def _build(profile: str, data: str | None, *, render_only: bool, renderer: str, pdf: Path, runs_source: str) -> Path:
     started = time.perf_counter()
     renderer = choose_renderer(renderer)  # before an hour of notebooks, not after
     out = BUILD_ROOT / profile
-    merged, notes = assemble(profile, out, data, execute=not render_only, fmt=renderer, runs_source=runs_source, source=source)
+    merged, notes = assemble(profile, out, data, execute=not render_only, fmt=renderer, runs_source=runs_source)
     build_dir = out / "report"
     build_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(build_dir / "build.txt", merged.metadata.pop("lab_build", ""))  # facts and notebook parameters
@@ -148,26 +141,24 @@ def _build(profile: str, data: str | None, *, render_only: bool, renderer: str, 
 
 
 def assemble(profile: str, out: Path, data: str | None = None, *, execute: bool = True, fmt: str = "latex",
-             runs_source: str = "", source: str = "") -> tuple[nbformat.NotebookNode, list[str]]:
+             runs_source: str = "") -> tuple[nbformat.NotebookNode, list[str]]:
     """Execute the notebooks into `out` (unless not `execute`) and merge them: (the merged notebook, notes).
 
-    Which runs the notebooks read is decided here once, before any notebook
-    runs, and handed to their kernels through ``$LAB_SOURCE``; the title
-    page's "Training figures" line (unless `runs_source` is given) and the
-    observation cells of a shipped result follow from the same decision.
+    Which shipped results the notebooks will read is found here, before any
+    notebook runs, as the notebooks find them (:func:`report.sources.shipped_results`);
+    the title page's "Training figures" line (unless `runs_source` is given)
+    and the observation cells of a shipped result follow from it.
     """
     config = load_config()
     departures, notes = load_departures(profile=profile)
-    source = resolve_source(source)
     experiment = experiment_config(profile, data=data or "")
-    used = shipped_results(experiment, source)  # a result forced but unusable fails now, not after the notebooks
+    used = shipped_results(experiment)  # a result that is not as exported fails now, not after the notebooks
     if execute:
         sources = {stem: nbformat.read(nbrun.notebook_path(stem), as_version=4) for stem in NOTEBOOKS if nbrun.notebook_path(stem).is_file()}
         if len(sources) == len(NOTEBOOKS):
             point_locations({s: clean_notebook(nb) for s, nb in sources.items()})  # fail now, not after the run
         nbrun.ensure_default_data(profile, data)
-        with source_for_kernels(source):
-            nbrun.execute(profile, out, data=data)
+        nbrun.execute(profile, out, data=data)
     executed = read_executed(out)
     folders = sorted({_show(folder.parent) if folder is not None else experiment.runs_dir for folder in used.values()})
     info = report_info(profile, executed, config, data=data, runs_source=runs_source or describe_source(used, experiment),
@@ -202,9 +193,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--renderer", choices=["auto", "latex", "html"], default="auto", help="latex (xelatex), html (Chromium) or auto: latex when installed")
     parser.add_argument("--pdf", default=None, help="where to write the PDF (default: report/lab_report.pdf)")
     parser.add_argument("--runs-source", default="", help="the title page's line on where the training figures come from (default: computed)")
-    parser.add_argument("--source", choices=["auto", "shipped", "train"], default=None,
-                        help="the shipped result results/reference instead of training (shipped), never (train), or for the "
-                             "full profile when it fits (auto; default: $LAB_SOURCE, else auto)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -213,6 +201,5 @@ def run(args: argparse.Namespace) -> int:
     pdf = Path(args.pdf).expanduser().resolve() if args.pdf else PDF
     if args.pdf:  # a wrong path costs no wait: one sentence before any notebook runs
         ensure_folder(pdf.parent, "PDF's folder")
-    build(profile, data, render_only=args.render_only, renderer=args.renderer, pdf=pdf, runs_source=args.runs_source,
-          source=args.source or "")
+    build(profile, data, render_only=args.render_only, renderer=args.renderer, pdf=pdf, runs_source=args.runs_source)
     return 0

@@ -37,7 +37,7 @@ from gan_helpers.paths import PROJECT_ROOT, from_root, shown
 from gan_helpers.runs import checkpoints, run_folders
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.runs.quality_records import QUALITY_FILE, read_quality
-from gan_helpers.runs.results import PROVENANCE_FILE, data_key, file_manifest, links_inside, read_provenance
+from gan_helpers.runs.results import PROVENANCE_FILE, file_manifest, links_inside, read_provenance
 
 FORMAT = 2  # bumped when the layout of a result folder changes (2: a pruned run folder, checkpoints/ with dicts)
 INPUT_KEYS = ("commands", "environment", "commit")
@@ -152,7 +152,9 @@ def read_provenance_input(path: str | Path) -> dict:
 
 def data_record(config: dict) -> dict:
     """The training images' folder, count and content hash (None where the folder cannot be read here)."""
-    record = {"path": data_key(config["data"], PROJECT_ROOT), "images": None, "sha256": None}
+    given = Path(config["data"])  # relative to the project when inside it, so machines compare
+    record = {"path": (given.relative_to(PROJECT_ROOT) if given.is_relative_to(PROJECT_ROOT) else given).as_posix(),
+              "images": None, "sha256": None}
     folder = from_root(config["data"])
     try:
         if not (folder.is_dir() and is_prepared(folder)):

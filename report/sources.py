@@ -1,19 +1,15 @@
-"""Where the report's training figures come from: the shipped result that stands in for training, or this machine.
+"""Where the report's training figures come from: a shipped result the notebooks find, or this machine.
 
-The decision (:func:`shipped_results`) is made once per build, before any
-notebook runs, and handed to the notebooks' kernels through ``$LAB_SOURCE``
-(:func:`source_for_kernels`); the title page says it in words
-(:func:`describe_source`) and a shipped result's written observations
-(:func:`observations_file`) go into the report with it.
+The notebooks find their runs with :func:`gan_helpers.runs.experiment.find_run`,
+and so does :func:`shipped_results`, before any notebook runs; the title page
+says it in words (:func:`describe_source`) and a shipped result's written
+observations (:func:`observations_file`) go into the report with it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import statistics
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -22,7 +18,8 @@ from gan_helpers.datasets import loading, manifest, prepare
 from gan_helpers.errors import UserError
 from gan_helpers.paths import from_root, shown
 from gan_helpers.runs.config import GENERATOR_KINDS, TrainConfig
-from gan_helpers.runs.results import SOURCE_VARIABLE, read_provenance, shipped_result
+from gan_helpers.runs.experiment import find_run
+from gan_helpers.runs.results import inside_results, read_provenance
 from gan_helpers.runs.quality_records import read_quality, record_model
 from report.provenance import trained_on
 from gan_helpers.formatting import duration, finite_number
@@ -64,10 +61,11 @@ def version_in_words(version: str) -> str:
     return str(version).split("+", 1)[0]
 
 
-def shipped_results(config: TrainConfig, source: str | None = None, generators=GENERATOR_KINDS,
-                    say: Callable[[str], None] | None = print) -> dict[str, Path | None]:
-    """:func:`shipped_result` for each generator kind: ``{"transposed": Path or None, …}``."""
-    return {kind: shipped_result(config.replace(generator=kind), source, say=say) for kind in generators}
+def shipped_results(config: TrainConfig, generators=GENERATOR_KINDS) -> dict[str, Path | None]:
+    """The shipped result that :func:`find_run` finds for each generator kind, else None (trained here):
+    ``{"transposed": Path or None, …}``; a result that is not as exported is refused now, in one sentence."""
+    found = {kind: find_run(config.replace(generator=kind)) for kind in generators}
+    return {kind: folder if folder is not None and inside_results(folder) else None for kind, folder in found.items()}
 
 
 def describe_source(used: dict[str, Path | None], config: TrainConfig) -> str:
@@ -152,17 +150,3 @@ def observations_file(used: dict[str, Path | None]) -> Path | None:
         raise UserError(f"{shown(path)} is a symbolic link, and a shipped result's observations are never read through one; "
                         f"put the text itself there.")
     return path if path.is_file() else None
-
-
-@contextlib.contextmanager
-def source_for_kernels(source: str) -> Iterator[None]:
-    """``$LAB_SOURCE`` set to `source` meanwhile, so notebook kernels started now decide as the caller did."""
-    saved = os.environ.get(SOURCE_VARIABLE)
-    os.environ[SOURCE_VARIABLE] = source
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(SOURCE_VARIABLE, None)
-        else:
-            os.environ[SOURCE_VARIABLE] = saved

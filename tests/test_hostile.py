@@ -27,7 +27,7 @@ from gan_helpers.storage import locks
 from gan_helpers.tools.cli import main
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
-from gan_helpers.runs.experiment import train
+from gan_helpers.runs.experiment import find_run, train
 from gan_helpers.paths import PROJECT_ROOT
 from report import observations, render
 from gan_helpers.runs.markdown import markdown_text
@@ -243,10 +243,9 @@ def test_every_use_of_a_changed_result_is_refused_naming_the_file(made, tmp_path
     assert require_intact(result) == result
     change(result)
     monkeypatch.setenv(shipped.RESULTS_VARIABLE, str(tmp_path / "results"))
-    monkeypatch.setattr(shipped, "has_spec_settings", lambda config: True)
-    config = TrainConfig.from_dict(run_folders.read_config(made["run"]))
+    config = TrainConfig.from_dict(run_folders.read_config(made["run"])).replace(runs_dir=str(tmp_path / "runs"))
     with pytest.raises(UserError, match=named):
-        shipped.shipped_result(config, "auto")
+        find_run(config)  # the result has the run's identity, so the lab would read it
     assert main(["evaluate", str(result), "--print-only"]) == 2
     assert named in one_sentence(capsys.readouterr().err)
     assert check_result(result), "check_result reports it too"

@@ -56,7 +56,7 @@ def test_each_run_trained_gets_its_own_panel_and_a_reused_run_none(tiny_data, tm
 
     config = tiny_config(tiny_data, tmp_path)
     panel = LivePanel(interactive=False)
-    lab_runs(config, watch=panel, source="train")
+    lab_runs(config, watch=panel)
     assert [run.run_dir.name.split("-")[-1] for run in panel.panels] == ["transposed", "upsampling"] and len(shown) == 2
-    lab_runs(config, watch=panel, source="train")  # both reused: nothing trains, nothing more is shown
+    lab_runs(config, watch=panel)  # both reused: nothing trains, nothing more is shown
     assert len(panel.panels) == 2 and len(shown) == 2

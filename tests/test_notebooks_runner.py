@@ -134,21 +134,28 @@ def test_default_profile_follows_the_gpu(monkeypatch, tmp_path):
     assert experiment.default_profile() == "quick"
 
 
-def test_default_profile_without_a_gpu_is_full_when_the_shipped_result_fits(monkeypatch):
+def test_default_profile_without_a_gpu_is_full_when_run_lookup_finds_shipped_results(monkeypatch):
     import torch
+
+    from gan_helpers.paths import PROJECT_ROOT
+    from gan_helpers.runs.results import results_root
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     seen = []
 
-    def fits(kinds):
-        def result(config, source=None, say=print):
-            seen.append((config.epochs, config.data, say))
-            return Path("results/reference") / config.generator if config.generator in kinds else None
-        return result
-    monkeypatch.setattr(experiment, "shipped_result", fits({"transposed", "upsampling"}))
+    def finds(shipped, trained=()):
+        def find_run(config):
+            seen.append((config.epochs, config.data))
+            if config.generator in shipped:
+                return results_root() / "reference" / config.generator
+            return PROJECT_ROOT / "runs" / "full" / f"00000-x-{config.generator}" if config.generator in trained else None
+        return find_run
+    monkeypatch.setattr(experiment, "find_run", finds({"transposed", "upsampling"}))
     assert experiment.default_profile() == "full"
-    assert seen[-1] == (experiment.experiment_config("full").epochs, experiment.experiment_config("full").data, None)  # asked quietly
-    monkeypatch.setattr(experiment, "shipped_result", fits({"transposed"}))  # half a result: the lab trains, so quick
+    assert seen[-1] == (experiment.experiment_config("full").epochs, experiment.experiment_config("full").data)
+    monkeypatch.setattr(experiment, "find_run", finds({"transposed"}))  # half a result: the lab trains, so quick
+    assert experiment.default_profile() == "quick"
+    monkeypatch.setattr(experiment, "find_run", finds({"transposed"}, {"upsampling"}))  # a run found first may train on
     assert experiment.default_profile() == "quick"
 
 

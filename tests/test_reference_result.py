@@ -13,8 +13,8 @@ import torch
 
 from gan_helpers.runs.config import GENERATOR_KINDS
 from gan_helpers.models import TransposedConvGenerator, UpsamplingGenerator
-from gan_helpers.runs.experiment import experiment_config
-from gan_helpers.runs.results import REFERENCE as NAME, matches, results_root
+from gan_helpers.runs.experiment import experiment_config, find_run
+from gan_helpers.runs.results import REFERENCE as NAME, results_root
 from report.provenance import check_result
 from gan_helpers.runs.run_folders import checkpoint_files, read_config, read_metrics
 
@@ -25,10 +25,11 @@ pytestmark = pytest.mark.skipif(not REFERENCE.is_dir(), reason="the project ship
 
 
 @pytest.mark.parametrize("kind", GENERATOR_KINDS)
-def test_the_reference_result_is_whole_and_fits_the_full_profile(kind):
+def test_the_reference_result_is_whole_and_fits_the_full_profile(kind, tmp_path):
     folder = REFERENCE / kind
     assert check_result(folder) == [], "every file as its provenance lists it, epochs 1..N once each"
-    assert matches(folder, experiment_config("full").replace(generator=kind)) is None
+    full = experiment_config("full").replace(generator=kind, runs_dir=str(tmp_path / "runs"))
+    assert find_run(full) == folder, "found by the full profile's identity, as notebooks 03-06 find it"
     epochs = [record["epoch"] for record in read_metrics(folder)]
     assert epochs == list(range(1, len(epochs) + 1))
 

@@ -1,4 +1,4 @@
-"""Shipped results: the export's files and sizes, float16 weights, provenance, refusal to overwrite, matches, checks."""
+"""Shipped results: the export's files and sizes, float16 weights, provenance, refusal to overwrite, lookup by identity, checks."""
 
 from __future__ import annotations
 
@@ -18,10 +18,9 @@ from report import export, provenance as provenance_module
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.runs.quality_records import append_quality, read_quality
-from gan_helpers.runs.experiment import train
+from gan_helpers.runs.experiment import find_run, train
 from gan_helpers.runs.warm_start import warm_start
 from gan_helpers.models import GENERATORS, Discriminator, build_generator, generate
-from gan_helpers.runs.results import matches
 from report.export import SHIPPED_TILES, choose_grids, export_run, ship_grid, sizes
 from gan_helpers.runs.run_plots import grid_tiles, save_grid
 from gan_helpers.runs.summaries import checkpoint_samples
@@ -167,21 +166,19 @@ def test_a_failed_export_leaves_nothing(trained, tmp_path):
     assert not (tmp_path / "out").exists(), "the folders the export created go too"
 
 
-def test_matches_compares_identity_and_names_each_difference(trained, exported, tmp_path):
-    config, _ = trained["runs"]["transposed"]
-    assert matches(exported["transposed"], config) is None
-    assert matches(exported["transposed"], config.replace(epochs=50, sample_every=5, save_every=10)) is None, "schedule is not identity"
-    message = matches(exported["transposed"], config.replace(lr_d=2e-5, seed=3))
-    assert "was trained with lr_d 1e-05, seed 0, not lr_d 2e-05, seed 3." in message
-    assert "generator 'upsampling'" in matches(exported["upsampling"], config)
-    # A result exported on another machine: its data folder is compared relative to that machine's project.
-    moved = copy_of(exported["transposed"], tmp_path)
-    saved = json.loads((moved / "config.json").read_text())
-    (moved / "config.json").write_text(json.dumps({**saved, "data": "/elsewhere/lab/data/galaxies64"}))
-    provenance = json.loads((moved / "provenance.json").read_text())
-    (moved / "provenance.json").write_text(json.dumps({**provenance, "project_root": "/elsewhere/lab"}))
-    assert matches(moved, config.replace(data="data/galaxies64")) is None
-    assert "data 'data/galaxies64'" in matches(moved, config)
+def test_run_lookup_finds_a_result_by_identity_after_the_runs_folder(trained, exported, tmp_path, monkeypatch):
+    config, run_dir = trained["runs"]["transposed"]
+    monkeypatch.setenv(results.RESULTS_VARIABLE, str(trained["root"] / "results"))
+    assert find_run(config) == run_dir, "the runs folder first"
+    elsewhere = config.replace(runs_dir=str(tmp_path / "runs"))
+    assert find_run(elsewhere) == exported["transposed"], "then the results folder"
+    assert find_run(elsewhere.replace(epochs=50, sample_every=5, save_every=10)) == exported["transposed"], "schedule is not identity"
+    assert find_run(elsewhere.replace(lr_d=2e-5)) is None and find_run(elsewhere.replace(seed=3)) is None
+    assert find_run(elsewhere.replace(generator="upsampling")) == exported["upsampling"]
+    assert find_run(elsewhere.replace(data="data/galaxies64")) is None, "another data folder is another run"
+    monkeypatch.setenv(results.RESULTS_VARIABLE, str(tmp_path / "none"))
+    assert find_run(elsewhere) is None, "a results folder without results: the lab trains"
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "none").exists(), "looking writes nothing"
 
 
 def _repeat_metrics_line(folder: Path) -> None:

@@ -1,4 +1,4 @@
-"""A shipped result in place of training: detection, reading it like a run, live inversion, observations, the report.
+"""A shipped result in place of training: found like a run, read like a run, live inversion, observations, the report.
 
 The result is made here, in a temporary folder, from a 2-epoch CPU run of
 each generator with the full profile's settings on 8 tiny images; LAB_RESULTS
@@ -7,7 +7,6 @@ points the lab at it, so the project's results/ is never read or written.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -26,7 +25,7 @@ from gan_helpers.runs.summaries import run_summary, samples_at
 from gan_helpers.latent import invert
 from gan_helpers.runs.latent_files import choose_checkpoint, save_latent
 from gan_helpers.models import GENERATORS, generate
-from gan_helpers.paths import shown
+from gan_helpers.paths import PROJECT_ROOT
 from gan_helpers.runs.parameter_sets import NOTEBOOKS
 from gan_helpers.runs.experiment import experiment_config
 from report.observations import place_observations, read_observations
@@ -79,9 +78,8 @@ def made(tmp_path_factory) -> dict:
 
 @pytest.fixture(autouse=True)
 def lab_results(made, monkeypatch) -> Path:
-    """Every test reads results from the temporary folder, with LAB_SOURCE unset (auto)."""
+    """Every test reads results from the temporary folder."""
     monkeypatch.setenv(results.RESULTS_VARIABLE, str(made["root"] / "results"))
-    monkeypatch.delenv(results.SOURCE_VARIABLE, raising=False)
     return made["root"] / "results"
 
 
@@ -92,85 +90,72 @@ def copied_results(made, tmp_path: Path, monkeypatch) -> Path:
     return copy
 
 
-# ---- detection ---------------------------------------------------------------------------------
+# ---- finding a result ----------------------------------------------------------------------------
 
 
-def test_a_fitting_result_stands_in_for_training_with_the_full_settings(made, tmp_path, capsys):
+def test_a_result_with_the_experiments_identity_is_read_instead_of_training(made, tmp_path, capsys):
     config = full_settings(made["data"], tmp_path / "runs")
     assert experiment.lab_runs(config) == made["results"]
     printed = capsys.readouterr().out
-    assert printed == "", "a fitting result is read as it is, without a word"
+    assert printed == "", "a result is read as it is, without a word"
     assert experiment.find_run(config.replace(generator="upsampling")) == made["results"]["upsampling"]
+    assert sources.shipped_results(config) == made["results"], "the report names what the notebooks find"
     assert not (tmp_path / "runs").exists(), "nothing is trained or written in runs_dir"
 
 
-def test_other_profiles_and_source_train_ignore_results_silently(made, capsys):
+def test_a_run_in_the_runs_folder_comes_before_the_result(made, capsys):
+    config = full_settings(made["data"], made["root"] / "runs")  # where the exported runs were trained
+    assert experiment.find_run(config) == made["runs"]["transposed"]
+    assert experiment.lab_run(config.replace(epochs=2), "upsampling") == made["runs"]["upsampling"]
+    assert "Reusing" in capsys.readouterr().out
+    assert sources.shipped_results(config) == {"transposed": None, "upsampling": None}, "trained here, not shipped"
+
+
+def test_other_profiles_train_and_ignore_results_silently(made, capsys):
     for profile in ("quick", "smoke"):
         config = experiment_config(profile, data=str(made["data"]))
         assert sources.shipped_results(config) == {"transposed": None, "upsampling": None}
-    assert results.shipped_result(full_settings(made["data"], "runs/x"), "train") is None
-    assert capsys.readouterr().out == "", "quick and smoke train as today, without a word about results/"
+    assert capsys.readouterr().out == "", "quick and smoke train as always, without a word about results/"
 
 
-def test_without_a_gpu_a_fitting_result_makes_full_the_default_profile(made, tmp_path, monkeypatch, capsys):
+def test_without_a_gpu_a_result_for_both_generators_makes_full_the_default_profile(made, tmp_path, monkeypatch, capsys):
     from gan_helpers.runs.experiment import default_profile
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert default_profile(made["data"]) == "full"
     assert default_profile(write_image_folder(tmp_path / "other", 8)) == "quick"  # DATA= another folder: trained here
-    monkeypatch.setenv(results.SOURCE_VARIABLE, "train")
+    copy = copied_results(made, tmp_path, monkeypatch)
+    shutil.rmtree(copy / "reference" / "upsampling")
+    assert default_profile(made["data"]) == "quick", "half a result: the lab trains, so quick"
+    monkeypatch.setenv(results.RESULTS_VARIABLE, "none")
     assert default_profile(made["data"]) == "quick"
     assert capsys.readouterr().out == "", "choosing the profile says nothing"
 
 
-def test_a_mismatch_in_data_or_settings_means_training_said_in_one_line(made, tmp_path, monkeypatch, capsys):
-    other_data = full_settings(write_image_folder(tmp_path / "other", 8), tmp_path / "runs")
-    assert results.shipped_result(other_data) is None
-    line = capsys.readouterr().out
-    assert line.count("\n") == 1 and "data" in line and "training here instead" in line
-
-    copy = copied_results(made, tmp_path, monkeypatch)
-    saved = json.loads((copy / "reference" / "transposed" / "config.json").read_text())
-    (copy / "reference" / "transposed" / "config.json").write_text(json.dumps({**saved, "lr_d": 2e-5}))
-    config = full_settings(made["data"], tmp_path / "runs")
+def test_other_data_or_settings_mean_training(made, tmp_path, monkeypatch, capsys):
     trained = []
     monkeypatch.setattr(experiment, "train", lambda config=None, **_: trained.append(config) or tmp_path / "trained")
-    assert experiment.lab_run(config, "transposed") == tmp_path / "trained" and trained[0].generator == "transposed"
-    line = capsys.readouterr().out
-    assert line.count("\n") == 1 and "was trained with lr_d 2e-05, not lr_d 1e-05" in line and "training here instead" in line
-    with pytest.raises(UserError, match=r"LAB_SOURCE=shipped, but .* lr_d 2e-05, not lr_d 1e-05; use those settings or set LAB_SOURCE=train"):
-        experiment.lab_run(config, "transposed", "shipped")
+    other_data = full_settings(write_image_folder(tmp_path / "other", 8), tmp_path / "runs")
+    assert experiment.lab_run(other_data, "transposed") == tmp_path / "trained"
+    assert experiment.lab_run(full_settings(made["data"], tmp_path / "runs").replace(lr_d=2e-5), "upsampling") == tmp_path / "trained"
+    assert [(c.generator, c.lr_d) for c in trained] == [("transposed", 1e-5), ("upsampling", 2e-5)]
+    assert capsys.readouterr().out == ""
 
 
-def test_forcing_a_source_and_its_errors(made, tmp_path, monkeypatch):
-    smoke = experiment_config("smoke", data=str(made["data"]))
-    with pytest.raises(UserError, match="max_images"):
-        results.shipped_result(smoke.replace(generator="upsampling"), "shipped")  # forced, yet still never a wrong result
-    monkeypatch.setenv(results.SOURCE_VARIABLE, "shipped")
-    assert results.shipped_result(full_settings(made["data"], tmp_path, "upsampling")) == made["results"]["upsampling"]
-    monkeypatch.setenv(results.RESULTS_VARIABLE, str(tmp_path / "empty"))
-    with pytest.raises(UserError, match="no shipped result .*empty/reference/transposed"):
-        results.shipped_result(full_settings(made["data"], tmp_path))
-    assert results.shipped_result(full_settings(made["data"], tmp_path), "auto") is None
-    with pytest.raises(UserError, match="LAB_SOURCE='always' is not a source of runs; use one of auto, shipped, train"):
-        results.resolve_source("always")
+def test_lab_results_pointing_to_a_folder_without_results_forces_training(made, tmp_path, monkeypatch):
+    trained = []
+    monkeypatch.setattr(experiment, "train", lambda config=None, **_: trained.append(config) or tmp_path / "trained")
+    monkeypatch.setenv(results.RESULTS_VARIABLE, "none")  # as `make report PROFILE=full LAB_RESULTS=none` sets it
+    assert results.results_root() == PROJECT_ROOT / "none" and not results.results_root().exists()
+    config = full_settings(made["data"], tmp_path / "runs")
+    assert experiment.lab_runs(config) == {"transposed": tmp_path / "trained", "upsampling": tmp_path / "trained"}
+    assert [c.generator for c in trained] == ["transposed", "upsampling"]
+    assert sources.shipped_results(config) == {"transposed": None, "upsampling": None}
 
 
-def test_the_report_decides_once_and_hands_the_decision_to_the_kernels(monkeypatch):
-    import os
-
-    from report import build
-
-    monkeypatch.setenv(results.SOURCE_VARIABLE, "auto")
-    with sources.source_for_kernels("train"):
-        assert os.environ[results.SOURCE_VARIABLE] == "train"
-    assert os.environ[results.SOURCE_VARIABLE] == "auto"
-    called = {}
-    monkeypatch.setattr(build, "build", lambda *args, **kwargs: called.update(kwargs))
-    parser = argparse.ArgumentParser()
-    build.add_arguments(parser)
-    build.run(parser.parse_args(["--profile", "smoke", "--source", "shipped"]))
-    assert called["source"] == "shipped" and called["runs_source"] == ""
+def test_a_result_is_never_trained_into(made):
+    with pytest.raises(UserError, match="is a shipped result, which is never trained into; continue its training in a new run"):
+        experiment.train(resume=made["results"]["transposed"], epochs=3)
 
 
 # ---- reading a result like a run ---------------------------------------------------------------
@@ -347,7 +332,9 @@ def test_notebook_05_runs_from_the_result_and_merges_into_the_report(made, tmp_p
 
     from report.build import assemble
 
-    monkeypatch.setenv(results.SOURCE_VARIABLE, "shipped")  # a failure to use the result is an error, never a 2000-epoch run
+    config = experiment_config("full", data=str(made["data"]))
+    for kind in KINDS:  # the kernel looks up its runs as here, with the same LAB_RESULTS: never a 2000-epoch run
+        assert experiment.find_run(config.replace(generator=kind)) == made["results"][kind]
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "executed"
     out.mkdir()
@@ -362,11 +349,10 @@ def test_notebook_05_runs_from_the_result_and_merges_into_the_report(made, tmp_p
             shutil.copy(NOTEBOOK_DIR / f"{stem}.ipynb", out / f"{stem}.ipynb")
 
     printed = "".join(o.get("text", "") for c in nbformat.read(out / "05_latent.ipynb", as_version=4).cells for o in c.get("outputs", []))
-    assert "Using the shipped result" not in printed and "transposed: G of epoch 1 (eval mode" in printed
+    assert "nothing is trained here" in printed and "transposed: G of epoch 1 (eval mode" in printed
     for kind in KINDS:
         latents = made["root"] / "runs" / "shipped" / "reference" / kind / "latents"
         assert {p.name for p in latents.glob("*.pt")} >= {"epoch-000001-outside-grace_hopper.pt"}
-        assert experiment.find_run(experiment_config("full", data=str(made["data"])).replace(generator=kind), "train") is None
         assert check_result(made["results"][kind]) == []
 
     merged, notes = assemble("full", out, str(made["data"]), execute=False)

@@ -5,8 +5,8 @@ creates a run folder (or continues one) and trains it with the end-of-epoch
 hooks of :func:`gan_helpers.runs.run_loop.fit_run`. :func:`lab_runs` is how
 notebooks 03–06 find their runs: by the settings that make runs the same
 (:meth:`TrainConfig.identity`), never by "the newest run", so every notebook
-of one profile sees the same two folders; for the full profile a shipped
-result may stand in for them (gan_helpers.runs.results).
+of one profile sees the same two folders: runs in its runs folder, else a
+shipped result trained with the same settings (gan_helpers.runs.results).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from gan_helpers.seeding import seed_everything, set_rng_state
 from gan_helpers.runs.run_loop import fit_run, sample_epoch
 from gan_helpers.averaging import averaged_copy
 from gan_helpers.runs.parameter_sets import data_argument, profile_experiment, profile_names
-from gan_helpers.runs.results import inside_shipped, shipped_result
+from gan_helpers.runs.results import REFERENCE, inside_results, inside_shipped, require_intact, results_root
 from gan_helpers.datasets.loading import load_dataset
 
 
@@ -136,40 +136,38 @@ def _removed_unless_trained(run_dir: Path):
         raise
 
 
-def find_run(config: TrainConfig, source: str | None = None) -> Path | None:
-    """The folder the lab reads for `config`: the shipped result that replaces training, if any
-    (:func:`gan_helpers.runs.results.shipped_result`), else the newest run in ``config.runs_dir`` with the
-    same identity as `config` and a checkpoint, else None."""
-    result = shipped_result(config, source, say=None)
-    if result is not None:
-        return result
+def find_run(config: TrainConfig) -> Path | None:
+    """The folder the lab reads for `config`: the newest run in ``config.runs_dir`` with the same identity
+    (:meth:`TrainConfig.identity`) and a checkpoint, else the shipped result with that identity
+    (``results/reference/<generator>``, checked intact: :mod:`gan_helpers.runs.results`), else None."""
     wanted = config.identity()
-    for run_dir in reversed(run_folders.find_runs(from_root(config.runs_dir), config.generator)):
+    shipped = results_root() / REFERENCE / config.generator
+    for run_dir in [*reversed(run_folders.find_runs(from_root(config.runs_dir), config.generator)), shipped]:
+        if not (run_dir / "config.json").is_file():
+            continue
         saved = run_folders.read_config(run_dir)
         if {k: saved.get(k) for k in wanted} == wanted and run_folders.checkpoint_files(run_dir):
-            return run_dir
+            return require_intact(run_dir) if run_dir == shipped else run_dir
     return None
 
 
-def lab_run(config: TrainConfig, generator: str, source: str | None = None, *, watch=None) -> Path:
-    """The experiment's run of one generator: a shipped result, or a run reused, continued or started.
+def lab_run(config: TrainConfig, generator: str, *, watch=None) -> Path:
+    """The experiment's run of one generator: a run or shipped result reused, a run continued, or one started.
 
-    `source` (default ``$LAB_SOURCE``, else auto) decides whether a shipped
-    result (``results/reference/<generator>``) stands in for training; see
-    :mod:`gan_helpers.runs.results`; it is read as it is, never trained into. Otherwise a finished run with the same
-    identity (every setting but the schedule: epochs, sample/save intervals,
-    device, …) is returned untouched; an unfinished one is resumed up to
-    ``config.epochs``; otherwise a new run starts. An interrupted notebook or
-    report build therefore picks up where it stopped, and two runs differing
-    in one training setting are never confused. `watch` as in :func:`train` (only training shows in it).
+    The folder is :func:`find_run`'s: a finished run with the same identity
+    (every setting but the schedule: epochs, sample/save intervals, device, …)
+    or a shipped result is returned untouched; an unfinished run is resumed up
+    to ``config.epochs``; without either a new run starts. An interrupted
+    notebook or report build therefore picks up where it stopped, and two runs
+    differing in one training setting are never confused. `watch` as in
+    :func:`train` (only training shows in it).
     """
     config = config.replace(generator=generator)
-    result = shipped_result(config, source)
-    if result is not None:
-        return result
-    run_dir = find_run(config, "train")
+    run_dir = find_run(config)
     if run_dir is None:
         return train(config, watch=watch)
+    if inside_results(run_dir) is not None:
+        return run_dir  # a shipped result is read as it is, never trained into
     last = max(run_folders.checkpoint_files(run_dir))
     if last >= config.epochs:
         print(f"Reusing {shown(run_dir)} (trained to epoch {last})")
@@ -178,9 +176,9 @@ def lab_run(config: TrainConfig, generator: str, source: str | None = None, *, w
     return train(resume=run_dir, watch=watch, **schedule)
 
 
-def lab_runs(config: TrainConfig, generators=GENERATOR_KINDS, source: str | None = None, *, watch=None) -> dict[str, Path]:
+def lab_runs(config: TrainConfig, generators=GENERATOR_KINDS, *, watch=None) -> dict[str, Path]:
     """The experiment's runs (or shipped results), one per generator kind: ``{"transposed": Path, "upsampling": Path}``."""
-    return {kind: lab_run(config, kind, source, watch=watch) for kind in generators}
+    return {kind: lab_run(config, kind, watch=watch) for kind in generators}
 
 
 def _resume(target: Path, overrides: dict, watch=None, note: str = "") -> Path:
@@ -277,12 +275,10 @@ def resolve_profile(name: str | None = None, data: str | Path | None = None) -> 
 
 
 def default_profile(data: str | Path | None = None) -> str:
-    """'full' where a CUDA GPU is available or a shipped result stands in for its training, 'quick' otherwise.
-
-    The shipped result (``results/reference``, :mod:`gan_helpers.runs.results`) counts only
-    when it fits the full profile's experiment on `data` for both generators.
-    """
+    """'full' where a CUDA GPU is available or the shipped result (``results/reference``) is what :func:`find_run`
+    finds for the full profile's experiment on `data`, for both generators; 'quick' otherwise."""
     if torch.cuda.is_available():
         return "full"
     config = experiment_config("full", data=data_argument(data) if data else "")
-    return "full" if all(shipped_result(config.replace(generator=kind), say=None) for kind in GENERATOR_KINDS) else "quick"
+    found = [find_run(config.replace(generator=kind)) for kind in GENERATOR_KINDS]
+    return "full" if all(run_dir and inside_results(run_dir) for run_dir in found) else "quick"

@@ -5,41 +5,33 @@
       samples/epoch-NNNNNN.png …  samples/ema/epoch-NNNNNN.png …   fixed-noise grids of G and G_ema
       checkpoints/epoch-NNNNNN.pt …     {epoch, config, G[, G_ema][, D]} in float16: the best and the newest epoch
 
-A shipped result is read by the same functions as any run folder
-(:mod:`gan_helpers.runs.run_folders`, :func:`gan_helpers.runs.checkpoints.load_generator`).
-What differs is where it lies: the lab looks for one in ``results/`` beside
-the runs it trains, and never writes into it. ``provenance.json``, written
-at export (:mod:`report.provenance`), says how it was made.
+A shipped result is read by the same functions as any run folder, and found
+the same way: :func:`gan_helpers.runs.experiment.find_run` looks for a run
+with the experiment's identity in its runs folder first, then in the results
+folder, a runs folder that is only read. A result is used only as exported
+(:func:`require_intact`), and nothing is written into it: files computed from
+it go to :func:`work_dir`. ``provenance.json``, written at export
+(:mod:`report.provenance`), says how it was made.
 
-Two environment variables steer whether a result stands in for training, so
-``make report``, the notebook runner and JupyterLab (which pass their
-environment to the kernels) agree:
-
-    LAB_SOURCE=auto      (the default) the shipped result for the full profile's settings when it fits, else train
-    LAB_SOURCE=shipped   the shipped result, or an error saying why it cannot be used
-    LAB_SOURCE=train     train (or reuse the runs in runs/) as if results/ did not exist
-    LAB_RESULTS=DIR      where results live (default: the project's results/; tests point it elsewhere)
+``LAB_RESULTS=DIR`` moves the results folder (default: the project's
+``results/``); a folder without results there, e.g. ``LAB_RESULTS=none``,
+makes the lab train as if no result shipped. ``make report`` and JupyterLab
+pass it on to the notebooks' kernels.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from gan_helpers.errors import UserError
 from gan_helpers.paths import PROJECT_ROOT, from_root, shown
 from gan_helpers.runs import run_folders
-from gan_helpers.runs.config import TrainConfig
-from gan_helpers.runs.parameter_sets import profile_experiment
 from gan_helpers.storage.locks import LOCK_FILE
 
-SOURCE_VARIABLE = "LAB_SOURCE"
 RESULTS_VARIABLE = "LAB_RESULTS"
-SOURCES = ("auto", "shipped", "train")
 REFERENCE = "reference"  # results/<REFERENCE>/<generator> is the result the lab uses
-SPEC_PROFILE = "full"  # the profile whose settings are the spec's run
 PROVENANCE_FILE = "provenance.json"  # written at export (report.provenance); its list of files keeps a result intact
 
 
@@ -47,50 +39,6 @@ def results_root() -> Path:
     """Where shipped results live: ``$LAB_RESULTS`` if set, else the project's ``results/``."""
     given = os.environ.get(RESULTS_VARIABLE, "").strip()
     return from_root(given) if given else PROJECT_ROOT / "results"
-
-
-def resolve_source(source: str | None = None) -> str:
-    """`source` if given, else ``$LAB_SOURCE``, else 'auto'; a UserError for anything but auto, shipped, train."""
-    chosen = (source or "").strip() or os.environ.get(SOURCE_VARIABLE, "").strip() or "auto"
-    if chosen not in SOURCES:
-        raise UserError(f"{SOURCE_VARIABLE}={chosen!r} is not a source of runs; use one of {', '.join(SOURCES)}.")
-    return chosen
-
-
-def has_spec_settings(config: TrainConfig) -> bool:
-    """Whether `config` trains with the full profile's settings and length (its data and generator aside).
-
-    The length counts: `quick` trains the same experiment as `full` for a few epochs instead of
-    2000, and a report of a few epochs is trained here, not read from a 2000-epoch result.
-    """
-    def settings(c: TrainConfig) -> dict:
-        return {**{k: v for k, v in c.identity().items() if k not in ("data", "generator")}, "epochs": c.epochs}
-    return settings(config) == settings(profile_experiment(SPEC_PROFILE))
-
-
-def shipped_result(config: TrainConfig, source: str | None = None, *, say: Callable[[str], None] | None = print) -> Path | None:
-    """The shipped result to read instead of training `config`'s run, or None to train (module docstring).
-
-    With source 'auto', a result that does not fit is reported through `say`
-    in one line; with 'shipped', a missing or unfitting result is a UserError.
-    """
-    source = resolve_source(source)
-    if source == "train" or (source == "auto" and not has_spec_settings(config)):
-        return None
-    folder = results_root() / REFERENCE / config.generator
-    if not folder.is_dir():
-        if source == "shipped":
-            raise UserError(f"{SOURCE_VARIABLE}=shipped, but there is no shipped result {shown(folder)}; export one "
-                            f"(`python -m gan_helpers export RUN_DIR {shown(folder)}`) or set {SOURCE_VARIABLE}=train.")
-        return None
-    reason = matches(folder, config)
-    if reason is None:
-        return require_intact(folder)  # used only exactly as exported (provenance.json's files), never through a link
-    if source == "shipped":
-        raise UserError(f"{SOURCE_VARIABLE}=shipped, but {reason.rstrip('.')}; use those settings or set {SOURCE_VARIABLE}=train.")
-    if say is not None:
-        say(f"Not using the shipped result: {reason.rstrip('.')}; training here instead.")
-    return None
 
 
 def inside_results(path: str | Path) -> Path | None:
@@ -117,27 +65,6 @@ def work_dir(run_dir: str | Path) -> Path:
     if root is None:
         return run_dir
     return root.parent / "runs" / "shipped" / run_dir.resolve().relative_to(root)
-
-
-def matches(result_dir: str | Path, config: TrainConfig) -> str | None:
-    """None when the result was trained with `config`'s identity (TrainConfig.identity); else one sentence naming the differences.
-
-    Data folders are compared relative to the project, so a result exported
-    on another machine matches the same folder here.
-    """
-    saved = run_folders.read_config(result_dir)
-    ours = config.identity()
-    theirs = {key: saved.get(key, "(not recorded)") for key in ours}
-    root = read_provenance(result_dir).get("project_root", PROJECT_ROOT)
-    theirs["data"] = data_key(str(theirs["data"]), root)
-    ours["data"] = data_key(str(from_root(ours["data"])), PROJECT_ROOT)
-    differing = [key for key in ours if theirs[key] != ours[key]]
-    if not differing:
-        return None
-
-    def listing(values: dict) -> str:
-        return ", ".join(f"{key} {values[key]!r}" for key in differing)
-    return f"{shown(result_dir)} was trained with {listing(theirs)}, not {listing(ours)}."
 
 
 def links_inside(result_dir: str | Path) -> list[Path]:
@@ -183,17 +110,6 @@ def read_provenance(result_dir: str | Path) -> dict:
     if not isinstance(provenance, dict):
         raise UserError(f"{path} holds a JSON {type(provenance).__name__}, not an object; export the run again.")
     return provenance
-
-
-def data_key(path: str, project_root: str | Path) -> str:
-    """A data folder as compared between machines: relative to the project when inside it."""
-    path = Path(path)
-    if path.is_absolute():
-        try:
-            return path.relative_to(project_root).as_posix()
-        except ValueError:
-            pass
-    return path.as_posix()
 
 
 def file_manifest(folder: str | Path) -> dict[str, dict]:
