@@ -97,11 +97,11 @@ def training_settings(config: TrainConfig) -> list[tuple[str, str]]:
     return rows
 
 
-def _heading(title: str, text: str, fmt: str) -> list[NotebookNode]:
-    """A section heading and its sentence; in LaTeX kept on the page of the table that follows."""
+def _heading(title: str, text: str, fmt: str, lines: int = 12) -> list[NotebookNode]:
+    """A section heading and its sentence; in LaTeX kept on the page of the table that follows (`lines` of it at least)."""
     if fmt != "latex":
         return [new_markdown_cell(f"## {title}\n\n{text}")]
-    keep = new_raw_cell("\\Needspace*{12\\baselineskip}", metadata={"raw_mimetype": "text/latex"})
+    keep = new_raw_cell(f"\\Needspace*{{{lines}\\baselineskip}}", metadata={"raw_mimetype": "text/latex"})
     return [keep, new_markdown_cell(f"## {title} {{.unnumbered}}\n\n{text}")]
 
 
@@ -195,8 +195,9 @@ def front_matter(info: dict, locations: dict[int, list[Location]], fmt: str) -> 
     """
     unnumbered = " {.unnumbered}" if fmt == "latex" else ""
     cells = [new_markdown_cell(f"# About this report{unnumbered}\n\n{info['intro']}")]
-    cells += [*_heading("Where each lab point is answered", "Every point is answered under a heading that names it.", fmt),
-              _point_table(locations, fmt)]
+    rows = -(-sum(len(where) for where in locations.values()) // 3)  # the LaTeX table's rows (three groups side by side)
+    cells += [*_heading("Where each lab point is answered", "Every point is answered under a heading that names it.", fmt,
+                        lines=2 * rows + 6), _point_table(locations, fmt)]  # the table kept whole: a row holds up to two lines
     if info.get("departures"):
         fills = {"{schedule}": info.get("schedule") or "many hours per run",  # the estimate the shipped records give
                  "{averaging}": info.get("averaging") or "the SWD curves of G and G_ema"}  # their G_ema against G
