@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_helpers.datasets import loading, prepare, stellarium
+from gan_helpers.datasets import loading, prepare
 from gan_helpers.datasets.loading import image_paths, is_prepared, load_dataset
 from gan_helpers.errors import UserError
 from gan_helpers.datasets.prepare import prepare_folder
@@ -115,21 +115,21 @@ def test_a_damaged_prepared_image_says_to_prepare_again(tmp_path):
         load_dataset(dst)
 
 
-def test_default_set_is_built_on_first_use(tmp_path, monkeypatch):
+def test_default_set_loads_once_built_and_names_make_data_before(tmp_path, monkeypatch):
     default = tmp_path / "galaxies64"
     monkeypatch.setattr(loading, "DEFAULT_DATA", default)
-    calls = []
-
-    def fake_build(dst, **kwargs):
-        calls.append(Path(dst))
-        if not dst.exists():
-            flat_set(dst, 4)
-        return dst
-
-    monkeypatch.setattr(stellarium, "build_default_dataset", fake_build)
+    with pytest.raises(UserError, match=r"default data set .* is missing or incomplete; build it with make data") as error:
+        load_dataset(default)
+    assert "\n" not in str(error.value) and str(error.value).count(". ") == 0  # one sentence
+    prepare_folder(flat_set(tmp_path / "src", 4), default, progress=False)
+    with pytest.raises(UserError, match="make data"):  # prepared, but not a finished build of the recipe
+        load_dataset(default)
+    (default / loading.BUILD_INFO).write_text(f'{{"recipe": {loading.RECIPE_VERSION}, "package": "x"}}')
     assert load_dataset(default).shape[0] == 4
     assert load_dataset(str(default), max_images=2).shape[0] == 2
-    assert calls == [default, default]
+    (default / loading.BUILD_INFO).write_text('{"recipe": 0, "package": "x"}')
+    with pytest.raises(UserError, match="make data"):  # an older recipe's set is rebuilt, not trusted
+        load_dataset(default)
 
 
 def test_bad_device_is_a_user_error(tmp_path):

@@ -1,4 +1,5 @@
-"""The default data set recipe: credits parsing, filtering, packaging, idempotence, and life without apt."""
+"""The default data set's recipe (``python -m gan_helpers data``): credits parsing, filtering, packaging, idempotence,
+and life without apt."""
 
 from __future__ import annotations
 
@@ -15,13 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_helpers.datasets import stellarium
 from commands import data
-from gan_helpers.errors import UserError
-from gan_helpers.datasets.stellarium import (
-    NEBULAE, Credit, build_default_dataset, build_from_folder, download_package, extract_nebulae, is_complete,
-    parse_textures,
+from commands.data import (
+    CACHE, NEBULAE, Credit, build_default_dataset, build_from_folder, download_package, extract_nebulae, parse_textures,
 )
+from gan_helpers.datasets.loading import RECIPE_VERSION, is_complete, source_folder
+from gan_helpers.errors import UserError
 from test_manifest import interrupted_after_header
 
 # The quirks of the real file: a number written "-.9794", "Short" next to
@@ -128,8 +128,8 @@ def test_build_from_package_is_idempotent(tmp_path, capsys):
     assert json.loads((dst / "build.json").read_text())["dropped"] == {"greyscale": 1}
     unpacked = {p.name for p in (cache / "nebulae" / deb.stem).iterdir()}
     assert "milkyway.png" not in unpacked and "colour_a.png" in unpacked  # only the nebula photos
-    assert stellarium.source_folder(dst, cache) == cache / "nebulae" / deb.stem
-    assert stellarium.source_folder(tmp_path, cache) is None  # not a built set
+    assert source_folder(dst, cache) == cache / "nebulae" / deb.stem
+    assert source_folder(tmp_path, cache) is None  # not a built set
     before = {p.name: p.stat().st_mtime_ns for p in dst.iterdir()}
     capsys.readouterr()
     build_default_dataset(dst, cache=cache, deb=deb, progress=False)
@@ -196,7 +196,7 @@ def test_download_failure_names_the_fix(tmp_path, monkeypatch):
 
 
 def test_without_apt_the_error_says_how_to_use_any_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(stellarium.shutil, "which", lambda name: None)
+    monkeypatch.setattr(data.shutil, "which", lambda name: None)
     with pytest.raises(UserError) as error:
         build_default_dataset(tmp_path / "galaxies64", cache=tmp_path / "cache", progress=False)
     message = str(error.value)
@@ -226,14 +226,14 @@ REAL_SAMPLE = {  # file -> expected decision, chosen to cover the package's kind
 @pytest.fixture(scope="module")
 def real_nebulae() -> Path:
     """Stellarium's photo folder from the project cache, downloading the package once if apt can."""
-    unpacked = sorted(stellarium.CACHE.glob("nebulae/*/textures.json"))
+    unpacked = sorted(CACHE.glob("nebulae/*/textures.json"))
     if unpacked:
         return unpacked[-1].parent
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         pytest.skip("the stellarium-data package is not cached and apt-get/dpkg-deb are unavailable")
-    stellarium.CACHE.mkdir(parents=True, exist_ok=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
     try:
-        return extract_nebulae(download_package(stellarium.CACHE), stellarium.CACHE)
+        return extract_nebulae(download_package(CACHE), CACHE)
     except UserError as error:
         pytest.skip(f"could not fetch stellarium-data: {error}")
 
@@ -256,7 +256,7 @@ def test_real_photos_are_filtered_and_credited(real_nebulae, tmp_path):
 
 def test_cli_paths_mean_the_current_folder(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(stellarium, "build_default_dataset", lambda dst, **kwargs: calls.append((dst, kwargs["deb"])))
+    monkeypatch.setattr(data, "build_default_dataset", lambda dst, **kwargs: calls.append((dst, kwargs["deb"])))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pkg.deb").write_bytes(b"")
     parser = argparse.ArgumentParser()
@@ -269,7 +269,7 @@ def test_a_crafted_manifest_does_not_make_a_set_complete(tmp_path):
     (tmp_path / "victim.png").write_bytes(b"precious")
     dst = tmp_path / "galaxies64"
     dst.mkdir()
-    (dst / "build.json").write_text(json.dumps({"recipe": stellarium.RECIPE_VERSION, "package": "x"}))
+    (dst / "build.json").write_text(json.dumps({"recipe": RECIPE_VERSION, "package": "x"}))
     (dst / "manifest.csv").write_text("source,status,reason,detail,output\na.png,kept,,,../victim.png\n")
     assert not is_complete(dst)
     assert (tmp_path / "victim.png").read_bytes() == b"precious"

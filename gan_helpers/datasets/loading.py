@@ -10,6 +10,7 @@ files are ever opened, so a FIFO named like a picture cannot stall training.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -21,10 +22,14 @@ from gan_helpers.datasets.convert import IMAGE_SIZE, Dropped, convert_file
 from gan_helpers.errors import UserError
 from gan_helpers.datasets.folders import FILE, is_regular_file, walk
 from gan_helpers.datasets.manifest import MANIFEST, read_manifest
-from gan_helpers.paths import DEFAULT_DATA
+from gan_helpers.paths import DEFAULT_DATA, PROJECT_ROOT, shown
 from gan_helpers.storage.regular import NotRegular, open_regular_file
 from gan_helpers.datasets.prepare import prepare_cached
 
+# The default set, built by ``python -m gan_helpers data`` (commands/data.py) from Debian's stellarium-data.
+STELLARIUM_CACHE = PROJECT_ROOT / "data" / ".cache" / "stellarium"  # the download and its unpacked photos
+BUILD_INFO = "build.json"  # written last: its presence means the set is complete
+RECIPE_VERSION = 1  # bump when the recipe changes, so old sets are rebuilt
 # Files that may sit beside prepared images without making the folder "raw".
 _SIDECARS = {".csv", ".txt", ".md", ".json"}
 
@@ -71,14 +76,38 @@ def image_paths(path: str | Path) -> list[Path]:
             if entry.kind == FILE and entry.relative.lower().endswith(".png") and not _is_sidecar(entry.relative)]
 
 
+def is_complete(dst: Path) -> bool:
+    """Whether `dst` holds a finished default set of the current recipe."""
+    try:
+        info = json.loads((dst / BUILD_INFO).read_text())
+    except (OSError, ValueError):
+        return False
+    try:
+        outputs = [row.output for row in read_manifest(dst) if row.status == "kept"]
+    except UserError:  # a damaged manifest: the set is rebuilt (and replaced whole, never read)
+        return False
+    return info.get("recipe") == RECIPE_VERSION and bool(outputs) and all((dst / name).is_file() for name in outputs)
+
+
+def source_folder(dst: Path = DEFAULT_DATA, cache: Path = STELLARIUM_CACHE) -> Path | None:
+    """The unpacked photos a built default set came from (to show what was dropped), if still cached."""
+    try:
+        package = json.loads((Path(dst) / BUILD_INFO).read_text())["package"]
+    except (OSError, ValueError, KeyError):
+        return None
+    folder = cache / "nebulae" / package
+    return folder if folder.is_dir() else None
+
+
 def resolve_dataset(path: str | Path) -> Path:
-    """The prepared folder behind `path`: the default set (built if missing), the folder
-    itself if prepared, or a cached prepared copy of it."""
+    """The prepared folder behind `path`: the default set once built, the folder itself if prepared,
+    or a cached prepared copy of it."""
     folder = Path(path).expanduser()
     if folder.resolve() == DEFAULT_DATA.resolve():
-        from gan_helpers.datasets.stellarium import build_default_dataset  # needs apt only when the set is missing
-
-        return build_default_dataset(folder, verbose=False)
+        if not is_complete(folder):
+            raise UserError(f"The default data set {shown(folder)} is missing or incomplete; build it with make data "
+                            f"(or python -m gan_helpers data).")
+        return folder.resolve()
     if not folder.exists():
         raise UserError(f"Image folder {folder} does not exist; pass an existing folder of pictures with --data.")
     if not folder.is_dir():
@@ -109,8 +138,8 @@ def load_dataset(path: str | Path, *, max_images: int | None = None, min_images:
                  device: str | torch.device = "cpu") -> torch.Tensor:
     """The data set in `path` as one float32 tensor (N, 3, 64, 64) in [0, 1] on `device`.
 
-    The default set is built on first use. Images come in sorted file-name
-    order, so a run is reproducible; `max_images` keeps the first N of that order.
+    The default set must be built first (``make data``). Images come in sorted
+    file-name order, so a run is reproducible; `max_images` keeps the first N of that order.
     """
     if max_images is not None and max_images < 1:
         raise UserError(f"max_images is {max_images}; use a positive number, or None for all images.")
