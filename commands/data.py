@@ -7,7 +7,7 @@ a bright object in the middle. This command downloads the package with apt,
 unpacks only those photos, and runs them through the same cleaning as any
 other folder (:mod:`gan_helpers.datasets.prepare`), dropping the monochrome
 survey plates, into ``data/galaxies64`` with ``credits.csv``. Loading only
-checks the finished set (:func:`gan_helpers.datasets.loading.is_complete`).
+checks the finished set (:func:`gan_helpers.datasets.manifest.is_complete`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gan_helpers.datasets.folders import FILE, walk
-from gan_helpers.datasets.loading import BUILD_INFO, RECIPE_VERSION, STELLARIUM_CACHE as CACHE, is_complete
-from gan_helpers.datasets.manifest import MANIFEST, PrepareSummary
+from gan_helpers.datasets.manifest import (
+    BUILD_INFO, MANIFEST, RECIPE_VERSION, STELLARIUM_CACHE as CACHE, PrepareSummary, is_complete,
+)
 from gan_helpers.datasets.prepare import prepare_files
 from gan_helpers.errors import UserError
 from gan_helpers.paths import DEFAULT_DATA, ensure_folder

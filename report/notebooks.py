@@ -31,7 +31,7 @@ from gan_helpers.paths import PROJECT_ROOT, ensure_folder
 from gan_helpers.paths import shown as _show, DEFAULT_DATA, from_root
 from gan_helpers.runs.experiment import experiment_config, resolve_profile
 from gan_helpers.runs.parameter_sets import NOTEBOOKS, TRAIN, data_argument, did_you_mean, profile_names, read_profile
-from gan_helpers.datasets.loading import is_complete
+from gan_helpers.datasets.manifest import is_complete
 from commands.data import build_default_dataset
 
 KERNEL = "python3"  # the kernel tools/setup.sh installs into the virtualenv

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_helpers.datasets import loading, prepare
+from gan_helpers.datasets import loading, manifest, prepare
 from gan_helpers.datasets.loading import image_paths, is_prepared, load_dataset
 from gan_helpers.errors import UserError
 from gan_helpers.datasets.prepare import prepare_folder
@@ -124,10 +124,10 @@ def test_default_set_loads_once_built_and_names_make_data_before(tmp_path, monke
     prepare_folder(flat_set(tmp_path / "src", 4), default, progress=False)
     with pytest.raises(UserError, match="make data"):  # prepared, but not a finished build of the recipe
         load_dataset(default)
-    (default / loading.BUILD_INFO).write_text(f'{{"recipe": {loading.RECIPE_VERSION}, "package": "x"}}')
+    (default / manifest.BUILD_INFO).write_text(f'{{"recipe": {manifest.RECIPE_VERSION}, "package": "x"}}')
     assert load_dataset(default).shape[0] == 4
     assert load_dataset(str(default), max_images=2).shape[0] == 2
-    (default / loading.BUILD_INFO).write_text('{"recipe": 0, "package": "x"}')
+    (default / manifest.BUILD_INFO).write_text('{"recipe": 0, "package": "x"}')
     with pytest.raises(UserError, match="make data"):  # an older recipe's set is rebuilt, not trusted
         load_dataset(default)
 

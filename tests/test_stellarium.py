@@ -20,7 +20,7 @@ from commands import data
 from commands.data import (
     CACHE, NEBULAE, Credit, build_default_dataset, build_from_folder, download_package, extract_nebulae, parse_textures,
 )
-from gan_helpers.datasets.loading import RECIPE_VERSION, is_complete, source_folder
+from gan_helpers.datasets.manifest import RECIPE_VERSION, is_complete, source_folder
 from gan_helpers.errors import UserError
 from test_manifest import interrupted_after_header
 

@@ -10,7 +10,6 @@ files are ever opened, so a FIFO named like a picture cannot stall training.
 from __future__ import annotations
 
 import io
-import json
 import shutil
 from pathlib import Path
 
@@ -21,15 +20,11 @@ from PIL import Image
 from gan_helpers.datasets.convert import IMAGE_SIZE, Dropped, convert_file
 from gan_helpers.errors import UserError
 from gan_helpers.datasets.folders import FILE, is_regular_file, walk
-from gan_helpers.datasets.manifest import MANIFEST, read_manifest
-from gan_helpers.paths import DEFAULT_DATA, PROJECT_ROOT, shown
+from gan_helpers.datasets.manifest import MANIFEST, is_complete, read_manifest
+from gan_helpers.paths import DEFAULT_DATA, shown
 from gan_helpers.storage.regular import NotRegular, open_regular_file
 from gan_helpers.datasets.prepare import prepare_cached
 
-# The default set, built by ``python -m gan_helpers data`` (commands/data.py) from Debian's stellarium-data.
-STELLARIUM_CACHE = PROJECT_ROOT / "data" / ".cache" / "stellarium"  # the download and its unpacked photos
-BUILD_INFO = "build.json"  # written last: its presence means the set is complete
-RECIPE_VERSION = 1  # bump when the recipe changes, so old sets are rebuilt
 # Files that may sit beside prepared images without making the folder "raw".
 _SIDECARS = {".csv", ".txt", ".md", ".json"}
 
@@ -74,29 +69,6 @@ def image_paths(path: str | Path) -> list[Path]:
         return [folder / name for name in names]
     return [folder / entry.relative for entry in walk(folder, recursive=False)
             if entry.kind == FILE and entry.relative.lower().endswith(".png") and not _is_sidecar(entry.relative)]
-
-
-def is_complete(dst: Path) -> bool:
-    """Whether `dst` holds a finished default set of the current recipe."""
-    try:
-        info = json.loads((dst / BUILD_INFO).read_text())
-    except (OSError, ValueError):
-        return False
-    try:
-        outputs = [row.output for row in read_manifest(dst) if row.status == "kept"]
-    except UserError:  # a damaged manifest: the set is rebuilt (and replaced whole, never read)
-        return False
-    return info.get("recipe") == RECIPE_VERSION and bool(outputs) and all((dst / name).is_file() for name in outputs)
-
-
-def source_folder(dst: Path = DEFAULT_DATA, cache: Path = STELLARIUM_CACHE) -> Path | None:
-    """The unpacked photos a built default set came from (to show what was dropped), if still cached."""
-    try:
-        package = json.loads((Path(dst) / BUILD_INFO).read_text())["package"]
-    except (OSError, ValueError, KeyError):
-        return None
-    folder = cache / "nebulae" / package
-    return folder if folder.is_dir() else None
 
 
 def resolve_dataset(path: str | Path) -> Path:

@@ -6,12 +6,17 @@ a manifest from an earlier run, or one someone edited, is checked row by
 row: an output must be a plain ``.png`` file name inside the folder, never a
 path, and a source a relative path that stays below the source folder. Any
 other row is a :class:`~gan_helpers.errors.UserError` naming its line.
+
+The default set, built by ``python -m gan_helpers data`` (``commands/data.py``)
+from Debian's stellarium-data, adds ``build.json``: written last, it marks the
+set complete (:func:`is_complete`) and names the package the photos came from.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,11 +26,15 @@ from gan_helpers.storage.atomic import atomic_open
 from gan_helpers.datasets.convert import IMAGE_SIZE
 from gan_helpers.errors import UserError
 from gan_helpers.datasets.folders import is_plain_name
+from gan_helpers.paths import DEFAULT_DATA, PROJECT_ROOT
 from gan_helpers.storage.regular import NotRegular, open_regular_file
 
 MANIFEST = "manifest.csv"
 MANIFEST_FIELDS = ("source", "status", "reason", "detail", "output")
 STATUSES = ("kept", "dropped")
+STELLARIUM_CACHE = PROJECT_ROOT / "data" / ".cache" / "stellarium"  # the default set's download and unpacked photos
+BUILD_INFO = "build.json"
+RECIPE_VERSION = 1  # bump when the default set's recipe changes, so old sets are rebuilt
 
 
 @dataclass
@@ -124,3 +133,26 @@ def write_manifest(folder: Path, rows: Iterable[ManifestRow]) -> None:
         writer = csv.writer(handle)
         writer.writerow(MANIFEST_FIELDS)
         writer.writerows((r.source, r.status, r.reason, r.detail, r.output) for r in rows)
+
+
+def is_complete(dst: Path) -> bool:
+    """Whether `dst` holds a finished default set of the current recipe."""
+    try:
+        info = json.loads((dst / BUILD_INFO).read_text())
+    except (OSError, ValueError):
+        return False
+    try:
+        outputs = [row.output for row in read_manifest(dst) if row.status == "kept"]
+    except UserError:  # a damaged manifest: the set is rebuilt (and replaced whole, never read)
+        return False
+    return info.get("recipe") == RECIPE_VERSION and bool(outputs) and all((dst / name).is_file() for name in outputs)
+
+
+def source_folder(dst: Path = DEFAULT_DATA, cache: Path = STELLARIUM_CACHE) -> Path | None:
+    """The unpacked photos a built default set came from (to show what was dropped), if still cached."""
+    try:
+        package = json.loads((Path(dst) / BUILD_INFO).read_text())["package"]
+    except (OSError, ValueError, KeyError):
+        return None
+    folder = cache / "nebulae" / package
+    return folder if folder.is_dir() else None
