@@ -19,7 +19,7 @@ from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.runs.quality_records import append_quality, read_quality
 from gan_helpers.runs.experiment import find_run, train
-from gan_helpers.runs.warm_start import warm_start
+from commands.train import warm_start
 from gan_helpers.models import GENERATORS, Discriminator, build_generator, generate
 from report.export import SHIPPED_TILES, choose_grids, export_run, ship_grid, sizes
 from gan_helpers.runs.run_plots import grid_tiles, save_grid
