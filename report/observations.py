@@ -35,7 +35,7 @@ import nbformat
 
 from gan_helpers.errors import UserError
 from gan_helpers.paths import shown
-from gan_helpers.runs.markdown import markdown_text
+from gan_helpers.runs.markdown import ENTITIES, SPECIAL
 from gan_helpers.storage.regular import open_regular_file
 
 CELL = re.compile(r"^\s*\*\*Observations \(Point (\d+)\)\.\*\*")
@@ -44,6 +44,20 @@ MEASURED = re.compile(r"(?<![\w.])(\d+\.\d+(?:e[+-]?\d+)?|\d+e[+-]?\d+|\d+(?:\.\
 ANY_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:e[+-]?\d+)?", re.I)
 SECTION = re.compile(r"^##\s+Point\s+(\d+)\b[^\n]*$", re.M)
 OTHER_SECTION = re.compile(r"^##\s+(?!Point\s+\d+\b)(.*)$", re.M)
+# A link whose target is not a web page, a mail address or a place in the report (javascript:, data:, file:)
+# is no link: its "](" is written as characters.
+_UNSAFE_LINK = re.compile(r"\]\((?=\s*<?\s*(?!https?:|mailto:|#)[A-Za-z][A-Za-z0-9+.-]*\s*:)")
+
+
+def markdown_text(text: str) -> str:
+    """`text` as Markdown whose every character prints as typed: no raw TeX or HTML, math, code or images
+    (:mod:`gan_helpers.runs.markdown` says why).
+
+    Paragraphs, emphasis, lists, headings, tables and links keep working, so
+    a person's written observations keep their form.
+    """
+    text = SPECIAL.sub(lambda m: ENTITIES[m.group()], str(text))
+    return _UNSAFE_LINK.sub("]&#40;", text)
 
 
 def read_observations(path: str | Path) -> dict[int, str]:
@@ -85,7 +99,7 @@ def place_observations(merged: nbformat.NotebookNode, path: str | Path | None) -
         if not written.get(point):
             notes.append(f"point {point}: {where} has no observations for it, so its cell keeps the prompt")
             continue
-        # The text comes from outside the project: it reaches the PDF as text, never as TeX or HTML (report.literal).
+        # The text comes from outside the project: it reaches the PDF as text, never as TeX or HTML (markdown_text).
         cell.source = (f"**Observations (Point {point}).** *Written for this result, from its figures.*\n\n"  # no path in print
                        f"{markdown_text(written[point])}")
         placed.add(point)

@@ -33,7 +33,7 @@ def test_help_runs_without_notebook_tools():
     blocked = ["IPython", "ipywidgets", "jupyter", "jupyterlab", "nbformat", "nbconvert", "nbclient", "papermill",
                "nbval", "imagehash", "ddgs"]
     code = (f"import sys; sys.modules.update(dict.fromkeys({blocked!r})); "
-            "from gan_helpers.tools.cli import main; sys.exit(main(['bench', '--help']))")
+            "from gan_helpers.__main__ import main; sys.exit(main(['bench', '--help']))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     for flag in ("--device", "--steps", "--threads", "--json", "--rounds", "--breakdown"):

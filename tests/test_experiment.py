@@ -15,7 +15,7 @@ import pytest
 from gan_helpers.runs import experiment, parameter_sets, run_folders
 from report import notebooks
 from commands.train import add_config_arguments
-from gan_helpers.tools.cli import COMMANDS, build_parser, main
+from gan_helpers.__main__ import COMMANDS, build_parser, main
 from gan_helpers.runs.config import TrainConfig, resumable, role
 from gan_helpers.errors import UserError
 from gan_helpers.runs.experiment import find_run, lab_run, lab_runs
@@ -214,7 +214,7 @@ def test_committed_notebooks_carry_full_language_metadata_and_no_outputs():
 
 def test_a_subcommand_loads_only_its_own_module(tmp_path):
     """`python -m gan_helpers data --help` must not pay for importing torch through the train command."""
-    code = ("import sys; from gan_helpers.tools.cli import build_parser; build_parser(['data', '--help']); "
+    code = ("import sys; from gan_helpers.__main__ import build_parser; build_parser(['data', '--help']); "
             "print('torch' in sys.modules, 'gan_helpers.runs.experiment' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["False", "False"], result.stderr

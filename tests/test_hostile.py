@@ -24,13 +24,13 @@ from nbformat.v4 import new_markdown_cell, new_notebook, new_output, new_code_ce
 from gan_helpers.runs import run_folders, results as shipped
 from report import sources
 from gan_helpers.storage import locks
-from gan_helpers.tools.cli import main
+from gan_helpers.__main__ import main
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.runs.experiment import find_run, train
 from gan_helpers.paths import PROJECT_ROOT
 from report import observations, render
-from gan_helpers.runs.markdown import markdown_text
+from report.observations import markdown_text
 from commands.evaluate import evaluate_run
 from gan_helpers.runs.results import require_intact
 from report.export import export_run, sizes

@@ -21,7 +21,7 @@ from gan_helpers.runs import run_folders
 from report.export import export_run
 from gan_helpers.storage import locks
 from gan_helpers.storage.atomic import append_line, atomic_copy, atomic_write_text, link_or_copy
-from gan_helpers.tools.cli import main
+from gan_helpers.__main__ import main
 from test_folders import finishes as finishes_unblocking
 
 LINKED = "is a symbolic link, and the lab never reads or writes a file through one"

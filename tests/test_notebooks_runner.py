@@ -10,7 +10,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from gan_helpers.runs import experiment, parameter_sets
 from report import notebooks
-from gan_helpers.tools.cli import main
+from gan_helpers.__main__ import main
 from gan_helpers.errors import UserError
 
 

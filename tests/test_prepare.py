@@ -287,7 +287,7 @@ def test_command_line_works_from_another_folder(tmp_path):
 
 
 def test_cli_turns_user_errors_into_one_line(tmp_path, capsys, monkeypatch):
-    from gan_helpers.tools import cli
+    from gan_helpers import __main__ as cli
 
     monkeypatch.setattr(cli, "COMMANDS", {"prepare": "commands.prepare"})  # only the command under test
     assert cli.main(["prepare", str(tmp_path / "missing"), str(tmp_path / "dst")]) == 2

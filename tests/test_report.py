@@ -749,7 +749,7 @@ def test_renderer_prefers_latex_and_falls_back_to_chromium(monkeypatch):
 
 
 def test_the_command_is_wired():
-    from gan_helpers.tools import cli
+    from gan_helpers import __main__ as cli
     from report import build as report
 
     args = cli.build_parser().parse_args(["report", "--render-only", "--runs-source", "shipped"])

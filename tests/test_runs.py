@@ -7,7 +7,7 @@ import torch
 
 from gan_helpers.runs import run_folders, checkpoints
 from gan_helpers import speed
-from gan_helpers.tools.cli import main
+from gan_helpers.__main__ import main
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.errors import UserError
 from gan_helpers.runs.quality_records import read_quality

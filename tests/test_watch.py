@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from image_folders import write_image_folder
 
-from gan_helpers.tools.cli import main
+from gan_helpers.__main__ import main
 from gan_helpers.runs.config import TrainConfig
 from gan_helpers.runs.experiment import train
 from gan_helpers.paths import PROJECT_ROOT

@@ -5,18 +5,17 @@ lab did not write may hold ``\\input{/etc/hostname}``, ``\\write18{…}``,
 ``<script>``, ``$$…$$`` or a ```` ```{=latex} ```` block. Markdown passes such
 things through to LaTeX or HTML (pandoc's raw_tex, raw_html, tex_math_* and
 raw_attribute extensions; the HTML renderer's raw HTML), so the text is
-escaped here, before it reaches a notebook cell or a printed table, and
-pandoc itself turns the escapes back into plain characters, which its LaTeX
-and HTML writers escape in turn. xelatex also runs without shell escape and
-may read and write only files of the build (report.render).
-
-    markdown_text(observations)   # prose: emphasis, lists, tables and web links stay; the rest is literal
-    table_cell(label)             # a value from a run folder or result in a table: every character literal
+escaped before it reaches a notebook cell or a printed table, and pandoc
+itself turns the escapes back into plain characters, which its LaTeX and
+HTML writers escape in turn. xelatex also runs without shell escape and may
+read and write only files of the build (report.render).
 
 Every table a notebook prints from a run folder, a shipped result or a data
 set (:func:`gan_helpers.runs.summaries.summary_table`,
 :func:`gan_helpers.runs.quality_records.quality_table`) builds each cell
-with :func:`table_cell`, the one place such text enters the report.
+with :func:`table_cell`, the one place such text enters the report; the
+observations' prose goes through ``report.observations.markdown_text``,
+which keeps its markup but escapes the same characters (:data:`ENTITIES`).
 """
 
 from __future__ import annotations
@@ -27,25 +26,12 @@ import re
 # fenced blocks with attributes (~, `), attributes ({ }), images (!), entities (&) and TeX's ^^ character codes:
 # written as numeric character references, which pandoc and the HTML renderer read as the plain character (and
 # never as syntax).
-_ENTITIES = {"&": "&amp;", "\\": "&#92;", "<": "&lt;", ">": "&gt;", "$": "&#36;", "`": "&#96;", "~": "&#126;",
-             "{": "&#123;", "}": "&#125;", "!": "&#33;", "@": "&#64;", "^": "&#94;"}
-_SPECIAL = re.compile("[" + re.escape("".join(_ENTITIES)) + "]")
+ENTITIES = {"&": "&amp;", "\\": "&#92;", "<": "&lt;", ">": "&gt;", "$": "&#36;", "`": "&#96;", "~": "&#126;",
+            "{": "&#123;", "}": "&#125;", "!": "&#33;", "@": "&#64;", "^": "&#94;"}
+SPECIAL = re.compile("[" + re.escape("".join(ENTITIES)) + "]")
 # In a table cell nothing is markup: emphasis, links, headings and the cell separator are literal too.
-_CELL_ENTITIES = {**_ENTITIES, "*": "&#42;", "_": "&#95;", "[": "&#91;", "]": "&#93;", "#": "&#35;", "|": "&#124;"}
+_CELL_ENTITIES = {**ENTITIES, "*": "&#42;", "_": "&#95;", "[": "&#91;", "]": "&#93;", "#": "&#35;", "|": "&#124;"}
 _CELL_SPECIAL = re.compile("[" + re.escape("".join(_CELL_ENTITIES)) + "]")
-# A link whose target is not a web page, a mail address or a place in the report (javascript:, data:, file:)
-# is no link: its "](" is written as characters.
-_UNSAFE_LINK = re.compile(r"\]\((?=\s*<?\s*(?!https?:|mailto:|#)[A-Za-z][A-Za-z0-9+.-]*\s*:)")
-
-
-def markdown_text(text: str) -> str:
-    """`text` as Markdown whose every character prints as typed: no raw TeX or HTML, math, code or images.
-
-    Paragraphs, emphasis, lists, headings, tables and links keep working, so
-    a person's written observations keep their form.
-    """
-    text = _SPECIAL.sub(lambda m: _ENTITIES[m.group()], str(text))
-    return _UNSAFE_LINK.sub("]&#40;", text)
 
 
 def table_cell(value) -> str:
