@@ -136,6 +136,7 @@ def invert(
         z0 = torch.randn(restarts, G.latent_dim, generator=torch.Generator().manual_seed(seed))
     else:
         z0 = torch.randn(restarts, G.latent_dim)
+    starts = f", {restarts} starts at once" if restarts > 1 else ""
     z = z0.clone().to(device).requires_grad_(True)
     scale = target.numel() if reduction == "sum" else 1
     lr_auto = lr == "auto"
@@ -145,7 +146,6 @@ def invert(
     recorded = _frame_steps(steps, frames)
     losses = torch.empty(steps, restarts, device=device)
     kept_frames: list[torch.Tensor] = []
-    starts = f", {restarts} starts at once" if restarts > 1 else ""
     bar = tqdm(total=steps, desc=f"inversion ({reduction} error, lr {lr:.3g}{starts})", unit="step", disable=not progress)
 
     with _frozen(G), bar:

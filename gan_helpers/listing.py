@@ -1,10 +1,10 @@
 """show_source: the code of a point, printed in a notebook exactly as it runs.
 
 The ways it shortens what it prints: :func:`short_docstrings` (docstrings
-cut to their first paragraph), :func:`source_excerpt` (a long function's
-core lines under its signature) and :func:`drop_plumbing` (an excerpt
-without its progress bars). Which objects the PDF prints is the report's
-allow-list, :data:`report.cleaning.PRINTED`.
+cut to their first paragraph) and :func:`source_excerpt` (a long function's
+core lines under its signature); the lines it prints are the lines that run.
+Which objects the PDF prints is the report's allow-list,
+:data:`report.cleaning.PRINTED`.
 """
 
 from __future__ import annotations
@@ -56,47 +56,6 @@ def source_excerpt(obj, code: str, first: str, last: str) -> str:
     return "\n".join(head + lines[start:end + 1] + tail)
 
 
-# Lines of an excerpt that only drive progress bars (gan_helpers.training.fit, train_epoch, latent.invert).
-_PLUMBING = re.compile(r"tqdm\(|\b(?:bar|batches)\.(?:update|reset|close|set_postfix)\(|^\s*starts = f")
-_EXCERPT_MARK = "# (excerpt: the lines before this are left out)"
-
-
-def drop_plumbing(code: str) -> str:
-    """An excerpt of :func:`source_excerpt` without the lines that only drive progress bars.
-
-    A block left empty by that goes too (an ``if`` with nothing in it; a
-    ``try`` whose ``finally`` only closed bars loses both lines and its body
-    moves out), ``with x, bar:`` becomes ``with x:``, and the excerpt's first
-    line says that the bars are left out.
-    """
-    lines = code.splitlines()
-    kept = [line for line in lines if not _PLUMBING.search(line)]
-    if len(kept) == len(lines):
-        return code
-    kept = [re.sub(r"^(\s*with .+?), bar:$", r"\1:", line).replace(", progress=batches", "") for line in kept]
-
-    def indent(line: str) -> int:
-        return len(line) - len(line.lstrip())
-    changed = True
-    while changed:
-        changed = False
-        for i, line in enumerate(kept):
-            if not line.rstrip().endswith(":") or line.lstrip().startswith("#"):
-                continue
-            following = next((n for n in kept[i + 1:] if n.strip()), "")
-            if following and indent(following) > indent(line):
-                continue
-            if line.strip() == "finally:":  # the try's body moves out one level
-                start = max(j for j in range(i) if kept[j].strip() == "try:" and indent(kept[j]) == indent(line))
-                body = [n[4:] if n.startswith(" " * (indent(line) + 4)) else n for n in kept[start + 1:i]]
-                kept[start:i + 1] = body
-            else:
-                del kept[i]
-            changed = True
-            break
-    return "\n".join(kept).replace(_EXCERPT_MARK, "# (excerpt: the lines before this and the progress bars are left out)", 1)
-
-
 def show_source(*objects, brief: bool = False, excerpt: tuple[str, str] | None = None) -> None:
     """Display the source code of classes or functions as a highlighted block (for `[code]` points).
 
@@ -104,8 +63,7 @@ def show_source(*objects, brief: bool = False, excerpt: tuple[str, str] | None =
     the code stays complete, the prose stays in the package. ``excerpt=(first,
     last)`` prints one function's signature (without type hints) and only
     its lines from the first one containing `first` to the next one containing
-    `last`, with ``...`` where lines are left out, and without its progress
-    bars: the core of a long function.
+    `last`, with ``...`` where lines are left out: the core of a long function.
     """
     from IPython.display import Markdown, display
 
@@ -117,5 +75,5 @@ def show_source(*objects, brief: bool = False, excerpt: tuple[str, str] | None =
         if brief:
             code = short_docstrings(code)
         if excerpt is not None:
-            code = drop_plumbing(source_excerpt(obj, code, *excerpt))
+            code = source_excerpt(obj, code, *excerpt)
         display(Markdown(f"`{module}.{obj.__qualname__}`\n\n```python\n{code}\n```"))

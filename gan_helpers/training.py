@@ -34,10 +34,11 @@ update rules are the same.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -163,7 +164,7 @@ def train_epoch(
     *,
     label_noise: float = 0.05,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    progress: bool | tqdm = False,
+    bar: tqdm | None = None,
     precision: str = "auto",
     step: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
@@ -171,9 +172,7 @@ def train_epoch(
 
     `images` is the whole data set as one tensor on the training device; the
     last batch may be smaller. Losses are summed on the device and read once
-    at the end, so the loop never waits for the GPU. `progress` is True for
-    a bar of this epoch's batches, or a bar to reuse (:func:`fit` keeps one
-    for the whole run, so a notebook never holds closed bars). `step` runs one batch
+    at the end, so the loop never waits for the GPU. `bar`, if given, counts the batches. `step` runs one batch
     (:func:`fit` passes a prepared, possibly graph-captured one); by default
     :func:`train_step` with the settings given here. Returns the epoch means
     of :data:`METRICS`.
@@ -184,15 +183,20 @@ def train_epoch(
     order = torch.randperm(images.shape[0], device=images.device)
     totals = torch.zeros(len(METRICS), device=images.device)
     batches = order.split(batch_size)
-    bar = progress if isinstance(progress, tqdm) else tqdm(total=len(batches), desc="batches", leave=False, disable=not progress)
-    bar.reset(total=len(batches))
-    for index in batches:
+    for index in ticking(batches, bar):
         totals += step(images[index])
-        bar.update(1)
-    if bar is not progress:
-        bar.close()
     means = (totals / len(batches)).tolist()
     return dict(zip(METRICS, means))
+
+
+def ticking(batches: Sequence, bar: tqdm | None) -> Iterator:
+    """`batches` one by one, ticking `bar` (if any) after each."""
+    if bar is not None:
+        bar.reset(total=len(batches))
+    for batch in batches:
+        yield batch
+        if bar is not None:
+            bar.update(1)
 
 
 def prepare_training(
@@ -242,6 +246,24 @@ class TrainingDiverged(RuntimeError):
 EpochHook = Callable[[int, dict], None]
 
 
+@contextlib.contextmanager
+def progress_bars(progress: bool, epochs: int, start_epoch: int, batches: int) -> Iterator[tuple[tqdm, EpochHook]]:
+    """For :func:`fit`: a bar of the epochs with the last losses, ticked by the hook yielded, and one bar of batches
+    that every epoch reuses (so a notebook never holds a closed bar per epoch)."""
+    epoch_bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", unit="epoch", disable=not progress)
+    batch_bar = tqdm(total=batches, desc="batches", unit="batch", disable=not progress)
+
+    def show(epoch: int, stats: dict) -> None:
+        epoch_bar.update(1)
+        epoch_bar.set_postfix(loss_D=f"{stats['loss_D']:.3f}", loss_G=f"{stats['loss_G']:.3f}")
+
+    try:
+        yield batch_bar, show
+    finally:
+        batch_bar.close()
+        epoch_bar.close()
+
+
 def fit(
     D: nn.Module,
     G: nn.Module,
@@ -281,23 +303,16 @@ def fit(
     images, step = prepare_training(D, G, opt_D, opt_G, images, batch_size, label_noise=label_noise,
                                     augment=augment, precision=precision, graphs=graphs, G_ema=G_ema, ema_decay=ema_decay)
     history = []
-    bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", unit="epoch", disable=not progress)
-    batches = tqdm(total=math.ceil(images.shape[0] / batch_size), desc="batches", unit="batch", disable=not progress)
-    try:
+    with progress_bars(progress, epochs, start_epoch, math.ceil(images.shape[0] / batch_size)) as (batches, show):
         for epoch in range(start_epoch + 1, epochs + 1):
             started = time.perf_counter()
-            stats = train_epoch(D, G, opt_D, opt_G, images, batch_size, progress=batches, step=step)
+            stats = train_epoch(D, G, opt_D, opt_G, images, batch_size, bar=batches, step=step)
             stats = {"epoch": epoch, **stats, "seconds": round(time.perf_counter() - started, 3)}
             if not all(math.isfinite(stats[name]) for name in METRICS):
                 raise TrainingDiverged(epoch, {name: stats[name] for name in METRICS})
-            for hook in hooks:
+            for hook in (*hooks, show):
                 hook(epoch, stats)
             history.append(stats)
-            bar.update(1)
-            bar.set_postfix(loss_D=f"{stats['loss_D']:.3f}", loss_G=f"{stats['loss_G']:.3f}")
             if stop is not None and stop(epoch, stats):
                 break
-    finally:
-        batches.close()
-        bar.close()
     return history
