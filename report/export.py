@@ -68,7 +68,7 @@ FP16_CHECK_VECTORS = 8  # fixed latents on which the float16 weights' images are
 
 def pruned_parts(best: int, last: int, model: str) -> dict[int, tuple[str, ...]]:
     """What each shipped checkpoint holds: the best epoch the weights the report samples (`model`), the last
-    epoch G and D, from which training can be warm-restarted (gan_helpers.runs.warm_start)."""
+    epoch G and D, from which training can be warm-restarted (`train --warm-start`, commands/train.py)."""
     parts = {best: (model,), last: ("G", "D")}
     if best == last:
         parts[last] = tuple(dict.fromkeys(("G", "D", model)))
