@@ -223,3 +223,21 @@ def test_a_step_never_waits_for_the_gpu():
         train_step(D, G, opt_D, opt_G, real, augment=BatchAugment())
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("flags, isa, native", [
+    ("fpu avx512f avx512bw avx512_bf16 amx_bf16 amx_tile", "", True),
+    ("fpu avx2 avx512f avx512bw avx512vl", "", False),  # AVX-512 without bf16: oneDNN would convert, 2.8x slower
+    ("fpu avx512f avx512_bf16", "AVX512_CORE", False),  # oneDNN held below bf16
+    ("fpu avx512f avx512_bf16", "avx512_core_bf16", True),
+])
+def test_cpu_bf16_is_native_bf16_from_the_cpu_flags(monkeypatch, flags, isa, native):
+    import io
+
+    monkeypatch.setattr(speed, "open", lambda *a, **k: io.StringIO(f"processor\t: 0\nflags\t\t: {flags}\n"), raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    speed.cpu_has_bf16.cache_clear()
+    try:
+        assert speed.cpu_has_bf16() is native
+    finally:
+        speed.cpu_has_bf16.cache_clear()
