@@ -59,24 +59,18 @@ def lock_path_beside(folder: str | Path) -> Path:
     return folder.parent / f".{folder.name}.lock"
 
 
-@contextlib.contextmanager
-def hold(folder: str | Path, what: str = "writing") -> Iterator[Path]:
+def hold(folder: str | Path, what: str = "writing") -> contextlib.AbstractContextManager[Path]:
     """Hold the exclusive lock of existing folder `folder` (its ``.lock`` file) for the block."""
-    folder = Path(folder)
-    with _locked(folder / LOCK_FILE, folder, what, remove=False):
-        yield folder
+    return _locked(Path(folder) / LOCK_FILE, Path(folder), what, remove=False)
 
 
-@contextlib.contextmanager
-def hold_destination(folder: str | Path, what: str = "writing") -> Iterator[Path]:
+def hold_destination(folder: str | Path, what: str = "writing") -> contextlib.AbstractContextManager[Path]:
     """Hold the lock of `folder`, which need not exist, by a lock file beside it; the file goes when released."""
-    folder = Path(folder)
-    with _locked(lock_path_beside(folder), folder, what, remove=True):
-        yield folder
+    return _locked(lock_path_beside(folder), Path(folder), what, remove=True)
 
 
 @contextlib.contextmanager
-def _locked(lock: Path, folder: Path, what: str, *, remove: bool) -> Iterator[None]:
+def _locked(lock: Path, folder: Path, what: str, *, remove: bool) -> Iterator[Path]:
     key = str(lock.parent.resolve() / lock.name)
     with _guard:
         if key in _held:
@@ -86,7 +80,7 @@ def _locked(lock: Path, folder: Path, what: str, *, remove: bool) -> Iterator[No
             fd = _acquire(lock, folder, what)
             _held[key] = 1
     try:
-        yield
+        yield folder
     finally:
         with _guard:
             _held[key] -= 1
@@ -121,11 +115,7 @@ def _acquire(lock: Path, folder: Path, what: str) -> int:
                 raise UserError(_cannot_lock(folder, lock, error)) from None
             raise FolderBusy(f"{shown(folder)} is in use by {holder}, which is writing into it; wait until it "
                              f"finishes (or stop it) and try again ({what} changed nothing).", holder) from None
-        try:  # a holder that removed the file as it let go leaves us a lock on a name nobody else will open
-            current = os.lstat(lock).st_ino
-        except FileNotFoundError:
-            current = None
-        if current == os.fstat(fd).st_ino:
+        if _still_ours(lock, fd):  # a holder that removed the file as it let go leaves us a lock on a name nobody opens
             break
         os.close(fd)
     with contextlib.suppress(OSError):  # the process id is a courtesy for the message above; a full disk may refuse it
