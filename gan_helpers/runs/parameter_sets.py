@@ -70,14 +70,13 @@ def read_profile(name: str, gpu: bool | None = None) -> dict[str, dict]:
         if not isinstance(section, dict | None):
             raise UserError(f"section {key} of {shown(path)} must map names to values.")
     profile = {key: dict(raw.get(key) or {}) for key in sections}
-    replaced = raw.get(WITHOUT_GPU) or {}
-    for stem, knobs in replaced.items():
+    without_gpu = not (torch.cuda.is_available() if gpu is None else gpu)
+    for stem, knobs in (raw.get(WITHOUT_GPU) or {}).items():
         if stem not in NOTEBOOKS:
             raise UserError(f"section {WITHOUT_GPU} of {shown(path)} names {stem!r}, which is not a notebook{did_you_mean(stem, NOTEBOOKS)}.")
         if not isinstance(knobs, dict | None):
             raise UserError(f"section {WITHOUT_GPU}.{stem} of {shown(path)} must map names to values.")
-    if not (torch.cuda.is_available() if gpu is None else gpu):
-        for stem, knobs in replaced.items():
+        if without_gpu:
             profile[stem].update(knobs or {})
     return profile
 
